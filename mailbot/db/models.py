@@ -1,0 +1,155 @@
+"""The database schema (SQLAlchemy 2.0). Alembic migrations in migrations/ must match it
+(tests/test_migrations.py checks that)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out (SQLite keeps no time zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; pass an aware one")
+        from datetime import timezone
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        from datetime import timezone
+        return value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Message(Base):
+    """Every message mailbot downloaded or was given, archived before it was interpreted."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("mailbox", "folder", "uidvalidity", "uid", name="uq_messages_mailbox_uid"),
+        Index("ix_messages_message_id", "message_id"),
+        Index("ix_messages_sha256", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(64))
+    folder: Mapped[str | None] = mapped_column(String(255))
+    uidvalidity: Mapped[int | None] = mapped_column(Integer)
+    uid: Mapped[str | None] = mapped_column(String(255))  # IMAP UID, or a Maildir key
+    source: Mapped[str] = mapped_column(String(16))  # imap | maildir | file | operator
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    sha256: Mapped[str] = mapped_column(String(64))
+    archive_path: Mapped[str] = mapped_column(Text)  # relative to the state directory
+    size: Mapped[int] = mapped_column(Integer)
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    date: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the Date header
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)  # SPEC 3.6: what counts for lateness
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when mailbot read it
+    outcome: Mapped[str | None] = mapped_column(String(16))  # None while being processed
+    errors: Mapped[list] = mapped_column(JSON, default=list)
+    warnings: Mapped[list] = mapped_column(JSON, default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict | None] = mapped_column(JSON)  # the ingest --json object, for replays
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # archive copy of ignored mail deleted
+
+
+class Submission(Base):
+    """One accepted table for one school and month. A later one replaces it; history is kept."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (Index("ix_submissions_school_month", "school", "month"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school: Mapped[str] = mapped_column(String(255))  # the roster name
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    replaced_by: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    void_reason: Mapped[str | None] = mapped_column(Text)
+    entered_by: Mapped[str | None] = mapped_column(String(255))  # set when an operator entered it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # the row as recorded
+    schools_count: Mapped[int] = mapped_column(Integer)
+    enrolled: Mapped[int] = mapped_column(Integer)
+    participating: Mapped[int] = mapped_column(Integer)
+    two_plus_n: Mapped[bool] = mapped_column(Boolean)
+    services: Mapped[list] = mapped_column(JSON, default=list)
+    n: Mapped[int | None] = mapped_column(Integer)
+    sheet: Mapped[str] = mapped_column(String(255), default="")
+    row_number: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class Outbox(Base):
+    """Every email mailbot sends. The unique key is the claim: it can be queued only once."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status", "status", "next_attempt_at"),
+                      Index("ix_outbox_recipient", "recipient", "created_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # receipt, rejection, operator_*, reminder_*, summary
+    mailbox: Mapped[str] = mapped_column(String(64))  # sent through this mailbox's account
+    from_addr: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(String(320))  # first recipient, for the daily reply cap
+    to_addrs: Mapped[list] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(255), index=True)  # ours, without <>
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))  # what caused it
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|sending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Quarantine(Base):
+    """A message from an unregistered (or forged) sender that carries a table: the operator decides."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    candidate_schools: Mapped[list] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|approved|rejected
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class KnownSender(Base):
+    """An address the operator approved for a school (`quarantine approve --remember`)."""
+
+    __tablename__ = "known_senders"
+    __table_args__ = (UniqueConstraint("email", "school", name="uq_known_senders"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    school: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str | None] = mapped_column(String(255))

@@ -1,0 +1,44 @@
+"""Alembic environment. The URL comes from mailbot's own config loader (or the engine mailbot
+passes in), never from alembic.ini."""
+
+from __future__ import annotations
+
+import os
+
+from alembic import context
+
+from mailbot.db.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _engine():
+    engine = config.attributes.get("engine")
+    if engine is not None:
+        return engine
+    # Run by the `alembic` command directly: read the URL through mailbot's config loader.
+    from mailbot.config import load_config
+    from mailbot.db.engine import make_engine
+    return make_engine(load_config(os.environ.get("MAILBOT_CONFIG")).database_url)
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=_engine().url, target_metadata=target_metadata, literal_binds=True,
+                      render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    with _engine().connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
