@@ -27,6 +27,10 @@ class UnreadableFile(MailbotError):
         self.message = message
         self.detail = detail
 
+    def __reduce__(self):
+        # Crosses the process boundary from the table-reader workers.
+        return (UnreadableFile, (self.kind, self.message, self.detail))
+
 
 class WorkerFailure(MailbotError):
     """The isolated table reader died, ran out of memory or timed out: a `failed` outcome

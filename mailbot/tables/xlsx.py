@@ -1,0 +1,227 @@
+"""Zip-based workbooks (.xlsx, .xlsm, .ods), read with python-calamine after the guards.
+
+calamine is fast but trusts the file: it allocates a dense grid from the furthest cell and a
+vector from the shared-string count, and a failed allocation aborts the whole process. So every
+part is inflated and checked first (sizes, XML declarations), the sheet XML is scanned once for
+the extent, error values and formulas without a cached value, and a sheet too large for a dense
+grid is streamed with openpyxl instead (its values only; macros never run in either reader).
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import zipfile
+from dataclasses import dataclass, field
+
+import python_calamine
+from defusedxml import ElementTree
+
+from mailbot.config import Limits
+from mailbot.errors import UnreadableFile
+from mailbot.model import Cell, CellError, Sheet, TableFile
+from mailbot.tables.grid import make_sheet, to_cell
+from mailbot.tables.guards import (MAX_COLUMNS, ZIP_ERRORS, MAX_DENSE_CELLS, inflate_all, refusal,
+                                   refuse_xml_declarations)
+
+_PREFIX = rb"(?:[A-Za-z_][\w.-]*:)?"
+_ROW = re.compile(rb"<" + _PREFIX + rb"row\b([^>]*?)(?:/>|>(.*?)</" + _PREFIX + rb"row>)", re.DOTALL)
+_CELL = re.compile(rb"<" + _PREFIX + rb"c\b([^>]*?)(?:/>|>(.*?)</" + _PREFIX + rb"c>)", re.DOTALL)
+_ROW_NUMBER = re.compile(rb"(?:^|\s)r\s*=\s*[\"'](\d+)[\"']")
+_CELL_REF = re.compile(rb"(?:^|\s)r\s*=\s*[\"']\$?([A-Za-z]{1,3})\$?(\d+)[\"']")
+_ERROR_TYPE = re.compile(rb"(?:^|\s)t\s*=\s*[\"']e[\"']")
+_FORMULA = re.compile(rb"<" + _PREFIX + rb"f\b")
+_VALUE = re.compile(rb"<" + _PREFIX + rb"v(?:\s[^>]*)?>([^<]+)<")
+_INLINE = re.compile(rb"<" + _PREFIX + rb"is\b")
+_MERGE_REF = re.compile(rb"<" + _PREFIX + rb"mergeCell\b[^>]*?ref\s*=\s*[\"']([A-Za-z]+)(\d+):([A-Za-z]+)(\d+)[\"']")
+_SST_COUNTS = re.compile(rb"<" + _PREFIX + rb"sst\b([^>]*)>")
+_COUNT_ATTR = re.compile(rb"(?:count|uniqueCount)\s*=\s*[\"'](\d+)[\"']")
+
+
+@dataclass
+class SheetScan:
+    """What the sheet XML says before any reader allocates for it."""
+
+    rows: int = 0  # extent of cells with content, 1-based (0: empty sheet)
+    cols: int = 0
+    errors: dict[tuple[int, int], CellError] = field(default_factory=dict)  # 0-based (row, col)
+
+
+def column_index(letters: bytes) -> int:
+    """0-based index of a column name: A -> 0, AA -> 26."""
+    index = 0
+    for letter in letters.upper():
+        index = index * 26 + (letter - 64)
+    return index - 1
+
+
+def scan_sheet_xml(xml: bytes) -> SheetScan:
+    """Extent, error values and uncached formulas of one worksheet part, by a regex walk."""
+    scan = SheetScan()
+    row_number = 0
+    for row_match in _ROW.finditer(xml):
+        number = _ROW_NUMBER.search(row_match.group(1))
+        row_number = int(number.group(1)) if number else row_number + 1
+        col = -1
+        for cell in _CELL.finditer(row_match.group(2) or b""):
+            attrs, inner = cell.group(1), cell.group(2) or b""
+            ref = _CELL_REF.search(attrs)
+            col = column_index(ref.group(1)) if ref else col + 1
+            row = int(ref.group(2)) - 1 if ref else row_number - 1
+            value = _VALUE.search(inner)
+            has_formula = _FORMULA.search(inner) is not None
+            if not (value or has_formula or _INLINE.search(inner)):
+                continue  # styled but empty: calamine skips it too
+            scan.rows, scan.cols = max(scan.rows, row + 1), max(scan.cols, col + 1)
+            if value and _ERROR_TYPE.search(attrs):
+                scan.errors[(row, col)] = CellError(value.group(1).decode("utf-8", "replace").strip())
+            elif has_formula and not value and not _INLINE.search(inner):
+                scan.errors[(row, col)] = CellError("nocache")
+    return scan
+
+
+def worksheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
+    """Sheet name -> part name (xl/worksheets/sheet1.xml), from workbook.xml and its rels."""
+    try:
+        workbook = ElementTree.fromstring(parts["xl/workbook.xml"])
+        rels = ElementTree.fromstring(parts.get("xl/_rels/workbook.xml.rels", b"<Relationships/>"))
+    except Exception:  # defusedxml and expat raise several types; the file is corrupt either way
+        return {}
+    targets = {}
+    for rel in rels:
+        target = rel.get("Target", "")
+        path = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+        targets[rel.get("Id")] = path
+    found = {}
+    for element in workbook.iter():
+        if element.tag.rsplit("}", 1)[-1] != "sheet":
+            continue
+        rel_id = next((v for k, v in element.attrib.items() if k.rsplit("}", 1)[-1] == "id"), None)
+        if element.get("name") is not None and rel_id in targets:
+            found[element.get("name")] = targets[rel_id]
+    return found
+
+
+def check_shared_string_counts(parts: dict[str, bytes], filename: str | None) -> None:
+    """calamine reserves memory for the declared count: refuse a count no file could hold."""
+    sst = next((content for name, content in parts.items() if name.lower().endswith("sharedstrings.xml")), b"")
+    header = _SST_COUNTS.search(sst[:4096])
+    if not header:
+        return
+    cells_possible = sum(len(content) for content in parts.values()) // 10 + 1000
+    for count in _COUNT_ATTR.findall(header.group(1)):
+        if int(count) > cells_possible:
+            raise refusal("corrupt", filename, f"sharedStrings declares {int(count)} strings")
+
+
+_ODS_ROW = re.compile(rb"<table:table-row\b([^>]*?)(?:/>|>(.*?)</table:table-row>)", re.DOTALL)
+_ODS_CELL = re.compile(rb"<table:(?:covered-)?table-cell\b([^>]*?)(?:/>|>(.*?)</table:(?:covered-)?table-cell>)",
+                       re.DOTALL)
+_ODS_ROWS_REPEATED = re.compile(rb"number-rows-repeated\s*=\s*[\"'](\d+)[\"']")
+_ODS_COLS_REPEATED = re.compile(rb"number-columns-repeated\s*=\s*[\"'](\d+)[\"']")
+
+
+def ods_dense_cells(content_xml: bytes) -> int:
+    """Cells a dense reader would allocate for content.xml, counting repeated rows and cells."""
+    total_rows = last_row_end = widest = 0
+    for row in _ODS_ROW.finditer(content_xml):
+        repeat = _ODS_ROWS_REPEATED.search(row.group(1))
+        row_repeat = int(repeat.group(1)) if repeat else 1
+        col = last_col_end = 0
+        for cell in _ODS_CELL.finditer(row.group(2) or b""):
+            repeat = _ODS_COLS_REPEATED.search(cell.group(1))
+            col += int(repeat.group(1)) if repeat else 1
+            inner = (cell.group(2) or b"").strip()
+            if b"value-type" in cell.group(1) or (inner and inner != b"<text:p/>"):
+                last_col_end = col
+        total_rows += row_repeat
+        if last_col_end:
+            last_row_end, widest = total_rows, max(widest, last_col_end)
+    return last_row_end * widest
+
+
+def read_zip_workbook(data: bytes, fmt: str, filename: str, limits: Limits) -> TableFile:
+    """An .xlsx/.xlsm/.ods as a TableFile, or UnreadableFile (zip_bomb, xml_entities, corrupt)."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except ZIP_ERRORS as exc:
+        raise refusal("corrupt", filename, f"bad zip: {exc}") from exc
+    parts = inflate_all(data, zf, limits, filename)
+    refuse_xml_declarations(parts, filename)
+    scans: dict[str, SheetScan] = {}
+    if fmt == "ods":
+        if ods_dense_cells(parts.get("content.xml", b"")) > MAX_DENSE_CELLS:
+            raise refusal("zip_bomb", filename, "content.xml repeats cells past the dense-grid budget")
+    else:
+        check_shared_string_counts(parts, filename)
+        for sheet_name, part in worksheet_parts(parts).items():
+            if part in parts:
+                scans[sheet_name] = scan_sheet_xml(parts[part])
+    too_big = {name for name, scan in scans.items() if scan.rows * scan.cols > MAX_DENSE_CELLS}
+    sheets = read_with_calamine(data, limits, filename, scans, stream_instead=too_big)
+    for name in too_big:
+        part = worksheet_parts(parts)[name]
+        sheets[name] = read_sheet_streaming(data, name, parts[part], scans[name], limits, filename)
+    return TableFile(filename=filename, format=fmt, sheets=[sheets[name] for name in sheets])
+
+
+def read_with_calamine(data: bytes, limits: Limits, filename: str, scans: dict[str, SheetScan] | None = None,
+                       stream_instead: set[str] = frozenset()) -> dict[str, Sheet]:
+    """Every visible worksheet in workbook order (hidden sheets are stale copies or lookup lists).
+    Sheets named in `stream_instead` keep their place but are left for another reader."""
+    scans = scans or {}
+    sheets: dict[str, Sheet] = {}
+    try:
+        workbook = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
+        for meta in workbook.sheets_metadata:
+            if meta.typ != python_calamine.SheetTypeEnum.WorkSheet or meta.visible != python_calamine.SheetVisibleEnum.Visible:
+                continue
+            if meta.name in stream_instead:
+                sheets[meta.name] = Sheet(meta.name, [])
+                continue
+            sheet = workbook.get_sheet_by_name(meta.name)
+            raw = sheet.to_python(skip_empty_area=False, nrows=limits.max_rows)
+            rows = [[to_cell(value) for value in row[:MAX_COLUMNS]] for row in raw]
+            patch_cells(rows, scans.get(meta.name))
+            merged = [(r0, c0, r1, c1) for (r0, c0), (r1, c1) in (sheet.merged_cell_ranges or [])]
+            sheets[meta.name] = make_sheet(meta.name, rows, merged)
+    except BaseException as exc:  # noqa: B036  calamine panics surface as pyo3 PanicException(BaseException)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, UnreadableFile)):
+            raise
+        if "password" in str(exc).lower() or type(exc).__name__ == "PasswordError":
+            raise refusal("encrypted", filename, f"calamine: {exc}") from exc
+        raise refusal("corrupt", filename, f"calamine: {type(exc).__name__}: {exc}") from exc
+    return sheets
+
+
+def patch_cells(rows: list[list[Cell]], scan: SheetScan | None) -> None:
+    """Put error values and uncached formulas where the reader left blanks."""
+    if not scan:
+        return
+    for (row, col), error in scan.errors.items():
+        if row < len(rows) and col < MAX_COLUMNS:
+            line = rows[row]
+            if col >= len(line):
+                line.extend([None] * (col + 1 - len(line)))
+            if line[col] is None or error.code != "nocache":
+                line[col] = error
+
+
+def read_sheet_streaming(data: bytes, name: str, sheet_xml: bytes, scan: SheetScan, limits: Limits,
+                         filename: str) -> Sheet:
+    """A sheet whose furthest cell is too far for a dense grid: stream the first rows and columns."""
+    import openpyxl  # only here: slower, but it never allocates past the rows it yields
+
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+        worksheet = workbook[name]
+        rows = [[to_cell(value) for value in row] for row in
+                worksheet.iter_rows(min_row=1, max_row=limits.max_rows, max_col=MAX_COLUMNS, values_only=True)]
+        workbook.close()
+    except Exception as exc:  # openpyxl raises many types on broken parts
+        raise refusal("corrupt", filename, f"openpyxl: {type(exc).__name__}: {exc}") from exc
+    patch_cells(rows, scan)
+    merged = [(int(r0) - 1, column_index(c0), int(r1) - 1, column_index(c1))
+              for c0, r0, c1, r1 in _MERGE_REF.findall(sheet_xml)]
+    return make_sheet(name, rows, merged)
