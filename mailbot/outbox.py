@@ -1,0 +1,37 @@
+"""Queueing outgoing mail. Every email mailbot sends is first a row here, written in the same
+transaction as the decision that caused it; the unique key is the claim that makes it at most one."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.config import MailboxConfig
+from mailbot.db.models import Outbox
+from mailbot.outgoing import build_email, make_message_id
+
+log = logging.getLogger(__name__)
+
+
+def queue_mail(session: Session, *, key: str, kind: str, mailbox: MailboxConfig, to: list[str], composed,
+               now: datetime, attachments: list[tuple[str, bytes, str]] = (), in_reply_to: str | None = None,
+               references: list[str] = (), auto_submitted: str = "auto-replied", reply_to: str | None = None,
+               message_pk: int | None = None, from_name: str = "安溪县教育局") -> Outbox | None:
+    """Queue one email unless one with this key exists already (then return None)."""
+    if session.scalar(select(Outbox.id).where(Outbox.key == key)) is not None:
+        log.info("outbox key %s already queued: not queued again", key)
+        return None
+    domain = mailbox.address.rpartition("@")[2] or "mailbot.invalid"
+    message_id = make_message_id(domain, key)
+    raw = build_email(from_addr=mailbox.address, from_name=from_name, to=to, composed=composed,
+                      attachments=list(attachments), in_reply_to=in_reply_to, references=list(references),
+                      auto_submitted=auto_submitted, reply_to=reply_to, message_id=message_id, date=now)
+    row = Outbox(key=key, kind=kind, mailbox=mailbox.name, from_addr=mailbox.address, recipient=to[0].lower(),
+                 to_addrs=to, subject=composed.subject, message_id=message_id.strip("<>"), raw=raw,
+                 message_pk=message_pk, status="queued", attempts=0, next_attempt_at=now, created_at=now)
+    session.add(row)
+    session.flush()
+    return row

@@ -1,0 +1,53 @@
+"""The operator's decisions on quarantined messages (SPEC 3.4)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from mailbot.archive import read_archived
+from mailbot.config import Config
+from mailbot.db.models import KnownSender, Message, Quarantine
+from mailbot.errors import MailbotError
+from mailbot.isolation import TableReaderPool
+from mailbot.pipeline import Inbound, Pipeline
+from mailbot.schools import Roster
+
+
+def _pending(session, quarantine_id: int) -> tuple[Quarantine, Message]:
+    q = session.get(Quarantine, quarantine_id)
+    if q is None:
+        raise MailbotError(f"no quarantined message with id {quarantine_id} (see `mailbot quarantine list`)")
+    if q.status != "pending":
+        raise MailbotError(f"quarantine {quarantine_id} was already {q.status}")
+    return q, session.get(Message, q.message_pk)
+
+
+def approve(config: Config, sessions, clock, quarantine_id: int, schools: list[str], remember: bool,
+            operator: str) -> dict:
+    """Process the message as if the school had sent it: rows recorded, receipt to the sender."""
+    roster = Roster(config.schools)
+    with sessions.begin() as session:
+        q, message = _pending(session, quarantine_id)
+        chosen = schools or list(q.candidate_schools)
+        unknown = [s for s in chosen if s not in roster.by_name]
+        if not chosen or unknown:
+            raise MailbotError(f"name the school with --school (unknown: {', '.join(unknown) or 'none given'})")
+        raw = read_archived(config.state_dir, message.archive_path)
+        inbound = Inbound(raw=raw, mailbox=message.mailbox, source="operator", folder=message.folder,
+                          uidvalidity=message.uidvalidity, uid=message.uid, label=f"quarantine:{quarantine_id}")
+        q.status, q.decided_at, q.decided_by = "approved", clock(), operator
+        if remember:
+            existing = {(k.email, k.school) for k in session.scalars(select(KnownSender))}
+            for school in chosen:
+                if (message.sender, school) not in existing:
+                    session.add(KnownSender(email=message.sender, school=school, created_at=clock(),
+                                            created_by=operator))
+        message_pk = message.id
+    with TableReaderPool(config.limits) as reader:
+        return Pipeline(config, sessions, reader, clock).reprocess(inbound, message_pk, chosen)
+
+
+def reject(sessions, clock, quarantine_id: int, reason: str, operator: str) -> None:
+    with sessions.begin() as session:
+        q, message = _pending(session, quarantine_id)
+        q.status, q.decided_at, q.decided_by, q.note = "rejected", clock(), operator, reason or None

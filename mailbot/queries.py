@@ -1,0 +1,34 @@
+"""Read-only queries for the CLI's reports."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.config import Config
+from mailbot.db.models import Outbox, Submission
+from mailbot.status import InForce, month_status
+
+
+def submissions_in_force(session: Session, month: str) -> dict[str, InForce]:
+    rows = session.scalars(select(Submission).where(
+        Submission.month == month, Submission.replaced_by.is_(None), Submission.voided_at.is_(None))
+        .order_by(Submission.id))
+    return {s.school: InForce(s.school, s.received_at, s.late, s.enrolled, s.participating, s.two_plus_n, s.n,
+                              list(s.services)) for s in rows}
+
+
+def load_status(session: Session, config: Config, month: str) -> dict:
+    reporting = int(month[5:]) in config.schedule.reporting_months
+    return month_status(month, config.schools, submissions_in_force(session, month), set(),
+                        config.schedule.deadline_day, config.timezone, reporting)
+
+
+def list_outbox(session: Session, status: str | None = None, limit: int = 200) -> list[dict]:
+    query = select(Outbox).order_by(Outbox.id.desc()).limit(limit)
+    if status:
+        query = query.where(Outbox.status == status)
+    return [{"id": o.id, "key": o.key, "kind": o.kind, "mailbox": o.mailbox, "to": o.to_addrs, "subject": o.subject,
+             "status": o.status, "attempts": o.attempts, "created_at": o.created_at.isoformat(),
+             "sent_at": o.sent_at.isoformat() if o.sent_at else None, "last_error": o.last_error}
+            for o in session.scalars(query)]

@@ -1,0 +1,148 @@
+"""What mailbot answers (SPEC 4): receipts and rejections to schools, notices to the operator.
+Builds the template contexts from the decision and queues the mail in the caller's transaction."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from mailbot import store
+from mailbot.compose import compose
+from mailbot.config import Config, MailboxConfig
+from mailbot.db.models import Message, Quarantine
+from mailbot.months import month_label
+from mailbot.outbox import queue_mail
+from mailbot.prefilled import build_template, template_filename
+from mailbot.schools import Roster
+from mailbot.timeutil import deadline_of, label_date, label_datetime, start_of_day
+
+log = logging.getLogger(__name__)
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+LEVEL_LABELS = {"primary": "小学", "middle": "中学"}
+SECTION_LABELS = {"primary": "初幼教股", "middle": "中教股"}
+
+
+def section_label(mailbox: MailboxConfig) -> str:
+    return "、".join(SECTION_LABELS[level] for level in mailbox.levels)
+
+
+class Responder:
+    def __init__(self, config: Config):
+        self.config = config
+        self._templates: dict[tuple, bytes] = {}
+
+    def template(self, school: str | None, level: str | None, month: str | None) -> tuple[str, bytes, str]:
+        key = (school, level, month)
+        if key not in self._templates:  # deterministic output: cache it, rejections are frequent
+            mailbox = self.config.mailbox_for_level(level) if level else self.config.mailboxes[0]
+            self._templates[key] = build_template(school, level, month,
+                                                  deadline_day=self.config.schedule.deadline_day,
+                                                  mailbox_address=mailbox.address)
+        return template_filename(school, month), self._templates[key], XLSX_TYPE
+
+    def respond(self, session: Session, inbound, record: Message, msg, decision, roster: Roster, recorded,
+                received_at: datetime, now: datetime) -> dict | None:
+        mailbox = self.config.mailbox(inbound.mailbox)
+        if decision.outcome == "quarantined":
+            self._quarantine(session, mailbox, record, msg, decision, received_at, now)
+            return None
+        if decision.outcome not in ("accepted", "rejected"):
+            return None
+        sender = msg.from_addr
+        cap = self.config.replies.max_per_sender_per_day
+        if store.replies_today(session, sender, start_of_day(now, self.config.timezone)) >= cap:
+            log.warning("reply cap reached for %s (%d today): no reply to message %s", sender, cap, msg.message_id)
+            decision.warnings.append(f"今日已向该邮箱自动回复{cap}次，本次不再回复。")
+            return None
+        if decision.outcome == "accepted":
+            kind, context, attachments = "receipt", self._receipt_context(mailbox, decision, recorded, roster,
+                                                                         received_at), []
+        else:
+            kind, context, attachments = self._rejection(mailbox, decision, roster, received_at)
+        composed = compose(kind, context)
+        to = [msg.reply_to[0]] if msg.reply_to and msg.reply_to[0] != mailbox.address else [sender]
+        queue_mail(session, key=f"reply:{record.id}", kind=kind, mailbox=mailbox, to=to, composed=composed,
+                   now=now, attachments=attachments, in_reply_to=msg.message_id,
+                   references=[*msg.references, msg.message_id] if msg.message_id else msg.references,
+                   message_pk=record.id, from_name=f"安溪县教育局{section_label(mailbox)}")
+        return {"to": to, "subject": composed.subject}
+
+    # -- contexts --------------------------------------------------------------------------------
+    def _common(self, mailbox: MailboxConfig, month: str | None) -> dict:
+        deadline = deadline_of(month, self.config.schedule.deadline_day, self.config.timezone) if month else None
+        return {"mailbox_label": section_label(mailbox), "month_label": month_label(month) if month else "",
+                "deadline_label": label_date(deadline) if deadline else f"每月{self.config.schedule.deadline_day}日"}
+
+    def _receipt_context(self, mailbox: MailboxConfig, decision, recorded, roster: Roster, received_at) -> dict:
+        months = sorted({r.row.month for r in recorded})
+        ctx = self._common(mailbox, months[0])
+        if len(months) > 1:
+            ctx["month_label"] = "、".join(month_label(m) for m in months)
+        wrong = sorted({roster.by_name[r.row.school].level for r in recorded} - set(mailbox.levels))
+        note = ""
+        if wrong:
+            right = self.config.mailbox_for_level(wrong[0])
+            note = (f"本校为{LEVEL_LABELS[wrong[0]]}，课后服务汇总表应报送{SECTION_LABELS[wrong[0]]}邮箱 "
+                    f"{right.address}。本次数据已照常登记，下次请发送至该邮箱。")
+            decision.warnings.append(note)
+        ctx.update({
+            "school_names": sorted({r.row.school for r in recorded}, key=[r.row.school for r in recorded].index),
+            "rows": [{"school": r.row.school, "schools_count": r.row.schools_count, "enrolled": r.row.enrolled,
+                      "participating": r.row.participating, "two_plus_n": bool(r.row.two_plus_n),
+                      "services": r.row.services, "n": r.row.n, "sheet": r.row.sheet,
+                      "row_number": r.row.row_number, "month_label": month_label(r.row.month)} for r in recorded],
+            "rejected_rows": [{"school_as_written": r.school_as_written, "sheet": r.sheet,
+                               "row_number": r.row_number, "errors": r.errors} for r in decision.rows if not r.ok],
+            "warnings": list(decision.errors) + [w for r in decision.rows if r.ok for w in r.warnings],
+            "late": any(r.late for r in recorded),
+            "received_label": label_datetime(received_at, self.config.timezone),
+            "replaces": [{"school": r.row.school,
+                          "received_label": label_datetime(r.replaced.received_at, self.config.timezone)}
+                         for r in recorded if r.replaced is not None],
+            "wrong_mailbox_note": note,
+        })
+        return ctx
+
+    def _rejection(self, mailbox: MailboxConfig, decision, roster: Roster, received_at: datetime):
+        months = [r.month for r in decision.rows if r.month]
+        local = received_at.astimezone(self.config.timezone)
+        month = months[0] if months else f"{local.year:04d}-{local.month:02d}"
+        ctx = self._common(mailbox, month)
+        problems = list(decision.errors) + [e for r in decision.rows for e in r.errors]
+        schools = decision.sender_schools[:5]
+        ctx.update({"school_names": schools, "problems": problems or ["表格中没有可登记的数据。"]})
+        attachments = [self.template(name, roster.by_name[name].level, month) for name in schools
+                       if name in roster.by_name] or [self.template(None, mailbox.levels[0], month)]
+        return "rejection", ctx, attachments
+
+    # -- operator notices --------------------------------------------------------------------------
+    def _quarantine(self, session: Session, mailbox: MailboxConfig, record: Message, msg, decision,
+                    received_at: datetime, now: datetime) -> None:
+        q = Quarantine(message_pk=record.id, reason=decision.reason, candidate_schools=decision.sender_schools,
+                       status="pending", created_at=now)
+        session.add(q)
+        session.flush()
+        if not self.config.operator_email:
+            log.warning("quarantined message %s from %s: no [operator] email to tell", msg.message_id, msg.from_addr)
+            return
+        composed = compose("operator_quarantine", {
+            "sender": msg.from_addr, "subject": msg.subject, "quarantine_id": q.id, "reason": decision.reason,
+            "received_label": label_datetime(received_at, self.config.timezone),
+            "candidate_schools": decision.sender_schools})
+        queue_mail(session, key=f"operator-quarantine:{record.id}", kind="operator_quarantine", mailbox=mailbox,
+                   to=[self.config.operator_email], composed=composed, now=now, auto_submitted="auto-generated",
+                   message_pk=record.id, from_name="mailbot")
+
+    def notify_failure(self, session: Session, inbound, record: Message) -> None:
+        if not self.config.operator_email:
+            return
+        mailbox = self.config.mailbox(inbound.mailbox)
+        composed = compose("operator_failure", {
+            "mailbox": inbound.mailbox, "message_id": record.message_id or "", "sender": record.sender,
+            "subject": record.subject, "error": record.last_error or "", "attempts": record.attempts})
+        queue_mail(session, key=f"operator-failure:{record.id}", kind="operator_failure", mailbox=mailbox,
+                   to=[self.config.operator_email], composed=composed, now=record.read_at,
+                   auto_submitted="auto-generated", message_pk=record.id, from_name="mailbot")

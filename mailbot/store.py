@@ -1,0 +1,71 @@
+"""Database reads and writes for the pipeline. Thin: no decisions here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from mailbot.db.models import KnownSender, Message, Outbox, Quarantine, Submission
+
+FINAL_OUTCOMES = ("accepted", "rejected", "quarantined", "ignored", "duplicate")
+REPLY_KINDS = ("receipt", "rejection")
+
+
+def find_by_location(session: Session, mailbox: str, folder: str | None, uidvalidity: int | None,
+                     uid: str | None) -> Message | None:
+    if uid is None:
+        return None
+    return session.scalar(select(Message).where(
+        Message.mailbox == mailbox, Message.folder == folder, Message.uidvalidity == uidvalidity,
+        Message.uid == uid))
+
+
+def find_processed_twin(session: Session, message_id: str | None, sha256: str, exclude_pk: int) -> Message | None:
+    """An earlier message with the same Message-ID (or, without one, the same bytes) that reached a
+    final outcome other than duplicate."""
+    condition = Message.message_id == message_id if message_id else Message.sha256 == sha256
+    return session.scalar(select(Message).where(
+        condition, Message.id != exclude_pk,
+        Message.outcome.in_(("accepted", "rejected", "quarantined", "ignored"))).order_by(Message.id).limit(1))
+
+
+def submission_in_force(session: Session, school: str, month: str) -> Submission | None:
+    return session.scalar(select(Submission).where(
+        Submission.school == school, Submission.month == month, Submission.replaced_by.is_(None),
+        Submission.voided_at.is_(None)).order_by(Submission.id.desc()).limit(1))
+
+
+def first_on_time_exists(session: Session, school: str, month: str) -> bool:
+    return session.scalar(select(func.count()).select_from(Submission).where(
+        Submission.school == school, Submission.month == month, Submission.voided_at.is_(None),
+        Submission.late.is_(False))) > 0
+
+
+def replace_submission(session: Session, old: Submission, new: Submission) -> None:
+    session.execute(update(Submission).where(Submission.id == old.id).values(replaced_by=new.id))
+
+
+def replies_today(session: Session, recipient: str, since: datetime) -> int:
+    return session.scalar(select(func.count()).select_from(Outbox).where(
+        Outbox.recipient == recipient, Outbox.kind.in_(REPLY_KINDS), Outbox.created_at >= since))
+
+
+def our_message_ids(session: Session, ids: list[str]) -> set[str]:
+    """Which of these Message-IDs are of mail we sent (so a school's reply to it is an attempt)."""
+    if not ids:
+        return set()
+    return set(session.scalars(select(Outbox.message_id).where(Outbox.message_id.in_(ids))))
+
+
+def known_senders(session: Session) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for ks in session.scalars(select(KnownSender)):
+        out.setdefault(ks.email, set()).add(ks.school)
+    return out
+
+
+def pending_quarantine(session: Session) -> list[tuple[Quarantine, Message]]:
+    return list(session.execute(select(Quarantine, Message).join(Message, Quarantine.message_pk == Message.id)
+                                .where(Quarantine.status == "pending").order_by(Quarantine.id)).tuples())

@@ -1,0 +1,52 @@
+"""The isolated table readers: hostile files cost a worker, never the caller."""
+
+import io
+import time
+
+import openpyxl
+import pytest
+
+import hostile_jobs
+
+from mailbot.config import Limits
+from mailbot.errors import WorkerFailure
+from mailbot.isolation import Extracted, TableReaderPool
+from mailbot.model import Attachment
+
+
+def xlsx_bytes() -> bytes:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["学校名称", "开展课后服务学校数（所）", "在校学生数（人）", "参与课后服务学生数（人）", '是否落实"2+N"模式', "拓展服务项目名称"])
+    ws.append(["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅读"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def test_pool_reads_tables_in_order_and_reuses_workers():
+    with TableReaderPool(Limits(), size=2) as pool:
+        atts = [Attachment(f"t{i}.xlsx", "application/octet-stream", xlsx_bytes()) for i in range(5)]
+        results = pool.extract_many(atts)
+        assert [r.attachment_name for r in results] == [f"t{i}.xlsx" for i in range(5)]
+        assert all(isinstance(r, Extracted) and r.tables[0].rows for r in results)
+        assert len(pool._idle) <= 2
+
+
+@pytest.mark.parametrize("job, expected", [
+    (hostile_jobs.sleep_forever, "longer than"),
+    (hostile_jobs.eat_memory, "memory"),
+    (hostile_jobs.crash, "died"),
+])
+def test_hostile_reader_costs_a_worker_not_the_caller(job, expected):
+    limits = Limits(worker_timeout_seconds=1.0, worker_memory_mb=400)
+    with TableReaderPool(limits, size=1, job=job) as pool:
+        start = time.monotonic()
+        (result,) = pool.extract_many([Attachment("x.xlsx", "application/octet-stream", b"PK")])
+        assert isinstance(result, WorkerFailure) and expected in str(result).lower()
+        assert time.monotonic() - start < 10
+        assert pool._idle == []  # the bad worker was not put back
+    # A fresh pool with the real job still works.
+    with TableReaderPool(limits, size=1) as pool:
+        (ok,) = pool.extract_many([Attachment("t.xlsx", "application/octet-stream", xlsx_bytes())])
+        assert isinstance(ok, Extracted) and ok.tables

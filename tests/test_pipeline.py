@@ -1,0 +1,165 @@
+"""The pipeline's decisions beyond the samples (SPEC 3.4-4), in process with the inline reader."""
+
+from __future__ import annotations
+
+import email
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from builders import submission
+from conftest import write_config
+from mailbot.config import load_config
+from mailbot.db.engine import make_sessionmaker, open_database
+from mailbot.db.models import Message, Outbox, Quarantine, Submission
+from mailbot.isolation import InlineReader
+from mailbot.pipeline import Inbound, Pipeline
+from mailbot.quarantine import approve
+from mailbot.queries import load_status
+
+NOW = datetime(2022, 10, 20, 3, 0, tzinfo=timezone.utc)
+BEIMEN = ["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅读"]
+
+
+class World:
+    def __init__(self, tmp_path, extra=""):
+        self.config = load_config(write_config(tmp_path, extra))
+        self.engine = open_database(self.config)
+        self.sessions = make_sessionmaker(self.engine)
+        self.now = NOW
+        self.pipeline = Pipeline(self.config, self.sessions, InlineReader(self.config.limits), lambda: self.now)
+
+    def ingest(self, raw: bytes, mailbox: str = "chuyoujiao", **kw) -> dict:
+        return self.pipeline.process(Inbound(raw=raw, mailbox=mailbox, **kw))
+
+    def outbox(self) -> list[Outbox]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Outbox).order_by(Outbox.id)))
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = World(tmp_path)
+    yield w
+    w.engine.dispose()
+
+
+def test_receipt_is_queued_with_the_decision(world):
+    result = world.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN]))
+    assert result["outcome"] == "accepted" and result["month"] == "2022-10"
+    (mail,) = world.outbox()
+    assert mail.kind == "receipt" and mail.to_addrs == ["beimenxx@163.com"] and mail.from_addr == "chuyoujiao@163.com"
+    parsed = email.message_from_bytes(mail.raw)
+    assert parsed["Auto-Submitted"] == "auto-replied"
+    assert parsed["In-Reply-To"].strip("<>") == result["message_id"]
+
+
+def test_wrong_mailbox_is_accepted_with_a_warning_and_answered_from_where_it_was_sent(world):
+    result = world.ingest(submission("beimenxx@163.com", "zjg23236764@163.com", [BEIMEN]), mailbox="zjg")
+    assert result["outcome"] == "accepted"
+    assert any("chuyoujiao@163.com" in w for w in result["warnings"])
+    assert world.outbox()[0].from_addr == "zjg23236764@163.com"
+
+
+def test_rejection_carries_a_prefilled_template(world):
+    bad = ["安溪县北门小学", 1, 1417, 1554, "是", "科普"]
+    result = world.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [bad]))
+    assert result["outcome"] == "rejected" and not result["rows"][0]["ok"]
+    (mail,) = world.outbox()
+    parsed = email.message_from_bytes(mail.raw)
+    names = [p.get_filename() for p in parsed.walk() if p.get_filename()]
+    assert len(names) == 1 and "安溪县北门小学" in str(email.header.make_header(email.header.decode_header(names[0])))
+
+
+def test_unknown_sender_is_quarantined_then_approved_and_remembered(world):
+    raw = submission("teacher@qq.com", "chuyoujiao@163.com", [BEIMEN])
+    result = world.ingest(raw)
+    assert result["outcome"] == "quarantined" and result["reply"] is None
+    with world.sessions() as s:
+        q = s.scalar(select(Quarantine))
+        assert q.candidate_schools == ["安溪县北门小学"]
+        assert s.scalar(select(func.count()).select_from(Submission)) == 0
+    assert [m.kind for m in world.outbox()] == ["operator_quarantine"]
+    approved = approve(world.config, world.sessions, lambda: world.now, q.id, [], True, "tester")
+    assert approved["outcome"] == "accepted" and approved["reply"]["to"] == ["teacher@qq.com"]
+    again = world.ingest(submission("teacher@qq.com", "chuyoujiao@163.com", [BEIMEN], subject="更正 课后服务"))
+    assert again["outcome"] == "accepted"
+
+
+def test_forged_sender_is_quarantined(world):
+    raw = submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN],
+                     headers={"Authentication-Results": "mx.163.com; spf=fail smtp.mailfrom=beimenxx@163.com"})
+    assert world.ingest(raw)["outcome"] == "quarantined"
+
+
+@pytest.mark.parametrize("headers", [{"Auto-Submitted": "auto-replied"}, {"Precedence": "bulk"},
+                                     {"X-Mailbot": "1"}, {"List-Id": "<x.lists.test>"}])
+def test_automatic_mail_is_ignored_and_never_answered(world, headers):
+    result = world.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], headers=headers))
+    assert result["outcome"] == "ignored" and world.outbox() == []
+
+
+def test_other_business_from_a_school_is_ignored(world):
+    raw = submission("beimenxx@163.com", "chuyoujiao@163.com", None, subject="关于教师培训的报名表",
+                     body="您好，报名表见附件。", attachments=[("报名表.pdf", b"%PDF-1.4 ...", "application/pdf")])
+    assert world.ingest(raw)["outcome"] == "ignored"
+
+
+def test_reply_cap_per_sender_per_day(tmp_path):
+    w = World(tmp_path, "[replies]\nmax_per_sender_per_day = 2\n")
+    outcomes = [w.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], message_id=f"m{i}"))
+                for i in range(3)]
+    assert [bool(r["reply"]) for r in outcomes] == [True, True, False]
+    w.now = NOW + timedelta(days=1)
+    assert w.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], message_id="m9"))["reply"]
+
+
+def test_correction_after_deadline_keeps_an_on_time_school_on_time(world):
+    on_time = datetime.fromisoformat("2022-10-24T23:30:00+08:00")
+    late = datetime.fromisoformat("2022-10-26T09:00:00+08:00")
+    world.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], date=on_time))
+    fixed = ["安溪县北门小学", 1, 1878, 1800, "是", "科普、美术、阅读"]
+    result = world.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [fixed], date=late))
+    assert result["outcome"] == "accepted"
+    with world.sessions() as s:
+        status = load_status(s, world.config, "2022-10")
+        history = s.scalars(select(Submission).order_by(Submission.id)).all()
+    school = next(x for x in status["schools"] if x["name"] == "安溪县北门小学")
+    assert school["state"] == "on_time" and school["participating"] == 1800
+    assert len(history) == 2 and history[0].replaced_by == history[1].id
+
+
+def test_late_first_submission_is_late(world):
+    late = datetime.fromisoformat("2022-10-25T00:10:00+08:00")
+    world.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], date=late))
+    with world.sessions() as s:
+        status = load_status(s, world.config, "2022-10")
+    assert next(x for x in status["schools"] if x["name"] == "安溪县北门小学")["state"] == "late"
+
+
+class BrokenReader:
+    def extract_many(self, attachments):
+        raise RuntimeError("a bug in a reader")
+
+
+def test_a_bug_gives_failed_then_the_operator_is_told(world):
+    world.pipeline.reader = BrokenReader()
+    raw = submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN])
+    results = [world.ingest(raw, source="imap", folder="INBOX", uidvalidity=1, uid="7") for _ in range(3)]
+    assert [r["outcome"] for r in results] == ["failed"] * 3
+    with world.sessions() as s:
+        record = s.scalar(select(Message))
+        assert record.attempts == 3 and "a bug in a reader" in record.last_error
+    assert [m.kind for m in world.outbox()] == ["operator_failure"]
+    world.pipeline.reader = InlineReader(world.config.limits)
+    assert world.ingest(raw, source="imap", folder="INBOX", uidvalidity=1, uid="7")["outcome"] == "accepted"
+
+
+def test_every_message_is_archived_before_interpretation(world):
+    raw = submission("nobody@example.com", "chuyoujiao@163.com", None, subject="投诉")
+    world.ingest(raw)
+    with world.sessions() as s:
+        record = s.scalar(select(Message))
+    assert (world.config.state_dir / record.archive_path).read_bytes() == raw
+    assert record.outcome == "ignored"
