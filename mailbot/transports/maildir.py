@@ -1,0 +1,95 @@
+"""A Maildir directory as a read-only inbox (SPEC 5).
+
+For a bureau that runs its own mail server, and for the embedded demo. The Maildir is also
+where staff read their mail, so this never renames, moves, flags or deletes anything: what has
+been processed is remembered in the database, by key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mailbot.errors import TransportError
+
+SUBDIRS = ("new", "cur")  # tmp/ holds deliveries still being written: never read it
+INFO_SEPARATOR = ":"  # "1666.M1P2.host:2,S": the part after ":" changes when a client sets flags
+
+
+class MaildirInbox:
+    """Lists and reads the messages of one Maildir."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def list_keys(self) -> list[str]:
+        """Unique names of the messages in new/ and cur/, without the `:2,FLAGS` info suffix,
+        oldest first (by file time, then name). A key stays the same when staff read or flag
+        the message (that renames new/X to cur/X:2,S)."""
+        found: dict[str, float] = {}
+        for sub in SUBDIRS:
+            directory = self.path / sub
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                raise TransportError(f"{self.path} is not a Maildir (no {sub}/ folder)") from None
+            except OSError as exc:
+                raise TransportError(f"cannot list {directory}: {exc.strerror}") from exc
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    if not entry.is_file():
+                        continue
+                    mtime = entry.stat().st_mtime
+                except OSError:  # renamed or deleted while we looked: it will be seen next time
+                    continue
+                key = message_key(entry.name)
+                found[key] = min(mtime, found.get(key, mtime))
+        return sorted(found, key=lambda key: (found[key], key))
+
+    def read(self, key: str) -> bytes:
+        """The message's bytes exactly as stored. Raises TransportError when it is gone."""
+        if not is_valid_key(key):
+            raise TransportError(f"{key!r} is not a Maildir message key")
+        # Staff's mail client may move the file from new/ to cur/ at any moment: look twice.
+        for _attempt in range(2):
+            for sub in SUBDIRS:
+                path = self._find(sub, key)
+                if path is None:
+                    continue
+                try:
+                    return path.read_bytes()
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise TransportError(f"cannot read {path}: {exc.strerror}") from exc
+        raise TransportError(f"message {key} is no longer in {self.path}")
+
+    def _find(self, sub: str, key: str) -> Path | None:
+        directory = self.path / sub
+        exact = directory / key
+        if exact.is_file():
+            return exact
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return None
+        for name in names:
+            if name.startswith(key + INFO_SEPARATOR):
+                return directory / name
+        return None
+
+
+def message_key(filename: str) -> str:
+    """`1666.M1P2.host:2,S` -> `1666.M1P2.host`."""
+    return filename.split(INFO_SEPARATOR, 1)[0]
+
+
+def is_valid_key(key: str) -> bool:
+    return (
+        isinstance(key, str)
+        and bool(key)
+        and not key.startswith(".")
+        and not any(ch in key for ch in ("/", "\\", "\0", INFO_SEPARATOR))
+    )
