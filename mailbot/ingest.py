@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 from mailbot.config import Config
-from mailbot.isolation import TableReaderPool
+from mailbot.isolation import WorkerPool
 from mailbot.pipeline import Inbound, Pipeline
 
 log = logging.getLogger(__name__)
@@ -15,20 +15,14 @@ log = logging.getLogger(__name__)
 
 def ingest_files(config: Config, sessions, clock, mailbox: str, paths: list[Path], labels: list[str],
                  school: str | None = None, month: str | None = None) -> Iterator[dict]:
-    with TableReaderPool(config.limits) as reader:
+    with WorkerPool(config.limits) as runner:
         if school is not None:
             from mailbot.manual import enter_table
             for path, label in zip(paths, labels):
-                yield enter_table(config, sessions, reader, clock, path, label, school, month)
+                yield enter_table(config, sessions, runner, clock, path, label, school, month)
             return
-        pipeline = Pipeline(config, sessions, reader, clock)
-        for path, label in zip(paths, labels):
-            try:
-                raw = path.read_bytes()
-            except OSError as exc:
-                log.error("cannot read %s: %s", path, exc.strerror)
-                yield {"file": label, "message_id": None, "mailbox": mailbox, "sender": "", "outcome": "failed",
-                       "month": None, "rows": [], "errors": [f"cannot read: {exc.strerror}"], "warnings": [],
-                       "reply": None}
-                continue
-            yield pipeline.process(Inbound(raw=raw, mailbox=mailbox, source="file", label=label))
+        pipeline = Pipeline(config, sessions, runner, clock)
+        # Files are read as the workers free up, so memory holds only the messages in flight.
+        inbounds = (Inbound(raw=path.read_bytes(), mailbox=mailbox, source="file", label=label)
+                    for path, label in zip(paths, labels))
+        yield from pipeline.process_stream(inbounds)

@@ -1,8 +1,9 @@
-"""Read table files in worker processes with a memory limit and a timeout.
+"""Run the parsing of untrusted mail in worker processes with a memory limit and a timeout.
 
-A hostile attachment (a decompression bomb that slipped past the checks, a file that makes a
-reader loop) can then only kill or stall a worker, never the daemon. The pool is reused across
-messages; a worker that died or timed out is replaced. Two workers use both cores.
+A hostile message or attachment (a decompression bomb that slipped past the checks, a file that
+makes a reader loop) can then only kill or stall a worker, never the daemon. The pool is reused
+across messages; a worker that died, failed or timed out is replaced. Two workers use both cores,
+and `map_ordered` keeps them busy while the caller stores the previous results.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import os
 import resource
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from typing import Callable, Iterable, Iterator
 
 from mailbot.config import Limits
 from mailbot.errors import UnreadableFile, WorkerFailure
@@ -62,7 +65,7 @@ def _worker_main(conn: Connection, memory_mb: int) -> None:
         try:
             result = ("ok", function(*args))
         except MemoryError:
-            result = ("error", "MemoryError: the file needs more memory than a table file can")
+            result = ("error", "MemoryError: the input needs more memory than a table file can")
         except Exception:  # noqa: BLE001 - reported to the parent, which decides the outcome
             result = ("error", traceback.format_exc(limit=8))
         try:
@@ -86,69 +89,101 @@ class _Worker:
             self.conn.close()
 
 
-class TableReaderPool:
-    """Reused worker processes; `extract_many` reads several attachments in parallel."""
+@dataclass
+class _Job:
+    index: int
+    label: str
+    worker: _Worker
+    deadline: float
 
-    def __init__(self, limits: Limits, size: int | None = None, job=extract_attachment):
+
+class WorkerPool:
+    """Reused worker processes running module-level functions on untrusted input."""
+
+    def __init__(self, limits: Limits, size: int | None = None):
         self.limits = limits
-        self.job = job  # a module-level function (attachment, limits) -> Extracted
         self.size = size or min(2, os.cpu_count() or 1)
         # forkserver: workers start from a clean process, never from a fork of a threaded daemon.
         self._ctx = mp.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["mailbot.tables.readers", "mailbot.tables.locate"])
+        self._ctx.set_forkserver_preload(["mailbot.analysis"])
         self._idle: list[_Worker] = []
 
-    def _take(self) -> _Worker:
-        return self._idle.pop() if self._idle else _Worker(self._ctx, self.limits.worker_memory_mb)
+    def _start(self, function: Callable, args: tuple) -> _Worker:
+        worker = self._idle.pop() if self._idle else _Worker(self._ctx, self.limits.worker_memory_mb)
+        try:
+            worker.conn.send((function, args))
+        except (OSError, EOFError):  # it died while idle
+            worker.kill()
+            worker = _Worker(self._ctx, self.limits.worker_memory_mb)
+            worker.conn.send((function, args))
+        return worker
+
+    def _finish(self, job: _Job, ready: bool) -> object:
+        """The job's result, or a WorkerFailure; the worker goes back to the pool only if healthy."""
+        worker = job.worker
+        if not ready:
+            worker.kill()
+            return WorkerFailure(f"{job.label} took longer than {self.limits.worker_timeout_seconds:g} s")
+        try:
+            status, payload = worker.conn.recv()
+        except (EOFError, OSError):
+            worker.kill()
+            return WorkerFailure(f"the worker died on {job.label} (exit code {worker.process.exitcode}; "
+                                 f"memory limit {self.limits.worker_memory_mb} MB?)")
+        if status == "ok":
+            self._idle.append(worker)
+            return payload
+        worker.kill()  # after a MemoryError or a bug, start clean
+        return WorkerFailure(f"{job.label}: {payload}")
+
+    def map_ordered(self, function: Callable, args_iter: Iterable[tuple], labels: Iterable[str] | None = None
+                    ) -> Iterator[object]:
+        """function(*args) for each args, results (or WorkerFailure) in input order; None args
+        give None. Up to `size` jobs run at once, and the next inputs are taken from `args_iter`
+        only as workers free up and results are consumed."""
+        args_iter = iter(args_iter)
+        labels = iter(labels) if labels is not None else None
+        running: deque[_Job] = deque()
+        done: dict[int, object] = {}
+        next_index = next_yield = 0
+        exhausted = False
+        while True:
+            # At most `size` jobs running and 2 x `size` results held: memory stays bounded even
+            # when one slow message holds up the order.
+            while not exhausted and len(running) < self.size and len(running) + len(done) < 2 * self.size:
+                try:
+                    args = next(args_iter)
+                except StopIteration:
+                    exhausted = True
+                    break
+                label = next(labels) if labels is not None else f"job {next_index}"
+                if args is None:  # nothing to do for this item: keep its place in the order
+                    done[next_index] = None
+                    next_index += 1
+                    continue
+                worker = self._start(function, args)
+                running.append(_Job(next_index, label, worker,
+                                    time.monotonic() + self.limits.worker_timeout_seconds))
+                next_index += 1
+            while next_yield in done:
+                yield done.pop(next_yield)
+                next_yield += 1
+            if not running:
+                if exhausted:
+                    return
+                continue
+            timeout = max(0.0, min(job.deadline for job in running) - time.monotonic())
+            ready = set(wait([job.worker.conn for job in running], timeout=timeout))
+            now = time.monotonic()
+            for job in list(running):
+                if job.worker.conn in ready or now >= job.deadline:
+                    running.remove(job)
+                    done[job.index] = self._finish(job, job.worker.conn in ready)
 
     def extract_many(self, attachments: list[Attachment]) -> list[Extracted | WorkerFailure]:
-        """One result per attachment, in order. A worker that crashes, runs out of memory or
-        exceeds the timeout gives a WorkerFailure for that attachment and is replaced."""
-        results: list[Extracted | WorkerFailure | None] = [None] * len(attachments)
-        pending = list(enumerate(attachments))
-        running: dict[Connection, tuple[int, _Worker]] = {}
-        deadline: dict[Connection, float] = {}
-        while pending or running:
-            while pending and len(running) < self.size:
-                index, att = pending.pop(0)
-                worker = self._take()
-                try:
-                    worker.conn.send((self.job, (att, self.limits)))
-                except (OSError, EOFError):
-                    worker.kill()
-                    worker = _Worker(self._ctx, self.limits.worker_memory_mb)
-                    worker.conn.send((self.job, (att, self.limits)))
-                running[worker.conn] = (index, worker)
-                deadline[worker.conn] = time.monotonic() + self.limits.worker_timeout_seconds
-            timeout = max(0.0, min(deadline[c] for c in running) - time.monotonic())
-            ready = wait(list(running), timeout=timeout)
-            now = time.monotonic()
-            for conn in list(running):
-                index, worker = running[conn]
-                if conn in ready:
-                    try:
-                        status, payload = conn.recv()
-                    except (EOFError, OSError):
-                        results[index] = WorkerFailure(
-                            f"the table reader died on {attachments[index].filename!r} "
-                            f"(exit code {worker.process.exitcode}; memory limit {self.limits.worker_memory_mb} MB?)")
-                        worker.kill()
-                    else:
-                        results[index] = payload if status == "ok" else WorkerFailure(payload)
-                        if status == "ok":
-                            self._idle.append(worker)
-                        else:  # after a MemoryError or a bug, start clean
-                            worker.kill()
-                elif now >= deadline[conn]:
-                    results[index] = WorkerFailure(
-                        f"reading {attachments[index].filename!r} took longer than "
-                        f"{self.limits.worker_timeout_seconds:g} s")
-                    worker.kill()
-                else:
-                    continue
-                del running[conn]
-                del deadline[conn]
-        return results  # type: ignore[return-value]
+        """Read several attachments in parallel: one result per attachment, in order."""
+        return list(self.map_ordered(extract_attachment, ((att, self.limits) for att in attachments),
+                                     (repr(att.filename) for att in attachments)))
 
     def close(self) -> None:
         for worker in self._idle:
@@ -161,27 +196,31 @@ class TableReaderPool:
                 worker.kill()
         self._idle.clear()
 
-    def __enter__(self) -> "TableReaderPool":
+    def __enter__(self) -> "WorkerPool":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-class InlineReader:
+class InlineRunner:
     """The same interface without processes: for unit tests and for debugging one file."""
 
     def __init__(self, limits: Limits):
         self.limits = limits
 
-    def extract_many(self, attachments: list[Attachment]) -> list[Extracted | WorkerFailure]:
-        out: list[Extracted | WorkerFailure] = []
-        for att in attachments:
+    def map_ordered(self, function: Callable, args_iter: Iterable[tuple], labels=None) -> Iterator[object]:
+        for args in args_iter:
+            if args is None:
+                yield None
+                continue
             try:
-                out.append(extract_attachment(att, self.limits))
+                yield function(*args)
             except Exception as exc:  # noqa: BLE001
-                out.append(WorkerFailure(f"{type(exc).__name__}: {exc}"))
-        return out
+                yield WorkerFailure(f"{type(exc).__name__}: {exc}")
+
+    def extract_many(self, attachments: list[Attachment]) -> list[Extracted | WorkerFailure]:
+        return list(self.map_ordered(extract_attachment, ((att, self.limits) for att in attachments)))
 
     def close(self) -> None:
         pass

@@ -19,7 +19,7 @@ from mailbot.submissions import record_rows
 log = logging.getLogger(__name__)
 
 
-def enter_table(config: Config, sessions, reader, clock, path: Path, label: str, school: str, month: str) -> dict:
+def enter_table(config: Config, sessions, runner, clock, path: Path, label: str, school: str, month: str) -> dict:
     roster = Roster(config.schools)
     target = roster.match(school)
     if target is None:
@@ -27,7 +27,7 @@ def enter_table(config: Config, sessions, reader, clock, path: Path, label: str,
     result = {"file": label, "message_id": None, "mailbox": None, "sender": "", "outcome": "rejected",
               "month": None, "rows": [], "errors": [], "warnings": [], "reply": None}
     att = Attachment(filename=path.name, content_type="application/octet-stream", data=path.read_bytes())
-    (extracted,) = reader.extract_many([att])
+    (extracted,) = runner.extract_many([att])
     if isinstance(extracted, WorkerFailure):
         result.update(outcome="failed", errors=[str(extracted)])
         return result

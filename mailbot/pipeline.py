@@ -10,21 +10,23 @@ the stored rows and the reply it causes are committed in one transaction.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Iterable, Iterator
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import classify, store
-from mailbot.archive import archive_raw, sha256_hex
+from mailbot.archive import Archive, sha256_hex
 from mailbot.config import Config
 from mailbot.db.models import Message
 from mailbot.errors import WorkerFailure
 from mailbot.identify import drop_repeated_rows, identify_rows
-from mailbot.isolation import Extracted
-from mailbot.mail.parse import parse_message
-from mailbot.model import Attachment, ParsedMessage, RawTable, RowResult
+from mailbot.analysis import Analysis, analyse
+from mailbot.model import ParsedMessage, RawTable, RowResult
 from mailbot.months import month_of
 from mailbot.responses import Responder
 from mailbot.rows import interpret_row
@@ -37,7 +39,6 @@ STAGES = ("archive", "parse", "classify", "extract", "interpret", "identify", "d
 
 # Attachment kinds that are not an attempt at sending the table (a signature logo, a photo).
 NOT_TABLE_KINDS = {"image", "pdf", "unknown", "empty", "rtf"}
-MAX_ATTACHMENTS = 20
 
 
 @dataclass
@@ -64,52 +65,104 @@ class Decision:
 
 
 class Pipeline:
-    def __init__(self, config: Config, sessions: sessionmaker[Session], reader, clock):
+    def __init__(self, config: Config, sessions: sessionmaker[Session], runner, clock):
         self.config = config
         self.sessions = sessions
-        self.reader = reader  # TableReaderPool or InlineReader
+        self.runner = runner  # WorkerPool, or InlineRunner in unit tests
         self.clock = clock  # () -> aware datetime
         self.responder = Responder(config)
         self.own_addresses = {mb.address for mb in config.mailboxes}
+        self._roster: tuple[dict, Roster] | None = None
+        self.archive = Archive(config.archive_dir)
+        self.batch_size = 50
+        self.batch_seconds = 1.0
 
-    # -- the one entry point -------------------------------------------------------------------
+    # -- entry points ----------------------------------------------------------------------------
     def process(self, inbound: Inbound, trusted_schools: list[str] | None = None) -> dict:
         """Process one message and return its `ingest --json` object. Never raises for bad input;
         a bug or a timeout gives the outcome `failed` (retried a bounded number of times)."""
-        now = self.clock()
-        record_pk, duplicate_of = self._archive(inbound, now)
-        if duplicate_of is not None:
-            return duplicate_of
+        return next(self.process_stream([inbound], trusted_schools))
+
+    def process_stream(self, inbounds: Iterable[Inbound], trusted_schools: list[str] | None = None
+                       ) -> Iterator[dict]:
+        """Process messages in order, one result each. Each is archived before the workers parse
+        it; the workers run ahead on the next messages while this one is stored.
+
+        Results are yielded only once committed. Commits are grouped (up to `batch_size` messages
+        or `batch_seconds`): a crash before a commit loses nothing, since an uncommitted message
+        is simply processed again, and each message has its own savepoint so one that breaks
+        cannot undo the others."""
+        archived: deque[tuple[Inbound, int, dict | None, datetime]] = deque()
+        session = self.sessions()
+
+        def jobs():
+            for inbound in inbounds:
+                now = self.clock()
+                record_pk, duplicate = self._archive(session, inbound, now)
+                archived.append((inbound, record_pk, duplicate, now))
+                yield None if duplicate else (inbound.raw, self.config.limits, self.config.timezone.key)
+
+        done: list[dict] = []
+        last_commit = time.monotonic()
         try:
-            return self._interpret(inbound, record_pk, now, trusted_schools)
-        except Exception as exc:  # noqa: BLE001 - the one place a broken message is caught
-            return self._fail(inbound, record_pk, exc)
+            for analysis in self.runner.map_ordered(analyse, jobs()):
+                inbound, record_pk, duplicate, now = archived.popleft()
+                if duplicate is not None:
+                    done.append(duplicate)
+                elif isinstance(analysis, WorkerFailure):
+                    done.append(self._fail(session, inbound, record_pk, analysis))
+                else:
+                    try:
+                        with session.begin_nested():
+                            done.append(self._conclude(session, inbound, record_pk, analysis, now,
+                                                       trusted_schools))
+                    except Exception as exc:  # noqa: BLE001 - the one place a broken message is caught
+                        done.append(self._fail(session, inbound, record_pk, exc))
+                if len(done) >= self.batch_size or time.monotonic() - last_commit >= self.batch_seconds:
+                    self.archive.sync()
+                    session.commit()
+                    last_commit = time.monotonic()
+                    yield from done
+                    done.clear()
+            self.archive.sync()
+            session.commit()
+            yield from done
+        finally:
+            session.close()
 
     def reprocess(self, inbound: Inbound, record_pk: int, trusted_schools: list[str]) -> dict:
         """Run an archived message again as if these schools had sent it (an approved quarantine)."""
-        try:
-            return self._interpret(inbound, record_pk, self.clock(), trusted_schools)
-        except Exception as exc:  # noqa: BLE001
-            return self._fail(inbound, record_pk, exc)
+        (analysis,) = self.runner.map_ordered(analyse, [(inbound.raw, self.config.limits, self.config.timezone.key)])
+        with self.sessions() as session:
+            if isinstance(analysis, WorkerFailure):
+                result = self._fail(session, inbound, record_pk, analysis)
+            else:
+                try:
+                    with session.begin_nested():
+                        result = self._conclude(session, inbound, record_pk, analysis, self.clock(),
+                                                trusted_schools)
+                except Exception as exc:  # noqa: BLE001
+                    result = self._fail(session, inbound, record_pk, exc)
+            self.archive.sync()
+            session.commit()
+        return result
 
     # -- stage: archive ------------------------------------------------------------------------
-    def _archive(self, inbound: Inbound, now: datetime) -> tuple[int, dict | None]:
+    def _archive(self, session: Session, inbound: Inbound, now: datetime) -> tuple[int, dict | None]:
         digest = sha256_hex(inbound.raw)
-        _, relative = archive_raw(self.config.archive_dir, inbound.raw, digest)
-        with self.sessions.begin() as session:
-            record = store.find_by_location(session, inbound.mailbox, inbound.folder, inbound.uidvalidity,
-                                            inbound.uid)
-            if record is not None and record.outcome in store.FINAL_OUTCOMES:
-                return record.id, self._duplicate_result(inbound, record)
-            if record is None:
-                record = Message(mailbox=inbound.mailbox, folder=inbound.folder, uidvalidity=inbound.uidvalidity,
-                                 uid=inbound.uid, source=inbound.source, sha256=digest, archive_path=relative,
-                                 size=len(inbound.raw), received_at=now, read_at=now, attempts=0,
-                                 errors=[], warnings=[])
-                session.add(record)
-            record.attempts += 1
-            session.flush()
-            return record.id, None
+        _, relative = self.archive.store(inbound.raw, digest)
+        record = store.find_by_location(session, inbound.mailbox, inbound.folder, inbound.uidvalidity, inbound.uid)
+        if record is not None and record.outcome in store.FINAL_OUTCOMES:
+            return record.id, self._duplicate_result(inbound, record)
+        if record is None:
+            record = Message(mailbox=inbound.mailbox, folder=inbound.folder, uidvalidity=inbound.uidvalidity,
+                             uid=inbound.uid, source=inbound.source, sha256=digest, archive_path=relative,
+                             size=len(inbound.raw), received_at=now, read_at=now, attempts=0,
+                             errors=[], warnings=[])
+            session.add(record)
+        record.attempts += 1
+        session.flush()
+        return record.id, None
 
     def _duplicate_result(self, inbound: Inbound, twin: Message) -> dict:
         log.info("duplicate mailbox=%s message=%s of message #%d", inbound.mailbox, twin.message_id, twin.id)
@@ -117,38 +170,39 @@ class Pipeline:
                 "sender": twin.sender, "outcome": "duplicate", "month": None, "rows": [], "errors": [],
                 "warnings": [], "reply": None}
 
-    # -- stages: parse … decide ----------------------------------------------------------------
-    def _interpret(self, inbound: Inbound, record_pk: int, now: datetime, trusted_schools: list[str] | None) -> dict:
-        too_big = len(inbound.raw) > self.config.limits.max_message_bytes
-        # An oversized message is answered from its headers alone: its body is never parsed.
-        msg = parse_message(_headers_only(inbound.raw) if too_big else inbound.raw,
-                            default_tz=self.config.timezone)
-        received_at = msg.date or msg.received_date or now
-        with self.sessions.begin() as session:
-            record = session.get(Message, record_pk)
-            record.message_id, record.sender, record.subject = msg.message_id, msg.from_addr, msg.subject[:2000]
-            record.date, record.received_at = msg.date, received_at
-            twin = store.find_processed_twin(session, msg.message_id, record.sha256, record.id)
-            if twin is not None and trusted_schools is None:
-                record.outcome = "duplicate"
-                record.result = self._duplicate_result(inbound, twin)
-                return record.result
-            roster = Roster(self.config.schools, store.known_senders(session))
-            our_ids = store.our_message_ids(session, msg.in_reply_to + msg.references)
+    def _roster_for(self, session: Session) -> Roster:
+        """The roster plus the senders the operator approved; rebuilt only when those change."""
+        extra = store.known_senders(session)
+        if self._roster is None or self._roster[0] != extra:
+            self._roster = (extra, Roster(self.config.schools, extra))
+        return self._roster[1]
 
-        if too_big:
+    # -- stages: classify … store + respond, one transaction ----------------------------------------
+    def _conclude(self, session: Session, inbound: Inbound, record_pk: int, analysis: Analysis, now: datetime,
+                  trusted_schools: list[str] | None) -> dict:
+        msg = analysis.message
+        received_at = msg.date or msg.received_date or now
+        record = session.get(Message, record_pk)
+        record.message_id, record.sender, record.subject = msg.message_id, msg.from_addr, msg.subject[:2000]
+        record.date, record.received_at = msg.date, received_at
+        twin = store.find_processed_twin(session, msg.message_id, record.sha256, record.id)
+        if twin is not None and trusted_schools is None:
+            record.outcome = "duplicate"
+            record.result = self._duplicate_result(inbound, twin)
+            return record.result
+        roster = self._roster_for(session)
+        if analysis.oversized:
             decision = self._oversized(inbound, msg, roster, trusted_schools)
         else:
-            decision = self._decide(inbound, msg, roster, received_at, our_ids, trusted_schools)
-        with self.sessions.begin() as session:
-            record = session.get(Message, record_pk)
-            result = self._store_and_respond(session, inbound, record, msg, decision, roster, received_at, now)
+            our_ids = store.our_message_ids(session, msg.in_reply_to + msg.references)
+            decision = self._decide(msg, analysis, roster, received_at, our_ids, trusted_schools)
+        result = self._store_and_respond(session, inbound, record, msg, decision, roster, received_at, now)
         log.info("%s mailbox=%s message=%s sender=%s schools=%s rows=%d %s", result["outcome"], inbound.mailbox,
                  msg.message_id, msg.from_addr, ",".join(sorted({r.school for r in decision.rows if r.school})) or "-",
                  len(decision.rows), decision.reason)
         return result
 
-    def _decide(self, inbound: Inbound, msg: ParsedMessage, roster: Roster, received_at: datetime,
+    def _decide(self, msg: ParsedMessage, analysis: Analysis, roster: Roster, received_at: datetime,
                 our_ids: set[str], trusted_schools: list[str] | None) -> Decision:
         reason = classify.automatic_reason(msg) or classify.own_mail_reason(msg, self.own_addresses)
         if reason:
@@ -159,7 +213,9 @@ class Pipeline:
         if not trusted and not msg.attachments:
             return Decision("ignored", reason="unknown sender, nothing attached")
 
-        extracted, problems = self._extract(msg.attachments)
+        extracted = analysis.extracted
+        problems = [ex.unreadable.message for ex in extracted
+                    if ex.unreadable is not None and ex.unreadable.kind not in NOT_TABLE_KINDS]
         tables = [t for ex in extracted for t in ex.tables]
         rows = self._rows(tables, msg, received_at, roster, sender_schools)
 
@@ -170,17 +226,16 @@ class Pipeline:
             why = "forged sender (SPF/DKIM fail)" if msg.auth_failed and sender_schools else "sender not in the roster"
             return Decision("quarantined", rows=rows, reason=why, sender_schools=candidates)
 
-        attempt = (any(t.rows for t in tables) or classify.mentions_submission(msg)
-                   or classify.replies_to_us(msg, our_ids) or any(ex.tables for ex in extracted))
+        attempt = (bool(tables) or classify.mentions_submission(msg) or classify.replies_to_us(msg, our_ids))
         if not attempt:
             return Decision("ignored", reason="registered sender, not about the report")
 
         rows = drop_repeated_rows(rows)
         if any(r.ok for r in rows):
-            return Decision("accepted", rows=rows, errors=problems, reason="", sender_schools=sender_schools)
+            return Decision("accepted", rows=rows, errors=problems, sender_schools=sender_schools)
         errors = list(problems)
         if not rows:
-            errors += self._why_nothing(msg, extracted, tables)
+            errors += self._why_nothing(msg, analysis, tables)
         return Decision("rejected", rows=rows, errors=errors, sender_schools=sender_schools,
                         reason="nothing valid to record")
 
@@ -196,21 +251,6 @@ class Pipeline:
             f"邮件大小约 {size_mb:.0f} MB，超过系统可接收的 {limit_mb:.0f} MB。汇总表文件通常只有几十 KB，"
             "请只附上填写好的表格文件（不要附照片或扫描件）后重新发送。"])
 
-    def _extract(self, attachments: list[Attachment]) -> tuple[list[Extracted], list[str]]:
-        """Read every attachment that might hold a table, in the isolated readers."""
-        candidates = [a for a in attachments if not _is_picture(a)][:MAX_ATTACHMENTS]
-        pictures = [a for a in attachments if _is_picture(a)]
-        results = self.reader.extract_many(candidates) if candidates else []
-        extracted, problems = [], []
-        for att, result in zip(candidates, results):
-            if isinstance(result, WorkerFailure):
-                raise result  # mailbot broke or timed out: `failed`, retried
-            extracted.append(result)
-            if result.unreadable is not None and result.unreadable.kind not in NOT_TABLE_KINDS:
-                problems.append(result.unreadable.message)
-        extracted += [Extracted(a.filename, [], None) for a in pictures]
-        return extracted, problems
-
     def _rows(self, tables: list[RawTable], msg: ParsedMessage, received_at: datetime, roster: Roster,
               sender_schools: list[str]) -> list[RowResult]:
         local_sent = received_at.astimezone(self.config.timezone)
@@ -224,21 +264,21 @@ class Pipeline:
             rows.extend(table_rows)
         return rows
 
-    def _why_nothing(self, msg: ParsedMessage, extracted: list[Extracted], tables: list[RawTable]) -> list[str]:
+    def _why_nothing(self, msg: ParsedMessage, analysis: Analysis, tables: list[RawTable]) -> list[str]:
         """The plain-Chinese reasons a submission attempt had nothing to record."""
         if tables:
             return ["表格中没有找到填写了数据的学校行（表头下方为空）。请在表头下方逐行填写本校数据后重新发送。"]
         if msg.big_attachment_links:
             return ["邮件中的表格是以“超大附件”（下载链接）方式发送的，系统无法自动下载。"
                     "请将表格文件直接作为普通附件添加到邮件中重新发送。"]
-        unreadable = [ex.unreadable for ex in extracted if ex.unreadable is not None]
-        pictures = [ex for ex in extracted if ex.unreadable is None and not ex.tables]
+        unreadable = [ex.unreadable for ex in analysis.extracted if ex.unreadable is not None]
         reasons = [u.message for u in unreadable if u.kind not in NOT_TABLE_KINDS]
         if reasons:
             return reasons
-        if unreadable or pictures:
-            names = "、".join(f"《{ex.attachment_name}》" for ex in extracted if ex.attachment_name) or "附件"
-            return [f"附件{names}不是可读取的表格文件（可能是照片、扫描件或 PDF）。"
+        if unreadable or analysis.pictures:
+            names = [ex.attachment_name for ex in analysis.extracted] + analysis.pictures
+            shown = "、".join(f"《{n}》" for n in names if n) or ""
+            return [f"附件{shown}不是可读取的表格文件（可能是照片、扫描件或 PDF）。"
                     "请发送填写好的电子表格本身（.xlsx、.xls 或 .docx），盖章扫描件可另行附上。"]
         if msg.attachments:
             return ["附件中没有找到《城区义务教育阶段学校课后服务开展情况汇总表》的表头"
@@ -260,31 +300,18 @@ class Pipeline:
         record.result = _result_json(inbound, msg, decision, reply)
         return record.result
 
-    def _fail(self, inbound: Inbound, record_pk: int, exc: Exception) -> dict:
+    def _fail(self, session: Session, inbound: Inbound, record_pk: int, exc: Exception) -> dict:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        log.error("failed mailbox=%s message=%s: %s\n%s", inbound.mailbox, inbound.label, detail,
-                  traceback.format_exc(limit=6))
-        with self.sessions.begin() as session:
-            record = session.get(Message, record_pk)
-            record.outcome = "failed"
-            record.last_error = detail
-            if record.attempts >= self.config.limits.max_attempts:
-                self.responder.notify_failure(session, inbound, record)
-            message_id, sender = record.message_id, record.sender
-        return {"file": inbound.label, "message_id": message_id, "mailbox": inbound.mailbox, "sender": sender,
-                "outcome": "failed", "month": None, "rows": [], "errors": [detail], "warnings": [], "reply": None}
-
-
-def _headers_only(raw: bytes) -> bytes:
-    end = raw.find(b"\r\n\r\n")
-    if end < 0:
-        end = raw.find(b"\n\n")
-    return raw[: end if end >= 0 else 65536] + b"\r\n\r\n"
-
-
-def _is_picture(att: Attachment) -> bool:
-    name = (att.filename or "").lower()
-    return att.content_type.startswith("image/") or name.endswith((".jpg", ".jpeg", ".png", ".gif", ".bmp", ".heic"))
+        trace = "".join(traceback.format_exception(exc, limit=6)) if exc.__traceback__ else ""
+        log.error("failed mailbox=%s message=%s: %s\n%s", inbound.mailbox, inbound.label, detail, trace)
+        record = session.get(Message, record_pk)
+        record.outcome = "failed"
+        record.last_error = detail
+        if record.attempts >= self.config.limits.max_attempts:
+            self.responder.notify_failure(session, inbound, record)
+        return {"file": inbound.label, "message_id": record.message_id, "mailbox": inbound.mailbox,
+                "sender": record.sender, "outcome": "failed", "month": None, "rows": [], "errors": [detail],
+                "warnings": [], "reply": None}
 
 
 def row_json(row: RowResult) -> dict:

@@ -8,7 +8,7 @@ from mailbot.archive import read_archived
 from mailbot.config import Config
 from mailbot.db.models import KnownSender, Message, Quarantine
 from mailbot.errors import MailbotError
-from mailbot.isolation import TableReaderPool
+from mailbot.isolation import WorkerPool
 from mailbot.pipeline import Inbound, Pipeline
 from mailbot.schools import Roster
 
@@ -43,8 +43,8 @@ def approve(config: Config, sessions, clock, quarantine_id: int, schools: list[s
                     session.add(KnownSender(email=message.sender, school=school, created_at=clock(),
                                             created_by=operator))
         message_pk = message.id
-    with TableReaderPool(config.limits) as reader:
-        return Pipeline(config, sessions, reader, clock).reprocess(inbound, message_pk, chosen)
+    with WorkerPool(config.limits) as runner:
+        return Pipeline(config, sessions, runner, clock).reprocess(inbound, message_pk, chosen)
 
 
 def reject(sessions, clock, quarantine_id: int, reason: str, operator: str) -> None:

@@ -14,7 +14,6 @@ from mailbot.config import Config, MailboxConfig
 from mailbot.db.models import Message, Quarantine
 from mailbot.months import month_label
 from mailbot.outbox import queue_mail
-from mailbot.prefilled import build_template, template_filename
 from mailbot.schools import Roster
 from mailbot.timeutil import deadline_of, label_date, label_datetime, start_of_day
 
@@ -35,6 +34,8 @@ class Responder:
         self._templates: dict[tuple, bytes] = {}
 
     def template(self, school: str | None, level: str | None, month: str | None) -> tuple[str, bytes, str]:
+        from mailbot.prefilled import build_template, template_filename  # openpyxl: only when needed
+
         key = (school, level, month)
         if key not in self._templates:  # deterministic output: cache it, rejections are frequent
             mailbox = self.config.mailbox_for_level(level) if level else self.config.mailboxes[0]

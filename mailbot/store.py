@@ -22,13 +22,13 @@ def find_by_location(session: Session, mailbox: str, folder: str | None, uidvali
         Message.uid == uid))
 
 
-def find_processed_twin(session: Session, message_id: str | None, sha256: str, exclude_pk: int) -> Message | None:
+def find_processed_twin(session: Session, message_id: str | None, sha256: str, exclude_pk: int):
     """An earlier message with the same Message-ID (or, without one, the same bytes) that reached a
     final outcome other than duplicate."""
     condition = Message.message_id == message_id if message_id else Message.sha256 == sha256
-    return session.scalar(select(Message).where(
+    return session.execute(select(Message.id, Message.message_id, Message.sender).where(
         condition, Message.id != exclude_pk,
-        Message.outcome.in_(("accepted", "rejected", "quarantined", "ignored"))).order_by(Message.id).limit(1))
+        Message.outcome.in_(("accepted", "rejected", "quarantined", "ignored"))).order_by(Message.id).limit(1)).first()
 
 
 def submission_in_force(session: Session, school: str, month: str) -> Submission | None:

@@ -1,18 +1,26 @@
-"""Jobs for the isolation tests: what a hostile file could make a reader do."""
+"""Jobs for the isolation tests: what hostile input could make a parser do."""
 
+import os
 import time
 
 
-def sleep_forever(att, limits):
+def square(x):
+    return x * x
+
+
+def sleep_forever(data):
     time.sleep(3600)
 
 
-def eat_memory(att, limits):
+def eat_memory(data):
     hoard = []
     while True:
         hoard.append(bytearray(50 * 1024 * 1024))
 
 
-def crash(att, limits):
-    import os
+def crash(data):
     os._exit(3)
+
+
+def bug(data):
+    return 1 / 0

@@ -1,4 +1,4 @@
-"""The isolated table readers: hostile files cost a worker, never the caller."""
+"""The isolated workers: hostile input costs a worker, never the caller."""
 
 import io
 import time
@@ -7,10 +7,9 @@ import openpyxl
 import pytest
 
 import hostile_jobs
-
 from mailbot.config import Limits
 from mailbot.errors import WorkerFailure
-from mailbot.isolation import Extracted, TableReaderPool
+from mailbot.isolation import Extracted, WorkerPool
 from mailbot.model import Attachment
 
 
@@ -25,28 +24,54 @@ def xlsx_bytes() -> bytes:
 
 
 def test_pool_reads_tables_in_order_and_reuses_workers():
-    with TableReaderPool(Limits(), size=2) as pool:
+    with WorkerPool(Limits(), size=2) as pool:
         atts = [Attachment(f"t{i}.xlsx", "application/octet-stream", xlsx_bytes()) for i in range(5)]
         results = pool.extract_many(atts)
         assert [r.attachment_name for r in results] == [f"t{i}.xlsx" for i in range(5)]
         assert all(isinstance(r, Extracted) and r.tables[0].rows for r in results)
-        assert len(pool._idle) <= 2
+        assert len(pool._idle) == 2
+
+
+def test_map_ordered_keeps_order_and_takes_inputs_lazily():
+    taken = []
+
+    def inputs():
+        for i in range(6):
+            taken.append(i)
+            yield None if i == 3 else (i,)
+
+    with WorkerPool(Limits(), size=2) as pool:
+        results = pool.map_ordered(hostile_jobs.square, inputs())
+        first = next(results)
+        assert first == 0 and len(taken) <= 4  # never more than 2 x `size` ahead
+        assert list(results) == [1, 4, None, 16, 25]
 
 
 @pytest.mark.parametrize("job, expected", [
     (hostile_jobs.sleep_forever, "longer than"),
     (hostile_jobs.eat_memory, "memory"),
     (hostile_jobs.crash, "died"),
+    (hostile_jobs.bug, "zerodivisionerror"),
 ])
-def test_hostile_reader_costs_a_worker_not_the_caller(job, expected):
+def test_hostile_input_costs_a_worker_not_the_caller(job, expected):
     limits = Limits(worker_timeout_seconds=1.0, worker_memory_mb=400)
-    with TableReaderPool(limits, size=1, job=job) as pool:
+    with WorkerPool(limits, size=1) as pool:
         start = time.monotonic()
-        (result,) = pool.extract_many([Attachment("x.xlsx", "application/octet-stream", b"PK")])
+        (result, after) = pool.map_ordered(job, [(b"PK",), None])
         assert isinstance(result, WorkerFailure) and expected in str(result).lower()
+        assert after is None
         assert time.monotonic() - start < 10
         assert pool._idle == []  # the bad worker was not put back
-    # A fresh pool with the real job still works.
-    with TableReaderPool(limits, size=1) as pool:
+        # The same pool goes on with a fresh worker.
         (ok,) = pool.extract_many([Attachment("t.xlsx", "application/octet-stream", xlsx_bytes())])
         assert isinstance(ok, Extracted) and ok.tables
+
+
+def test_a_worker_that_died_while_idle_is_replaced():
+    with WorkerPool(Limits(), size=1) as pool:
+        pool.extract_many([Attachment("a.xlsx", "application/octet-stream", xlsx_bytes())])
+        (idle,) = pool._idle
+        idle.process.kill()
+        idle.process.join()
+        (again,) = pool.extract_many([Attachment("b.xlsx", "application/octet-stream", xlsx_bytes())])
+        assert isinstance(again, Extracted) and again.tables

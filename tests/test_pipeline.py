@@ -13,7 +13,7 @@ from conftest import write_config
 from mailbot.config import load_config
 from mailbot.db.engine import make_sessionmaker, open_database
 from mailbot.db.models import Message, Outbox, Quarantine, Submission
-from mailbot.isolation import InlineReader
+from mailbot.isolation import InlineRunner
 from mailbot.pipeline import Inbound, Pipeline
 from mailbot.quarantine import approve
 from mailbot.queries import load_status
@@ -28,7 +28,7 @@ class World:
         self.engine = open_database(self.config)
         self.sessions = make_sessionmaker(self.engine)
         self.now = NOW
-        self.pipeline = Pipeline(self.config, self.sessions, InlineReader(self.config.limits), lambda: self.now)
+        self.pipeline = Pipeline(self.config, self.sessions, InlineRunner(self.config.limits), lambda: self.now)
 
     def ingest(self, raw: bytes, mailbox: str = "chuyoujiao", **kw) -> dict:
         return self.pipeline.process(Inbound(raw=raw, mailbox=mailbox, **kw))
@@ -138,13 +138,17 @@ def test_late_first_submission_is_late(world):
     assert next(x for x in status["schools"] if x["name"] == "安溪县北门小学")["state"] == "late"
 
 
-class BrokenReader:
-    def extract_many(self, attachments):
-        raise RuntimeError("a bug in a reader")
+class BrokenRunner(InlineRunner):
+    """As if a reader had a bug: the worker reports an exception."""
+
+    def map_ordered(self, function, args_iter, labels=None):
+        def broken(*args):
+            raise RuntimeError("a bug in a reader")
+        return super().map_ordered(broken, args_iter, labels)
 
 
 def test_a_bug_gives_failed_then_the_operator_is_told(world):
-    world.pipeline.reader = BrokenReader()
+    world.pipeline.runner = BrokenRunner(world.config.limits)
     raw = submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN])
     results = [world.ingest(raw, source="imap", folder="INBOX", uidvalidity=1, uid="7") for _ in range(3)]
     assert [r["outcome"] for r in results] == ["failed"] * 3
@@ -152,7 +156,7 @@ def test_a_bug_gives_failed_then_the_operator_is_told(world):
         record = s.scalar(select(Message))
         assert record.attempts == 3 and "a bug in a reader" in record.last_error
     assert [m.kind for m in world.outbox()] == ["operator_failure"]
-    world.pipeline.reader = InlineReader(world.config.limits)
+    world.pipeline.runner = InlineRunner(world.config.limits)
     assert world.ingest(raw, source="imap", folder="INBOX", uidvalidity=1, uid="7")["outcome"] == "accepted"
 
 

@@ -7,6 +7,7 @@ a little (extra title rows, 单位名称 for 学校名称, a two-row header, a c
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -31,7 +32,16 @@ def header_text(cell: Cell) -> str:
     """A header cell ready for word matching: NFKC, no white space, no quote marks, Latin upper-case."""
     if isinstance(cell, CellError):
         return ""
+    if isinstance(cell, str):
+        return _header_string(cell)
     return _QUOTES_RE.sub("", compact(cell_text(cell))).upper()
+
+
+@functools.lru_cache(maxsize=4096)
+def _header_string(text: str) -> str:
+    # Cached: the header search looks at the same cells several times (row alone, row with the
+    # row below), and instruction sheets repeat the same long texts.
+    return _QUOTES_RE.sub("", compact(cell_text(text))).upper()
 
 
 def column_key(text: str) -> str | None:
@@ -214,6 +224,8 @@ def find_header(grid: _Grid, start: int) -> _Header | None:
     """The first header at or below row `start`: a row naming at least one column, which alone or
     with the row below names the school, enrolled and participating columns."""
     for r in range(start, min(len(grid.rows), start + MAX_HEADER_SEARCH_ROWS)):
+        if not _may_be_header(grid, r):
+            continue
         single = {c: [grid.header_cell(r, c)] for c in range(grid.width(r))}
         own = _match_columns(single)
         if not own.keys and not own.modes:
@@ -227,6 +239,17 @@ def find_header(grid: _Grid, start: int) -> _Header | None:
         if _is_complete(own):  # the row below only looked like more header
             return own
     return None
+
+
+# Every header word (SPEC 3.2) contains one of these, before or after NFKC (２ -> 2).
+_HEADER_HINTS = ("学", "单位", "在校", "参", "拓展", "项目", "2", "２", "模式")
+
+
+def _may_be_header(grid: _Grid, r: int) -> bool:
+    """A cheap test that skips most rows of long lists before the word matching."""
+    if r in grid.merges_by_row:
+        return True
+    return any(isinstance(cell, str) and any(hint in cell for hint in _HEADER_HINTS) for cell in grid.rows[r])
 
 
 def _is_complete(header: _Header) -> bool:
