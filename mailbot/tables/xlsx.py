@@ -58,6 +58,8 @@ def column_index(letters: bytes) -> int:
 
 _ANY_CELL = re.compile(rb"<" + _PREFIX + rb"c[\s/>]")
 _CELL_COLUMNS = re.compile(rb"<" + _PREFIX + rb"c\s[^>]*?\br\s*=\s*[\"']\$?([A-Za-z]{1,3})\$?\d")
+_PLAIN_CELL_ROWS = re.compile(rb'<c r="[A-Z]{1,3}(\d+)"')
+_PLAIN_CELL_COLUMNS = re.compile(rb'<c r="([A-Z]{1,3})')
 _CELL_ROWS = re.compile(rb"<" + _PREFIX + rb"c\s[^>]*?\br\s*=\s*[\"']\$?[A-Za-z]{1,3}\$?(\d+)")
 
 
@@ -66,10 +68,15 @@ def _quick_extent(xml: bytes) -> SheetScan | None:
     pass. The extent may count styled empty cells, which only errs on the safe side."""
     if b't="e"' in xml or b"t='e'" in xml or _FORMULA.search(xml):
         return None
-    columns = set(_CELL_COLUMNS.findall(xml))
-    rows = _CELL_ROWS.findall(xml)
-    if len(rows) != len(_ANY_CELL.findall(xml)):
-        return None  # cells without references: positions need the full walk
+    rows = _PLAIN_CELL_ROWS.findall(xml)
+    if len(rows) == xml.count(b"<c ") and b":c " not in xml and b"<c>" not in xml and b"<c/" not in xml:
+        # Every cell written as Excel, WPS and openpyxl write it: <c r="B12" ...>
+        columns = set(_PLAIN_CELL_COLUMNS.findall(xml))
+    else:
+        columns = set(_CELL_COLUMNS.findall(xml))
+        rows = _CELL_ROWS.findall(xml)
+        if len(rows) != len(_ANY_CELL.findall(xml)):
+            return None  # cells without references: positions need the full walk
     scan = SheetScan()
     if rows:
         scan.rows = max(map(int, rows))
