@@ -31,6 +31,7 @@ def section_label(mailbox: MailboxConfig) -> str:
 class Responder:
     def __init__(self, config: Config):
         self.config = config
+        self.own_addresses = {mb.address for mb in config.mailboxes}
         self._templates: dict[tuple, bytes] = {}
 
     def template(self, school: str | None, level: str | None, month: str | None) -> tuple[str, bytes, str]:
@@ -52,10 +53,11 @@ class Responder:
             return None
         if decision.outcome not in ("accepted", "rejected"):
             return None
-        sender = msg.from_addr
+        # RFC 3834: answer the Reply-To address if the school set one, else the sender.
+        to = [msg.reply_to[0]] if msg.reply_to and msg.reply_to[0] not in self.own_addresses else [msg.from_addr]
         cap = self.config.replies.max_per_sender_per_day
-        if store.replies_today(session, sender, start_of_day(now, self.config.timezone)) >= cap:
-            log.warning("reply cap reached for %s (%d today): no reply to message %s", sender, cap, msg.message_id)
+        if store.replies_today(session, to[0], start_of_day(now, self.config.timezone)) >= cap:
+            log.warning("reply cap reached for %s (%d today): no reply to message %s", to[0], cap, msg.message_id)
             decision.warnings.append(f"今日已向该邮箱自动回复{cap}次，本次不再回复。")
             return None
         if decision.outcome == "accepted":
@@ -64,7 +66,6 @@ class Responder:
         else:
             kind, context, attachments = self._rejection(mailbox, decision, roster, received_at)
         composed = compose(kind, context)
-        to = [msg.reply_to[0]] if msg.reply_to and msg.reply_to[0] != mailbox.address else [sender]
         queue_mail(session, key=f"reply:{record.id}", kind=kind, mailbox=mailbox, to=to, composed=composed,
                    now=now, attachments=attachments, in_reply_to=msg.message_id,
                    references=[*msg.references, msg.message_id] if msg.message_id else msg.references,

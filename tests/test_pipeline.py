@@ -167,3 +167,11 @@ def test_every_message_is_archived_before_interpretation(world):
         record = s.scalar(select(Message))
     assert (world.config.state_dir / record.archive_path).read_bytes() == raw
     assert record.outcome == "ignored"
+
+
+def test_reply_goes_to_reply_to_and_counts_against_its_cap(tmp_path):
+    w = World(tmp_path, "[replies]\nmax_per_sender_per_day = 1\n")
+    headers = {"Reply-To": "office@beimen.example"}
+    first = w.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], headers=headers, message_id="r1"))
+    second = w.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], headers=headers, message_id="r2"))
+    assert first["reply"]["to"] == ["office@beimen.example"] and second["reply"] is None
