@@ -11,14 +11,13 @@ and the school are often written only there.
 from __future__ import annotations
 
 import io
-import zipfile
 
 from lxml import etree
 
 from mailbot.config import Limits
 from mailbot.model import Cell, Sheet, TableFile
 from mailbot.tables.grid import make_sheet
-from mailbot.tables.guards import MAX_COLUMNS, ZIP_ERRORS, inflate_all, refusal, refuse_xml_declarations
+from mailbot.tables.guards import MAX_COLUMNS, checked_zip_parts, refusal
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
@@ -133,12 +132,7 @@ def _body_blocks(body: etree._Element):
 
 def read_docx(data: bytes, filename: str, limits: Limits) -> TableFile:
     """A .docx as a TableFile, one Sheet per table; no Sheet when the document has no table."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except ZIP_ERRORS as exc:
-        raise refusal("corrupt", filename, f"bad zip: {exc}") from exc
-    parts = inflate_all(data, zf, limits, filename)
-    refuse_xml_declarations(parts, filename)
+    parts = checked_zip_parts(data, limits, filename)
     try:
         sheets = document_sheets(parts["word/document.xml"], limits)
     except (KeyError, etree.XMLSyntaxError, ValueError) as exc:

@@ -186,3 +186,17 @@ def _utf16_text(content: bytes) -> bytes:
     if content[:2] not in (b"\xff\xfe", b"\xfe\xff"):
         encoding = "utf-16-le" if content[1:2] == b"\x00" else "utf-16-be"
     return content.decode(encoding, errors="replace").encode("utf-8")
+
+
+def checked_zip_parts(data: bytes, limits: Limits, filename: str) -> dict[str, bytes]:
+    """Every part of a zip-based document (xlsx, ods, docx), inflated within the limits and with no
+    XML declarations, or UnreadableFile."""
+    import io
+
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except ZIP_ERRORS as exc:
+        raise refusal("corrupt", filename, f"bad zip: {exc}") from exc
+    parts = inflate_all(data, zf, limits, filename)
+    refuse_xml_declarations(parts, filename)
+    return parts

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import posixpath
 import re
-import zipfile
 from dataclasses import dataclass, field
 
 import python_calamine
@@ -22,8 +21,7 @@ from mailbot.config import Limits
 from mailbot.errors import UnreadableFile
 from mailbot.model import Cell, CellError, Sheet, TableFile
 from mailbot.tables.grid import make_sheet, to_cell
-from mailbot.tables.guards import (MAX_COLUMNS, ZIP_ERRORS, MAX_DENSE_CELLS, inflate_all, refusal,
-                                   refuse_xml_declarations)
+from mailbot.tables.guards import MAX_COLUMNS, MAX_DENSE_CELLS, checked_zip_parts, refusal
 
 _PREFIX = rb"(?:[A-Za-z_][\w.-]*:)?"
 _ROW = re.compile(rb"<" + _PREFIX + rb"row\b([^>]*?)(?:/>|>(.*?)</" + _PREFIX + rb"row>)", re.DOTALL)
@@ -174,12 +172,7 @@ def ods_dense_cells(content_xml: bytes) -> int:
 
 def read_zip_workbook(data: bytes, fmt: str, filename: str, limits: Limits) -> TableFile:
     """An .xlsx/.xlsm/.ods as a TableFile, or UnreadableFile (zip_bomb, xml_entities, corrupt)."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except ZIP_ERRORS as exc:
-        raise refusal("corrupt", filename, f"bad zip: {exc}") from exc
-    parts = inflate_all(data, zf, limits, filename)
-    refuse_xml_declarations(parts, filename)
+    parts = checked_zip_parts(data, limits, filename)
     scans: dict[str, SheetScan] = {}
     if fmt == "ods":
         if ods_dense_cells(parts.get("content.xml", b"")) > MAX_DENSE_CELLS:
