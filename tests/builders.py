@@ -11,6 +11,7 @@ import openpyxl
 
 HEADER = ["学校名称", "开展课后服务学校数（所）", "在校学生数（人）", "参与课后服务学生数（人）", '是否落实"2+N"模式',
           "拓展服务项目名称"]
+BEIMEN_ROW = ["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅读"]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 

@@ -1,0 +1,26 @@
+"""SPEC 5: archived copies of ignored mail are deleted after the retention; submissions are kept."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from builders import BEIMEN_ROW, submission
+from mailbot.db.models import Message
+from mailbot.retention import purge_ignored_archives
+from test_pipeline import NOW, World
+
+
+def test_ignored_archives_are_deleted_after_the_retention_and_submissions_kept(tmp_path):
+    w = World(tmp_path)
+    complaint = w.ingest(submission("parent@example.com", "chuyoujiao@163.com", None, subject="投诉"))
+    report = w.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN_ROW]))
+    assert (complaint["outcome"], report["outcome"]) == ("ignored", "accepted")
+    with w.sessions.begin() as s:
+        assert purge_ignored_archives(s, w.config, NOW + timedelta(days=29)) == 0
+    with w.sessions.begin() as s:
+        assert purge_ignored_archives(s, w.config, NOW + timedelta(days=31)) == 1
+    with w.sessions() as s:
+        paths = {m.outcome: w.config.state_dir / m.archive_path for m in s.scalars(select(Message))}
+    assert not paths["ignored"].exists() and paths["accepted"].exists()
+    with w.sessions.begin() as s:
+        assert purge_ignored_archives(s, w.config, NOW + timedelta(days=40)) == 0
