@@ -73,6 +73,7 @@ class Pipeline:
         self.responder = Responder(config)
         self.own_addresses = {mb.address for mb in config.mailboxes}
         self._roster: tuple[dict, Roster] | None = None
+        self._roster_stale = True
         self.archive = Archive(config.archive_dir)
         self.batch_size = 50
         self.batch_seconds = 1.0
@@ -121,11 +122,13 @@ class Pipeline:
                 if len(done) >= self.batch_size or time.monotonic() - last_commit >= self.batch_seconds:
                     self.archive.sync()
                     session.commit()
+                    self._roster_stale = True
                     last_commit = time.monotonic()
                     yield from done
                     done.clear()
             self.archive.sync()
             session.commit()
+            self._roster_stale = True
             yield from done
         finally:
             session.close()
@@ -171,10 +174,13 @@ class Pipeline:
                 "warnings": [], "reply": None}
 
     def _roster_for(self, session: Session) -> Roster:
-        """The roster plus the senders the operator approved; rebuilt only when those change."""
-        extra = store.known_senders(session)
-        if self._roster is None or self._roster[0] != extra:
-            self._roster = (extra, Roster(self.config.schools, extra))
+        """The roster plus the senders the operator approved: read once per transaction, rebuilt
+        only when those change."""
+        if self._roster is None or self._roster_stale:
+            extra = store.known_senders(session)
+            if self._roster is None or self._roster[0] != extra:
+                self._roster = (extra, Roster(self.config.schools, extra))
+            self._roster_stale = False
         return self._roster[1]
 
     # -- stages: classify … store + respond, one transaction ----------------------------------------
