@@ -1,0 +1,81 @@
+"""The summary as files for preview and as a queued email (`mailbot summary`). The outbox key
+`summary:YYYY-MM` is the claim: the scheduled run and an operator's command cannot both send it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from mailbot.compose import Composed
+from mailbot.config import Config
+from mailbot.db.models import Outbox
+from mailbot.errors import ConfigError
+from mailbot.outbox import queue_mail
+from mailbot.summary.aggregate import Summary, summarise
+from mailbot.summary.load import rows_for_summary
+from mailbot.summary.render import render_summary
+from mailbot.summary.workbook import attachment_name, build_summary_workbook
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PREVIEW_HTML = "summary.html"
+PREVIEW_TEXT = "summary.txt"
+
+
+@dataclass
+class SummaryPackage:
+    """Everything the summary email carries."""
+
+    summary: Summary
+    composed: Composed
+    xlsx: bytes
+    attachment_name: str
+
+
+def summary_key(month: str) -> str:
+    return f"summary:{month}"
+
+
+def build_package(session: Session, config: Config, month: str, now: datetime,
+                  excused: set[str] = frozenset()) -> SummaryPackage:
+    """Read the rows in force up to `month` and render the email and its attachment.
+
+    `excused`: the schools excused this month (wired to the excuse table once it exists).
+    """
+    summary = summarise(month, config.schools, rows_for_summary(session, month), set(excused),
+                        deadline_day=config.schedule.deadline_day, tz=config.timezone,
+                        reporting_months=config.schedule.reporting_months)
+    name = attachment_name(month)
+    return SummaryPackage(summary, render_summary(summary, config.timezone, now, name),
+                          build_summary_workbook(summary, config.timezone, now), name)
+
+
+def write_preview(package: SummaryPackage, out_dir: Path) -> list[Path]:
+    """summary.html, summary.txt and the .xlsx, as the leaders will get them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [(out_dir / PREVIEW_HTML, package.composed.html.encode("utf-8")),
+             (out_dir / PREVIEW_TEXT, package.composed.text.encode("utf-8")),
+             (out_dir / package.attachment_name, package.xlsx)]
+    for path, data in files:
+        path.write_bytes(data)
+    return [path for path, _ in files]
+
+
+def queue_summary(session: Session, config: Config, package: SummaryPackage, now: datetime,
+                  force: bool = False) -> Outbox | None:
+    """Queue the email to the configured recipients; None when this month's was queued before.
+
+    `force` sends it again under a new key (an explicit resend, e.g. after late submissions).
+    """
+    if not config.summary_recipients:
+        raise ConfigError("summary.recipients is empty: list the leaders' addresses, "
+                          'e.g. [summary] recipients = ["leader@example.cn"]')
+    key = summary_key(package.summary.month)
+    if force:
+        key = f"{key}:resend:{now.isoformat()}"
+    return queue_mail(session, key=key, kind="summary", mailbox=config.mailboxes[0], to=list(config.summary_recipients),
+                      composed=package.composed, now=now,
+                      attachments=[(package.attachment_name, package.xlsx, XLSX_TYPE)],
+                      auto_submitted="auto-generated")
