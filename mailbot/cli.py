@@ -308,6 +308,178 @@ def outbox_list(c: Context, status_filter, as_json):
                    f"{i['subject']}" + (f"  [{i['last_error']}]" if i["last_error"] else ""))
 
 
+# -- summary ----------------------------------------------------------------------------------------
+@cli.command()
+@_month_option()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write summary.html, summary.txt and the .xlsx to this folder for preview.")
+@click.option("--send", is_flag=True, help="Queue the email to [summary] recipients (once per month).")
+@click.option("--force", is_flag=True, help="With --send: send again although this month's was sent.")
+@pass_ctx
+def summary(c: Context, month, out_dir, send, force):
+    """The monthly summary for leadership: KPIs, charts, per-school table and the 汇总表 .xlsx.
+
+    Without --out or --send the plain-text version is printed.
+
+    \b
+    Examples:
+      mailbot summary --month 2022-10 --out preview/
+      mailbot summary --month 2022-10 --send
+    """
+    from mailbot.summary.send import build_package, queue_summary, write_preview
+    from mailbot.timeutil import current_month
+    if force and not send:
+        raise click.UsageError("--force only goes with --send")
+    now = c.clock()
+    month = month or current_month(now, c.config.timezone)
+    with c.sessions()() as session:
+        package = build_package(session, c.config, month, now)
+        if out_dir is not None:
+            for path in write_preview(package, out_dir):
+                click.echo(f"wrote {path}", err=True)
+        if send:
+            queued = queue_summary(session, c.config, package, now, force)
+            session.commit()
+            if queued is None:
+                click.echo(f"the summary for {month} was queued before; not queued again "
+                           "(use --send --force to send it again)", err=True)
+            else:
+                click.echo(f"summary for {month} queued to {', '.join(queued.to_addrs)} (outbox {queued.id}); "
+                           "it goes out with the next `mailbot poll`", err=True)
+    if out_dir is None and not send:
+        click.echo(package.composed.text, nl=False)
+
+
+# -- export -----------------------------------------------------------------------------------------
+def _month_arg(_ctx, _param, value):
+    from mailbot.config import _is_month
+    if value is not None and not _is_month(value):
+        raise click.BadParameter(f"{value!r} is not a month like 2022-10")
+    return value
+
+
+@cli.command()
+@click.option("--from", "first", callback=_month_arg, metavar="YYYY-MM", help="First month (default: the first on record).")
+@click.option("--to", "last", callback=_month_arg, metavar="YYYY-MM", help="Last month (default: the last on record).")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The .xlsx file to write.")
+@pass_ctx
+def export(c: Context, first, last, out_file):
+    """The ledger (台账): every month's rows for every school, who sent them, when, and whether late.
+
+    One sheet per month, a long-format sheet of all months for pivot tables, and every submission
+    ever accepted (replaced and voided ones included).
+
+    \b
+    Example:
+      mailbot export --from 2022-03 --to 2022-10 --out 台账.xlsx
+    """
+    from mailbot.summary.ledger import build_ledger, ledger_months
+    from mailbot.summary.load import months_on_record, rows_in_force, submission_history
+    from mailbot.timeutil import current_month
+    config = c.config
+    with c.sessions()() as session:
+        recorded = months_on_record(session)
+        fallback = current_month(c.clock(), config.timezone)
+        first = first or (recorded[0] if recorded else fallback)
+        last = last or (recorded[-1] if recorded else fallback)
+        try:
+            months = ledger_months(first, last, recorded, config.schedule.reporting_months)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--from/--to") from exc
+        data = build_ledger(config.schools, rows_in_force(session, first, last),
+                            submission_history(session, first, last), months,
+                            deadline_day=config.schedule.deadline_day, tz=config.timezone,
+                            reporting_months=config.schedule.reporting_months)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_bytes(data)
+    click.echo(f"wrote {out_file}: {len(months)} month(s), {first} to {last}", err=True)
+
+
+
+@outbox.command("send")
+@click.option("--limit", type=click.IntRange(min=1), help="Send at most this many messages.")
+@pass_ctx
+def outbox_send(c: Context, limit):
+    """Send the queued mail that is due: throttled, each through its own mailbox's account.
+
+    Temporary failures wait and are retried later; permanent ones are recorded and the operator
+    is told. Exit status 1 when an account could not send at all.
+
+    \b
+    Example:
+      mailbot outbox send
+    """
+    from mailbot.sending import send_outbox
+    report = send_outbox(c.config, c.sessions(), c.clock, limit=limit)
+    click.echo(_sending_line(report), err=True)
+    sys.exit(0 if report.ok else 1)
+
+
+def _sending_line(report) -> str:
+    line = (f"outbox: {report.sent} sent, {report.retrying} to retry, {report.failed} failed"
+            + (f", {report.requeued_abandoned} requeued after a crash" if report.requeued_abandoned else ""))
+    if report.capped:
+        line += f"; daily cap reached: {', '.join(sorted(set(report.capped)))}"
+    for name, error in report.broken_accounts.items():
+        line += f"\n  {name} cannot send: {error}"
+    return line
+
+
+# -- poll and check ---------------------------------------------------------------------------------
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per message on stdout (as ingest --json).")
+@click.option("--no-send", is_flag=True, help="Only read the mailboxes; leave the outbox for later.")
+@pass_ctx
+def poll(c: Context, as_json, no_send):
+    """One pass over every mailbox, then send the outbox.
+
+    New mail is found by UID (IMAP) or by file (Maildir), read without marking it read, and run
+    through the same pipeline as `ingest`. Exit status 1 when a mailbox could not be read, a
+    message failed, or an account could not send.
+
+    \b
+    Examples:
+      mailbot poll
+      mailbot poll --json | jq .outcome
+    """
+    from mailbot.poll import poll_and_send
+    report = poll_and_send(c.config, c.sessions(), c.clock, _echo_json if as_json else _print_result,
+                           send=not no_send)
+    for mb in report.mailboxes:
+        counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(mb.outcomes.items())) or "nothing new"
+        status_text = "ok" if mb.ok else f"FAILED: {mb.error}"
+        click.echo(f"{mb.mailbox}: {status_text}; {counts}", err=True)
+    if report.skipped_busy:
+        click.echo("another poll is running: mailboxes not read this time", err=True)
+    if report.sending is not None:
+        click.echo(_sending_line(report.sending), err=True)
+    sys.exit(0 if report.ok else 1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON list of the servers tried on stdout.")
+@pass_ctx
+def check(c: Context, as_json):
+    """Validate the configuration and try every server: IMAP login, ID and the folder; SMTP login.
+
+    Nothing is read, sent or changed. Exit status 0 when everything works, 1 when a server
+    failed, 2 for a configuration error.
+
+    \b
+    Example:
+      mailbot --config /etc/mailbot/config.toml check
+    """
+    from mailbot.check import check_config, describe, exit_status
+    probes = check_config(c.config)
+    if as_json:
+        _echo_json([p.as_json() for p in probes])
+    else:
+        for probe in probes:
+            click.echo(describe(probe))
+    sys.exit(exit_status(probes))
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

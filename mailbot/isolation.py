@@ -145,6 +145,16 @@ class WorkerPool:
         labels = iter(labels) if labels is not None else None
         running: deque[_Job] = deque()
         done: dict[int, object] = {}
+        try:
+            yield from self._ordered(function, args_iter, labels, running, done)
+        finally:
+            # The caller stopped early (an error, a shutdown): jobs still running would leave
+            # their workers busy forever, so they are killed and replaced when next needed.
+            for job in running:
+                job.worker.kill()
+            running.clear()
+
+    def _ordered(self, function, args_iter, labels, running, done) -> Iterator[object]:
         next_index = next_yield = 0
         exhausted = False
         while True:

@@ -8,6 +8,11 @@ def square(x):
     return x * x
 
 
+def sleep_for(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
 def sleep_forever(data):
     time.sleep(3600)
 

@@ -75,3 +75,14 @@ def test_a_worker_that_died_while_idle_is_replaced():
         idle.process.join()
         (again,) = pool.extract_many([Attachment("b.xlsx", "application/octet-stream", xlsx_bytes())])
         assert isinstance(again, Extracted) and again.tables
+
+
+def test_a_caller_that_stops_early_leaves_no_busy_worker():
+    with WorkerPool(Limits(), size=2) as pool:
+        results = pool.map_ordered(hostile_jobs.sleep_for, [(0,), (3600,), (3600,)])
+        assert next(results) == 0
+        busy = [p for p in pool._ctx.active_children()]
+        results.close()  # e.g. an IMAP error interrupted the poll
+        assert not any(p.is_alive() for p in busy if p not in [w.process for w in pool._idle])
+        (ok,) = pool.extract_many([Attachment("t.xlsx", "application/octet-stream", xlsx_bytes())])
+        assert isinstance(ok, Extracted) and ok.tables

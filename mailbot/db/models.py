@@ -124,6 +124,10 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who is sending it right now (status "sending"): "host:pid", and since when. A row left in
+    # "sending" by a process that died is recognised by them and queued again (mailbot.sending).
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Quarantine(Base):
@@ -153,3 +157,27 @@ class KnownSender(Base):
     school: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class MailboxState(Base):
+    """Where polling stands for one mailbox folder (SPEC 5).
+
+    `last_uid` is the high-water mark: every UID up to it, under `uidvalidity`, has a committed
+    outcome in the ledger (messages), so a poll only asks the server for UIDs above it. A new
+    UIDVALIDITY starts again at 0 (mailbot.poll then matches messages by Message-ID). The times
+    feed the operator alarm "no successful poll for a while".
+    """
+
+    __tablename__ = "mailbox_state"
+    __table_args__ = (UniqueConstraint("mailbox", "folder", name="uq_mailbox_state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(64))
+    folder: Mapped[str] = mapped_column(String(255))
+    uidvalidity: Mapped[int | None] = mapped_column(Integer)
+    last_uid: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # first poll attempt
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    alarm_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # cleared by the next success

@@ -1,0 +1,350 @@
+"""Send what the outbox holds (SPEC 5): claim a row, send it, record it; one row at a time.
+
+    send_outbox(config, sessions, clock)  ->  SendReport
+
+Each row goes out through its own mailbox's account (SMTP, or a directory of .eml files), so a
+reply to a primary school comes from chuyoujiao. Rows go in order (by id), `throttle_seconds`
+apart, because 163.com takes bursts for spam.
+
+Claim, send, record:
+1. Claim: `UPDATE outbox SET status='sending', claimed_by=<host:pid:run> WHERE id=? AND
+   status='queued'`, committed at once. Only one process can win it: a second `poll`, the
+   daemon and `outbox send` running together never send the same row twice.
+2. Send it through the account.
+3. Record `sent` in its own commit the moment the server said 250, before anything else (no
+   throttle sleep, no other row in between).
+
+**The send window.** Between the server's 250 (step 2) and the commit of `sent` (step 3) lies a
+few milliseconds that no protocol closes: SMTP has no way to ask "did you get this one?". A
+process killed (SIGKILL, power loss) inside that window leaves the row in `sending` although
+the school got the mail. We cannot tell such a row from one killed before the server accepted
+it, so the choice is between "maybe never" and "maybe twice". A receipt that never arrives
+makes a school resend or phone the bureau; one that arrives twice is harmless. So a row left in
+`sending` by a process that is gone is queued again and sent again: a reply goes out twice only
+when the sender was killed inside this window. A claim is taken as abandoned when its process
+(same host) is no longer alive, or, for a claim from another host, after `CLAIM_LEASE`.
+
+Failures (see mailbot.transports.smtp):
+- TemporarySendError (4xx, dropped connection, timeout): queued again after
+  `retry_base_seconds * 2**attempts`; after `max_attempts` failures it is `failed` and the
+  operator is told once.
+- PermanentSendError (5xx, e.g. 163's `554 DT:SPM`): `failed` at once, not retried; the operator
+  is told once.
+- Any other TransportError (login refused, TLS): the account is broken, not the message. The row
+  is queued again without counting an attempt, that mailbox sends nothing more this run, and the
+  operator is told once a day.
+
+A per-mailbox daily cap (`daily_send_cap`, counted from local midnight): past it the mailbox's
+rows wait for tomorrow, and the operator is told once that day. Alarms themselves are exempt
+(a handful a day at most), or the alarm about the cap could never leave.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Protocol
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot import alarms
+from mailbot.config import Config, MailboxConfig
+from mailbot.db.models import Outbox
+from mailbot.errors import ConfigError, PermanentSendError, TemporarySendError, TransportError
+from mailbot.timeutil import start_of_day
+
+log = logging.getLogger(__name__)
+
+CLAIM_LEASE = timedelta(minutes=30)  # a claim from another host older than this is abandoned
+MAX_BACKOFF = timedelta(hours=12)
+
+
+class Transport(Protocol):
+    """One mailbox's way out: SMTP account or directory outbox."""
+
+    def send(self, row: Outbox) -> dict[str, tuple[int, str]]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class SendReport:
+    """What one run did, for the CLI and the logs."""
+
+    sent: int = 0
+    retrying: int = 0  # temporary failures, queued again
+    failed: int = 0  # permanent failures and rows out of retries
+    requeued_abandoned: int = 0  # rows a dead process left in `sending`
+    capped: list[str] = field(default_factory=list)  # mailboxes that reached today's cap
+    broken_accounts: dict[str, str] = field(default_factory=dict)  # mailbox -> error
+
+    @property
+    def ok(self) -> bool:
+        return not self.broken_accounts
+
+
+# -- pure decisions ------------------------------------------------------------------------------
+
+
+def backoff(attempts: int, base_seconds: float) -> timedelta:
+    """Wait before the next try after `attempts` failures: base * 2**attempts, at most 12 h."""
+    seconds = float(base_seconds) * (2 ** min(max(attempts, 0), 30))
+    return min(timedelta(seconds=seconds), MAX_BACKOFF)
+
+
+def claim_is_abandoned(claimed_by: str | None, claimed_at: datetime | None, now: datetime, *, this_host: str,
+                       pid_alive: Callable[[int], bool], lease: timedelta = CLAIM_LEASE) -> bool:
+    """Whether a row in `sending` was left by a process that can no longer finish it."""
+    if not claimed_by or claimed_at is None:
+        return True
+    host, pid, _run = (claimed_by.split(":") + ["", ""])[:3]
+    if host == this_host and pid.isdigit():
+        return not pid_alive(int(pid))
+    return now - claimed_at > lease
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def claim_token() -> str:
+    """host:pid:run — the pid tells whether the claimer still lives, the run tells two runs apart."""
+    return f"{socket.gethostname().replace(':', '_')}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+# -- transports ----------------------------------------------------------------------------------
+
+
+class SmtpTransport:
+    def __init__(self, mailbox: MailboxConfig):
+        from mailbot.transports.smtp import SmtpSender
+        self.sender = SmtpSender(mailbox.smtp)
+
+    def send(self, row: Outbox) -> dict[str, tuple[int, str]]:
+        return self.sender.send(row.from_addr, list(row.to_addrs), row.raw)
+
+    def close(self) -> None:
+        self.sender.close()
+
+
+class DirectoryTransport:
+    def __init__(self, mailbox: MailboxConfig):
+        from mailbot.transports.dirout import DirectoryOutbox
+        self.outbox = DirectoryOutbox(mailbox.outbox_dir)
+
+    def send(self, row: Outbox) -> dict[str, tuple[int, str]]:
+        self.outbox.send(row.key, row.from_addr, list(row.to_addrs), row.raw)
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+def open_transport(mailbox: MailboxConfig) -> Transport:
+    """SMTP when configured, else the directory outbox (config.py requires one of them)."""
+    return SmtpTransport(mailbox) if mailbox.smtp is not None else DirectoryTransport(mailbox)
+
+
+# -- database steps (each its own short transaction) ----------------------------------------------
+
+
+def requeue_abandoned(sessions: sessionmaker[Session], now: datetime, *, this_host: str | None = None,
+                      pid_alive: Callable[[int], bool] = process_alive) -> int:
+    """Queue again the rows a dead process left in `sending` (see "the send window" above)."""
+    host = this_host or socket.gethostname().replace(":", "_")
+    count = 0
+    with sessions() as session:
+        stuck = session.execute(select(Outbox.id, Outbox.claimed_by, Outbox.claimed_at)
+                                .where(Outbox.status == "sending")).all()
+        session.commit()  # see _end_read
+        for row_id, claimed_by, claimed_at in stuck:
+            if not claim_is_abandoned(claimed_by, claimed_at, now, this_host=host, pid_alive=pid_alive):
+                continue
+            done = session.execute(update(Outbox).where(
+                Outbox.id == row_id, Outbox.status == "sending",
+                Outbox.claimed_by.is_(None) if claimed_by is None else Outbox.claimed_by == claimed_by,
+            ).values(status="queued", claimed_by=None, claimed_at=None, next_attempt_at=now))
+            if done.rowcount == 1:
+                log.warning("outbox #%d was left in `sending` by %s: queued again (it may have reached the "
+                            "server already; see mailbot.sending)", row_id, claimed_by)
+                count += 1
+        session.commit()
+    return count
+
+
+def sent_today(session: Session, mailbox: str, day_start: datetime) -> int:
+    return session.scalar(select(func.count()).select_from(Outbox).where(
+        Outbox.mailbox == mailbox, Outbox.status == "sent", Outbox.sent_at >= day_start)) or 0
+
+
+def next_due(session: Session, now: datetime, after_id: int, blocked: set[str], capped: set[str]) -> Outbox | None:
+    """The oldest queued row that is due, after `after_id`, from a mailbox allowed to send.
+    A capped mailbox may still send alarms; a broken one sends nothing."""
+    query = select(Outbox).where(Outbox.status == "queued", Outbox.next_attempt_at <= now, Outbox.id > after_id)
+    if blocked:
+        query = query.where(Outbox.mailbox.not_in(blocked))
+    if capped:
+        query = query.where(or_(Outbox.mailbox.not_in(capped), Outbox.kind == alarms.KIND))
+    return session.scalar(query.order_by(Outbox.id).limit(1))
+
+
+def _end_read(session: Session) -> None:
+    """End the read transaction before writing. In SQLite's WAL mode a transaction that read and
+    then writes fails at once (SQLITE_BUSY_SNAPSHOT, no waiting) when another process wrote in
+    between; one that starts with its write simply waits its turn."""
+    session.commit()
+
+
+def claim(session: Session, row_id: int, token: str, now: datetime) -> bool:
+    """The conditional update that makes a row ours; committed at once so others see it."""
+    won = session.execute(update(Outbox).where(Outbox.id == row_id, Outbox.status == "queued")
+                          .values(status="sending", claimed_by=token, claimed_at=now)).rowcount == 1
+    session.commit()
+    return won
+
+
+def record_sent(session: Session, row_id: int, token: str, now: datetime, refused: dict) -> None:
+    note = "; ".join(f"{addr}: {code} {text}" for addr, (code, text) in refused.items()) or None
+    done = session.execute(update(Outbox).where(Outbox.id == row_id, Outbox.claimed_by == token)
+                           .values(status="sent", sent_at=now, claimed_by=None, claimed_at=None,
+                                   last_error=f"some recipients refused: {note}" if note else None))
+    session.commit()
+    if done.rowcount != 1:
+        log.error("outbox #%d was sent but its claim had been taken over meanwhile", row_id)
+    if note:
+        log.warning("outbox #%d sent, but the server refused some recipients: %s", row_id, note)
+
+
+def release(session: Session, row_id: int, token: str, **values) -> None:
+    session.execute(update(Outbox).where(Outbox.id == row_id, Outbox.claimed_by == token)
+                    .values(claimed_by=None, claimed_at=None, **values))
+    session.commit()
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable[[], datetime], *,
+                transport_for: Callable[[MailboxConfig], Transport] = open_transport,
+                sleep: Callable[[float], None] = time.sleep, limit: int | None = None) -> SendReport:
+    """Send every due row once (a row that fails waits for a later run), at most `limit` rows."""
+    report = SendReport(requeued_abandoned=requeue_abandoned(sessions, clock()))
+    token = claim_token()
+    mailboxes = {mb.name: mb for mb in config.mailboxes}
+    transports: dict[str, Transport] = {}
+    blocked: set[str] = set()
+    capped: set[str] = set()
+    counts: dict[str, int] = {}
+    after_id = 0
+    first = True
+    try:
+        with sessions() as session:
+            day_start = start_of_day(clock(), config.timezone)
+            while limit is None or report.sent + report.retrying + report.failed < limit:
+                now = clock()
+                row = next_due(session, now, after_id, blocked, capped)
+                _end_read(session)
+                if row is None:
+                    break
+                after_id = row.id
+                mailbox = mailboxes.get(row.mailbox)
+                if mailbox is None:
+                    log.error("outbox #%d is for mailbox %r, which is not configured: left queued", row.id, row.mailbox)
+                    continue
+                if row.mailbox not in counts:
+                    counts[row.mailbox] = sent_today(session, row.mailbox, day_start)
+                    _end_read(session)
+                if counts[row.mailbox] >= mailbox.daily_send_cap and row.kind != alarms.KIND:
+                    capped.add(row.mailbox)
+                    report.capped.append(row.mailbox)
+                    log.warning("mailbox %s sent %d today (cap %d): the rest waits until tomorrow",
+                                row.mailbox, counts[row.mailbox], mailbox.daily_send_cap)
+                    alarms.daily_cap(session, config, mailbox, now=now)
+                    session.commit()
+                    continue
+                if not claim(session, row.id, token, now):
+                    continue  # another process took it
+                if not first and config.sending.throttle_seconds > 0:
+                    sleep(config.sending.throttle_seconds)
+                first = False
+                outcome = _send_one(session, config, mailbox, row, token, clock, transports, transport_for)
+                if outcome == "sent":
+                    report.sent += 1
+                    counts[row.mailbox] += 1
+                elif outcome == "retrying":
+                    report.retrying += 1
+                elif outcome == "failed":
+                    report.failed += 1
+                else:
+                    blocked.add(row.mailbox)
+                    report.broken_accounts[row.mailbox] = outcome
+    finally:
+        for transport in transports.values():
+            transport.close()
+    if report.sent or report.retrying or report.failed or report.requeued_abandoned:
+        log.info("outbox: %d sent, %d to retry, %d failed, %d requeued after a crash", report.sent,
+                 report.retrying, report.failed, report.requeued_abandoned)
+    return report
+
+
+def _send_one(session: Session, config: Config, mailbox: MailboxConfig, row: Outbox, token: str,
+              clock: Callable[[], datetime], transports: dict[str, Transport],
+              transport_for: Callable[[MailboxConfig], Transport]) -> str:
+    """Send one claimed row and record what happened: "sent", "retrying", "failed", or the
+    error text of a broken account."""
+    try:
+        transport = transports.get(mailbox.name)
+        if transport is None:
+            transport = transports[mailbox.name] = transport_for(mailbox)
+        refused = transport.send(row)
+    except TemporarySendError as exc:
+        attempts = row.attempts + 1
+        if attempts >= config.sending.max_attempts:
+            _fail(session, config, mailbox, row, token, attempts, str(exc), clock())
+            return "failed"
+        wait = backoff(attempts, config.sending.retry_base_seconds)
+        log.warning("outbox #%d to %s: %s; retry %d/%d in %s", row.id, row.recipient, exc, attempts,
+                    config.sending.max_attempts, wait)
+        release(session, row.id, token, status="queued", attempts=attempts, last_error=str(exc),
+                next_attempt_at=clock() + wait)
+        return "retrying"
+    except PermanentSendError as exc:
+        _fail(session, config, mailbox, row, token, row.attempts + 1, str(exc), clock())
+        return "failed"
+    except (TransportError, ConfigError) as exc:
+        # The account, not the message: keep the row as it was and stop using this account.
+        log.error("mailbox %s cannot send: %s", mailbox.name, exc)
+        release(session, row.id, token, status="queued", last_error=str(exc))
+        alarms.send_account(session, config, mailbox, error=str(exc), now=clock())
+        session.commit()
+        return str(exc)
+    except Exception:
+        # A bug of ours, before or while talking to the server: the row was not sent by us
+        # knowingly; give it back rather than leave it in `sending`.
+        release(session, row.id, token, status="queued")
+        raise
+    record_sent(session, row.id, token, clock(), refused)
+    log.info("sent outbox #%d %s to %s via %s", row.id, row.kind, ", ".join(row.to_addrs), mailbox.name)
+    return "sent"
+
+
+def _fail(session: Session, config: Config, mailbox: MailboxConfig, row: Outbox, token: str, attempts: int,
+          error: str, now: datetime) -> None:
+    log.error("outbox #%d to %s failed for good after %d attempt(s): %s", row.id, row.recipient, attempts, error)
+    release(session, row.id, token, status="failed", attempts=attempts, last_error=error)
+    if row.kind != alarms.KIND:  # an alarm about a failed alarm would only fail the same way
+        alarms.send_refused(session, config, mailbox, row_id=row.id, recipients=list(row.to_addrs),
+                            subject=row.subject, attempts=attempts, error=error, now=now)
+        session.commit()
