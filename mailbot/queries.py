@@ -19,9 +19,11 @@ def submissions_in_force(session: Session, month: str) -> dict[str, InForce]:
 
 
 def load_status(session: Session, config: Config, month: str) -> dict:
+    from mailbot.campaign import excused_schools
+
     reporting = int(month[5:]) in config.schedule.reporting_months
-    return month_status(month, config.schools, submissions_in_force(session, month), set(),
-                        config.schedule.deadline_day, config.timezone, reporting)
+    return month_status(month, config.schools, submissions_in_force(session, month),
+                        excused_schools(session, month), config.schedule.deadline_day, config.timezone, reporting)
 
 
 def list_outbox(session: Session, status: str | None = None, limit: int = 200) -> list[dict]:

@@ -181,3 +181,8 @@ class MailboxState(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     alarm_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # cleared by the next success
+
+
+# The campaign tables (excuses, void log) live in their own module; importing it here puts them in
+# Base.metadata wherever the models are loaded (the pipeline, Alembic's autogenerate, the tests).
+from mailbot.db import campaign_models  # noqa: E402,F401

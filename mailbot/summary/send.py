@@ -39,11 +39,14 @@ def summary_key(month: str) -> str:
 
 
 def build_package(session: Session, config: Config, month: str, now: datetime,
-                  excused: set[str] = frozenset()) -> SummaryPackage:
+                  excused: set[str] | None = None) -> SummaryPackage:
     """Read the rows in force up to `month` and render the email and its attachment.
 
-    `excused`: the schools excused this month (wired to the excuse table once it exists).
+    `excused`: the schools excused this month (default: as the operator recorded them).
     """
+    if excused is None:
+        from mailbot.campaign import excused_schools
+        excused = excused_schools(session, month)
     summary = summarise(month, config.schools, rows_for_summary(session, month), set(excused),
                         deadline_day=config.schedule.deadline_day, tz=config.timezone,
                         reporting_months=config.schedule.reporting_months)

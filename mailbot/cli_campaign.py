@@ -1,0 +1,174 @@
+"""CLI commands of the campaign: remind, excuse, void, and the daemon `run` (SPEC 8).
+
+`register(cli)` adds them to the main click group (mailbot.cli calls it).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from mailbot.cli import Context, _month_option, _operator
+
+pass_ctx = click.make_pass_decorator(Context)
+log = logging.getLogger("mailbot")
+
+
+@click.command()
+@_month_option()
+@click.option("--stage", metavar="NAME", help="Send this stage now, whatever the date (e.g. due); "
+              "still at most once per school.")
+@click.option("--dry-run", is_flag=True, help="Only show who would get what; queue nothing.")
+@pass_ctx
+def remind(c: Context, month, stage, dry_run):
+    """Queue the reminders due now: to every school without an accepted table for the month, and
+    after the overdue stage the list of missing schools to each section's staff. The mail goes out
+    with the next `mailbot outbox send` (the daemon does both on its own).
+
+    \b
+    Example:
+      mailbot remind --dry-run
+      mailbot remind --month 2022-10 --stage overdue
+    """
+    from mailbot.reminders import queue_reminders
+    config = c.config
+    if stage is not None and stage not in {s.name for s in config.schedule.stages}:
+        known = ", ".join(s.name for s in config.schedule.stages)
+        raise click.BadParameter(f"no stage {stage!r} in [schedule.stages] (configured: {known})",
+                                 param_hint="--stage")
+    with c.sessions()() as session:
+        report = queue_reminders(session, config, c.clock(), month=month, stage=stage, dry_run=dry_run)
+        if not dry_run:
+            session.commit()
+    if not report:
+        click.echo("no reminder is due now" + (f" for {month}" if month else ""))
+        return
+    verb = "would queue" if dry_run else "queued"
+    for item in report:
+        who = item.get("school") or f"staff of {item['mailbox']}: {len(item['schools'])} missing schools"
+        state = verb if dry_run or item["queued"] else "skipped"
+        click.echo(f"{state:<11} {item['month']}  {item['kind']:<18} {item['mailbox']:<10} {who}  "
+                   f"-> {', '.join(item['to']) or '(no address in the roster)'}")
+
+
+@click.command()
+@click.argument("school")
+@_month_option(required=True)
+@click.option("--reason", default="", help="Why, for the record (shown to nobody else).")
+@click.option("--undo", is_flag=True, help="Withdraw the excuse: the school is required again.")
+@pass_ctx
+def excuse(c: Context, school, month, reason, undo):
+    """Excuse a school for a month: not reminded, not counted missing, shown as excused in the
+    summary. SCHOOL is the roster name or an alias.
+
+    \b
+    Example:
+      mailbot excuse 安溪县北门小学 --month 2022-10 --reason "停课装修"
+      mailbot excuse 安溪县北门小学 --month 2022-10 --undo
+    """
+    from mailbot.campaign import CampaignError, excuse as do_excuse, withdraw_excuse
+    with c.sessions()() as session:
+        try:
+            if undo:
+                row = withdraw_excuse(session, c.config, school, month, _operator(), c.clock())
+                message = f"{row.school} is no longer excused for {month}"
+            else:
+                row, new = do_excuse(session, c.config, school, month, reason, _operator(), c.clock())
+                message = (f"{row.school} excused for {month}" if new else
+                           f"{row.school} was already excused for {month} (by {row.created_by})")
+        except CampaignError as exc:
+            raise click.BadParameter(str(exc), param_hint="SCHOOL") from exc
+        session.commit()
+    click.echo(message)
+
+
+@click.command()
+@click.argument("submission_id", type=int)
+@click.option("--reason", default="", help="Why, for the record.")
+@pass_ctx
+def void(c: Context, submission_id, reason):
+    """Withdraw a wrong submission; the school's previous one for the month, if any, is in force
+    again. The submission stays in the history, marked void, with who, when and why.
+
+    \b
+    Example:
+      mailbot void 42 --reason "sent by the wrong school"
+    """
+    from mailbot.campaign import CampaignError, void as do_void
+    with c.sessions()() as session:
+        try:
+            result = do_void(session, submission_id, reason, _operator(), c.clock())
+        except CampaignError as exc:
+            raise click.BadParameter(str(exc), param_hint="SUBMISSION_ID") from exc
+        session.commit()
+        sub, restored = result.submission, result.restored
+        click.echo(f"submission {sub.id} ({sub.school}, {sub.month}) voided; "
+                   + (f"submission {restored.id} is in force again" if restored else
+                      "no earlier submission: the school counts as missing unless it sends again"))
+
+
+@click.command()
+@pass_ctx
+def run(c: Context):
+    """Run the daemon: poll the mailboxes, send the outbox, the reminder stages and the monthly
+    summary on schedule, until SIGTERM or Ctrl-C (exit 0). Meant for systemd (deploy/).
+
+    \b
+    Example:
+      mailbot --config /etc/mailbot/config.toml run
+    """
+    from mailbot.daemon import Daemon
+    daemon = Daemon(c.config, daemon_jobs(c))
+    raise SystemExit(daemon.run())
+
+
+def daemon_jobs(c: Context) -> dict:
+    """The daemon's jobs by name (see mailbot.daemon.JOB_NAMES). Each takes `should_stop`, a
+    function that says whether SIGTERM arrived, so long work can stop between messages."""
+    config, sessions, clock = c.config, c.sessions(), c.clock
+
+    def remind_job(should_stop):
+        from mailbot.reminders import queue_reminders
+        with sessions() as session:
+            report = queue_reminders(session, config, clock())
+            session.commit()
+        return sum(1 for item in report if item["queued"])
+
+    pool = []  # one WorkerPool for the daemon's life, made on first use
+
+    def poll_job(should_stop):
+        from mailbot.isolation import WorkerPool
+        from mailbot.poll import poll_and_send
+        from mailbot.retention import purge_ignored_archives
+        if not pool:
+            pool.append(WorkerPool(config.limits))
+        report = poll_and_send(config, sessions, clock, runner=pool[0])
+        with sessions.begin() as session:
+            purge_ignored_archives(session, config, clock())
+        return sum(sum(m.outcomes.values()) for m in report.mailboxes)
+
+    def summary_job(should_stop):
+        from mailbot.sending import send_outbox
+        from mailbot.summary.send import build_package, queue_summary
+        from mailbot.timeutil import current_month
+        now = clock()
+        month = current_month(now, config.timezone)
+        local = now.astimezone(config.timezone)
+        due = local.replace(day=min(config.schedule.summary_day, 28), hour=config.schedule.summary_at.hour,
+                            minute=config.schedule.summary_at.minute, second=0, microsecond=0)
+        if local < due or int(month[5:]) not in config.schedule.reporting_months:
+            return 0  # not yet this month (or not a reporting month)
+        with sessions.begin() as session:
+            queued = queue_summary(session, config, build_package(session, config, month, now), now)
+        send_outbox(config, sessions, clock)
+        return 1 if queued is not None else 0
+
+    # The poll job sends the outbox after every pass; no separate "send" job is needed.
+    return {"poll": poll_job, "remind": remind_job, "summary": summary_job}
+
+
+def register(cli_group: click.Group) -> None:
+    """Add the campaign commands to the main `mailbot` group."""
+    for command in (remind, excuse, void, run):
+        cli_group.add_command(command)

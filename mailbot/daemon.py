@@ -1,0 +1,203 @@
+"""`mailbot run`: the scheduled daemon (APScheduler 3.x BlockingScheduler).
+
+What runs when (all in the configured time zone):
+- `poll` (and `send`, if given separately): every `schedule.poll_interval_minutes`, first at start-up;
+- `remind`: at start-up, every hour, and at each stage's time. The decision of what is due lives in
+  the database (the outbox key is the claim), so a run after a restart catches up what the machine
+  missed and never repeats a stage;
+- `summary`: on `schedule.summary_day` at `schedule.summary_at`.
+Each job runs at most once at a time (`max_instances=1`) and runs that piled up run once (`coalesce`).
+
+The job callables are injected (name -> callable taking `should_stop`, a function that says whether
+the daemon is stopping), so the daemon knows nothing of IMAP or SMTP.
+
+Stopping: SIGTERM/SIGINT only set a flag (a signal handler must not take the scheduler's locks); a
+helper thread sees it and shuts the scheduler down; the main thread then waits for the jobs in hand
+to finish (they check `should_stop` between messages) and the process exits 0.
+systemd: READY=1 once the scheduler runs, WATCHDOG=1 at half of $WATCHDOG_USEC, STOPPING=1 on the way
+out, through the $NOTIFY_SOCKET datagram socket (sd_notify(3), no library needed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time as clock
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from apscheduler.events import EVENT_SCHEDULER_STARTED
+from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from mailbot.config import Config
+
+log = logging.getLogger(__name__)
+
+JOB_NAMES = ("poll", "send", "remind", "summary")
+Job = Callable[[Callable[[], bool]], object]
+STOP_TIMEOUT_SECONDS = 45.0  # below the unit's TimeoutStopSec=60, so systemd never has to SIGKILL
+
+
+def sd_notify(state: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """Tell systemd `state` (e.g. "READY=1"); False when not run by systemd or the send failed."""
+    address = environ.get("NOTIFY_SOCKET", "")
+    if not address or address[0] not in "/@":
+        return False
+    if address[0] == "@":  # an abstract socket
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.settimeout(1.0)  # a notify socket nobody reads must never hang the daemon
+            sock.connect(address)
+            sock.sendall(state.encode("utf-8"))
+        return True
+    except OSError as exc:
+        log.warning("sd_notify %s failed: %s", state, exc)
+        return False
+
+
+def watchdog_seconds(environ: Mapping[str, str] = os.environ) -> float | None:
+    """How often to send WATCHDOG=1: half the interval systemd asked for, None when it asked none."""
+    try:
+        usec = int(environ.get("WATCHDOG_USEC", ""))
+    except ValueError:
+        return None
+    pid = environ.get("WATCHDOG_PID")
+    if usec <= 0 or (pid and pid != str(os.getpid())):
+        return None
+    return usec / 2_000_000
+
+
+def job_triggers(config: Config) -> dict[str, BaseTrigger]:
+    """The trigger of every job kind, in the configured time zone."""
+    tz, schedule = config.timezone, config.schedule
+    every = IntervalTrigger(seconds=max(schedule.poll_interval_minutes * 60, 1.0), timezone=tz)
+    stage_times = sorted({(s.at.hour, s.at.minute) for s in schedule.stages})
+    remind = OrTrigger([CronTrigger(minute=0, timezone=tz)]  # hourly catch-up
+                       + [CronTrigger(hour=h, minute=m, timezone=tz) for h, m in stage_times])
+    # The summary job itself checks that its day and time have come (and its outbox key makes it
+    # once a month), so an hourly run catches up a summary the machine was down for.
+    summary = OrTrigger([CronTrigger(minute=30, timezone=tz),
+                         CronTrigger(day=schedule.summary_day, hour=schedule.summary_at.hour,
+                                     minute=schedule.summary_at.minute, timezone=tz)])
+    return {"poll": every, "send": every, "remind": remind, "summary": summary}
+
+
+class Daemon:
+    """Builds the scheduler from the config and the jobs, runs it until told to stop."""
+
+    def __init__(self, config: Config, jobs: Mapping[str, Job], *, environ: Mapping[str, str] = os.environ,
+                 stop_timeout: float = STOP_TIMEOUT_SECONDS):
+        unknown = set(jobs) - set(JOB_NAMES)
+        if unknown:
+            raise ValueError(f"unknown daemon jobs {sorted(unknown)} (known: {', '.join(JOB_NAMES)})")
+        self.config, self.jobs, self.environ, self.stop_timeout = config, dict(jobs), environ, stop_timeout
+        self.stopping = threading.Event()
+        self._started = threading.Event()
+        self._busy = threading.Condition()
+        self._running_jobs = 0
+        self.scheduler: BlockingScheduler | None = None
+
+    # -- building --------------------------------------------------------------------------------
+    def build(self) -> BlockingScheduler:
+        scheduler = BlockingScheduler(timezone=self.config.timezone,
+                                      job_defaults={"max_instances": 1, "coalesce": True,
+                                                    "misfire_grace_time": 3600})
+        triggers = job_triggers(self.config)
+        now = datetime.now(self.config.timezone)
+        for name in JOB_NAMES:
+            if name not in self.jobs:
+                if name != "send":  # sending may be part of `poll`
+                    log.warning("daemon job %s is not configured: it will not run", name)
+                continue
+            first = now  # catch up at start-up: every job is safe to run at any time
+            scheduler.add_job(self._guarded(name, self.jobs[name]), triggers[name], id=name, name=name,
+                              **({"next_run_time": first} if first else {}))
+        interval = watchdog_seconds(self.environ)
+        if interval:
+            scheduler.add_job(lambda: sd_notify("WATCHDOG=1", self.environ), IntervalTrigger(seconds=interval),
+                              id="watchdog", name="watchdog")
+        scheduler.add_listener(self._on_started, EVENT_SCHEDULER_STARTED)
+        return scheduler
+
+    def _guarded(self, name: str, func: Job) -> Callable[[], None]:
+        """One log line per run; an exception is logged, never kills the scheduler."""
+        def job() -> None:
+            if self.stopping.is_set():
+                return
+            with self._busy:
+                self._running_jobs += 1
+            started = clock.monotonic()
+            try:
+                result = func(self.stopping.is_set)
+                log.info("job %s done in %.1f s%s", name, clock.monotonic() - started,
+                         f": {result}" if result is not None else "")
+            except Exception as exc:  # a job's failure is logged and retried at its next run
+                log.error("job %s failed after %.1f s: %s: %s", name, clock.monotonic() - started,
+                          type(exc).__name__, exc)
+                log.debug("job %s traceback", name, exc_info=True)
+            finally:
+                with self._busy:
+                    self._running_jobs -= 1
+                    self._busy.notify_all()
+        job.__name__ = f"mailbot_{name}"
+        return job
+
+    # -- running ---------------------------------------------------------------------------------
+    def request_stop(self, signum: int | None = None, _frame=None) -> None:
+        """The signal handler: only set the flag (see the module docstring)."""
+        self.stopping.set()
+
+    def _on_started(self, _event) -> None:
+        self._started.set()
+        sd_notify("READY=1", self.environ)
+        log.info("mailbot daemon ready: jobs %s, time zone %s", ", ".join(sorted(self.jobs)),
+                 self.config.timezone.key)
+
+    def _stop_when_asked(self) -> None:
+        self.stopping.wait()
+        self._started.wait()
+        log.info("stop requested: finishing the jobs in hand")
+        sd_notify("STOPPING=1", self.environ)
+        try:
+            self.scheduler.shutdown(wait=False)
+        except SchedulerNotRunningError:
+            pass
+
+    def _wait_for_jobs(self) -> bool:
+        deadline = clock.monotonic() + self.stop_timeout
+        with self._busy:
+            while self._running_jobs:
+                left = deadline - clock.monotonic()
+                if left <= 0:
+                    return False
+                self._busy.wait(left)
+        return True
+
+    def run(self, install_signals: bool = True) -> int:
+        """Block until SIGTERM/SIGINT (or `request_stop`); return the exit status, 0 on a clean stop."""
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines duplicate ours
+        self.scheduler = self.build()
+        previous = {}
+        if install_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, self.request_stop)
+        threading.Thread(target=self._stop_when_asked, name="mailbot-stop", daemon=True).start()
+        try:
+            self.scheduler.start()  # blocks until the helper thread shuts it down
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if not self._wait_for_jobs():
+            log.error("jobs still running after %.0f s: exiting anyway", self.stop_timeout)
+            return 1
+        log.info("mailbot daemon stopped")
+        return 0
