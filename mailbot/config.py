@@ -37,6 +37,7 @@ class ServerConfig:
     ca_file: Path | None = None
     folder: str = "INBOX"  # IMAP only
     timeout: float = 60.0  # seconds, on every socket operation
+    config_dir: Path | None = None  # where a relative password_file is, unless systemd provides it
 
     def password(self) -> str:
         """Read the secret now (never at load time, never logged)."""
@@ -47,8 +48,14 @@ class ServerConfig:
             return value
         if self.password_file:
             path = self.password_file
-            if not path.is_absolute() and os.environ.get("CREDENTIALS_DIRECTORY"):
-                path = Path(os.environ["CREDENTIALS_DIRECTORY"]) / path
+            if not path.is_absolute():
+                # A bare name is first a systemd credential (LoadCredential=), else a file beside
+                # the config.
+                creds = os.environ.get("CREDENTIALS_DIRECTORY")
+                if creds and (Path(creds) / path).is_file():
+                    path = Path(creds) / path
+                else:
+                    path = (self.config_dir or Path.cwd()) / path
             try:
                 return path.read_text(encoding="utf-8").strip()
             except OSError as exc:
@@ -254,7 +261,8 @@ def _server(t: _Table, default_port: int, is_imap: bool) -> ServerConfig:
         security=security,
         username=t.get("username", str, ""),
         password_env=t.get("password_env", str),
-        password_file=t.path("password_file"),
+        password_file=Path(t.get("password_file", str)) if t.get("password_file", str) else None,
+        config_dir=t.base,
         ca_file=t.path("ca_file"),
         folder=t.get("folder", str, "INBOX") if is_imap else "INBOX",
         timeout=t.get("timeout", float, 60.0),

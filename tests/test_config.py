@@ -100,3 +100,18 @@ def test_state_dir_is_created(tmp_path):
     config = write_config(tmp_path)
     run_mailbot("db", "upgrade", config=config)
     assert (tmp_path / "state" / "mailbot.sqlite3").exists()
+
+
+def test_bare_password_file_is_a_systemd_credential_else_beside_the_config(tmp_path, monkeypatch):
+    import copy
+    data = copy.deepcopy(MINIMAL)
+    data["mailbox"][0]["imap"] = {"host": "h", "username": "u", "password_file": "imap.pass"}
+    config = config_from_dict(data, tmp_path)
+    (tmp_path / "imap.pass").write_text("beside-config\n")
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    assert config.mailboxes[0].imap.password() == "beside-config"
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "imap.pass").write_text("from-systemd\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert config.mailboxes[0].imap.password() == "from-systemd"
