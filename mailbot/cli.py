@@ -480,6 +480,30 @@ def check(c: Context, as_json):
     sys.exit(exit_status(probes))
 
 
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False), default="mailbot-demo", show_default=True,
+              help="Folder for the demo's mailboxes, outboxes, database and summary (made anew).")
+def demo(out):
+    """A whole reporting month on embedded defaults, with a simulated clock: no mail server and no
+    configuration needed. Schools' emails arrive, receipts and rejections go out, reminders reach
+    the missing schools, late tables arrive, and the summary is produced.
+
+    \b
+    Example:
+      mailbot demo --out /tmp/mailbot-demo
+    """
+    from mailbot.demo import run_demo
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger().setLevel(logging.WARNING)  # the demo narrates on stdout
+    run_demo(Path(out).resolve())
+
+
+# The campaign's commands (remind, excuse, void, run) live in their own module.
+from mailbot.cli_campaign import register  # noqa: E402
+
+register(cli)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
