@@ -85,6 +85,7 @@ def cli(ctx, config_path, now, verbose):
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up chatter
     ctx.obj = Context(config_path, now)
     ctx.call_on_close(ctx.obj.close)
 
