@@ -67,6 +67,19 @@ def month_label(month: str | None) -> str | None:
     return f"{match.group(1)}年{int(match.group(2))}月"
 
 
+def print_a4_landscape(ws: Worksheet, header_row: int, margin: float) -> None:
+    """How the bureau prints the annex's tables: A4 landscape, fit to the page width, centred, the
+    title and header repeated on every page."""
+    ws.print_title_rows = f"1:{header_row}"
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_options.horizontalCentered = True
+    ws.page_margins.left = ws.page_margins.right = margin
+
+
 def template_filename(school_name: str | None, month: str | None) -> str:
     """E.g. '安溪县北门小学2022年10月课后服务开展情况汇总表.xlsx'; safe as a file name on any system."""
     school = _UNSAFE_IN_FILENAME.sub("", school_name or "").strip()[:60]
@@ -147,14 +160,7 @@ def _fill_sheet(ws: Worksheet, school_name: str, level: str | None, month: str |
         banner(offset, text, Font(name="宋体", size=10), _LEFT, 18 if text == "说明：" else 30)
 
     ws.freeze_panes = f"A{DATA_ROW}"  # the title and header stay visible
-    ws.print_title_rows = f"1:{HEADER_ROW}"
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.print_options.horizontalCentered = True
-    ws.page_margins.left = ws.page_margins.right = 0.5
+    print_a4_landscape(ws, HEADER_ROW, margin=0.5)
     ws.print_area = f"A1:{LAST_COLUMN}{DATA_ROW + len(notes)}"
 
 

@@ -23,7 +23,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.worksheet.worksheet import Worksheet
 
 from mailbot.months import month_label
-from mailbot.prefilled import COLUMNS, TITLE
+from mailbot.prefilled import COLUMNS, TITLE, print_a4_landscape
 from mailbot.summary.aggregate import Figures, SchoolLine, Summary
 from mailbot.summary.formatting import percent, shown_rate
 from mailbot.timeutil import label_date, label_datetime
@@ -179,14 +179,7 @@ def _fill_table(ws: Worksheet, summary: Summary, tz: ZoneInfo, now: datetime, re
         _banner(ws, offset, text, Font(name="宋体", size=10), LEFT, width, 18 if text == "说明：" else 32)
 
     ws.freeze_panes = f"C{HEADER_ROW + 1}"  # title, header and school names stay visible
-    ws.print_title_rows = f"1:{HEADER_ROW}"
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.print_options.horizontalCentered = True
-    ws.page_margins.left = ws.page_margins.right = 0.4
+    print_a4_landscape(ws, HEADER_ROW, margin=0.4)
     ws.oddFooter.center.text = "第 &P 页，共 &N 页"
     ws.print_area = f"A1:H{last_table_row + len(notes)}"
 
