@@ -2,9 +2,11 @@
 
     archive → parse → classify → extract → interpret → identify → date → decide → store + respond
 
-Each stage is a small function below or in its own module; `STAGES` names them in order for
-readers of the code and the logs. Outcomes are decided here and nowhere else, and the decision,
-the stored rows and the reply it causes are committed in one transaction.
+Each stage is a small function below or in its own module; `STAGES` names them in order. Parsing
+and extraction touch the untrusted bytes, so they run in the isolated workers
+(`mailbot.analysis.analyse`); everything after them is decided here from plain data. Outcomes are
+decided here and nowhere else, and the decision, the stored rows and the reply it causes are
+committed in one transaction.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from typing import Iterable, Iterator
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import classify, store
+from mailbot.analysis import Analysis, analyse
 from mailbot.archive import Archive, sha256_hex
 from mailbot.config import Config
 from mailbot.db.models import Message
 from mailbot.errors import WorkerFailure
 from mailbot.identify import drop_repeated_rows, identify_rows
-from mailbot.analysis import Analysis, analyse
 from mailbot.model import ParsedMessage, RawTable, RowResult
 from mailbot.months import month_of
 from mailbot.responses import Responder
