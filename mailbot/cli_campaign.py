@@ -149,8 +149,6 @@ def daemon_jobs(c: Context) -> dict:
         return sum(sum(m.outcomes.values()) for m in report.mailboxes)
 
     def summary_job(should_stop):
-        from mailbot.sending import send_outbox
-        from mailbot.summary.send import build_package, queue_summary
         from mailbot.timeutil import current_month
         now = clock()
         month = current_month(now, config.timezone)
@@ -159,6 +157,9 @@ def daemon_jobs(c: Context) -> dict:
                             minute=config.schedule.summary_at.minute, second=0, microsecond=0)
         if local < due or int(month[5:]) not in config.schedule.reporting_months:
             return 0  # not yet this month (or not a reporting month)
+        # Imported only when due: openpyxl, lxml and Pillow cost the idle daemon ~12 MB.
+        from mailbot.sending import send_outbox
+        from mailbot.summary.send import build_package, queue_summary
         with sessions.begin() as session:
             queued = queue_summary(session, config, build_package(session, config, month, now), now)
         send_outbox(config, sessions, clock)

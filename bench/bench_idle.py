@@ -1,0 +1,148 @@
+"""Benchmark: the idle daemon's memory (issue 5: RSS after an hour of polling an empty mailbox,
+target under 80 MB).
+
+Starts a private Dovecot (the test fixture's class, tests/servers.py) with two empty section
+mailboxes, then `mailbot run` as a real process polling them every INTERVAL seconds instead of
+every 5 minutes (the daemon's shortest interval is 1 s), until it has done POLLS polls (300 by
+default: 25 times the 12 polls of an hour of normal polling; the start-up remind and summary
+checks run too). Every second it samples the
+RSS of the daemon and of its descendants (the forkserver and table readers, if any started) from
+/proc, and prints the first sample after the first poll, the peak and the last, in MiB. Exits 1
+when the daemon's peak is over the target. Needs dovecot-imapd. Not part of CI.
+
+usage: python bench/bench_idle.py [POLLS] [INTERVAL_SECONDS]      (default 300 1)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from servers import (DOVEADM_CANDIDATES, DOVECOT_CANDIDATES, LDA_CANDIDATES, Dovecot,  # noqa: E402
+                     _become_subreaper, _find, _private_dir)
+
+TARGET_MIB = 80.0
+MAILBOXES = (("chuyoujiao", "chuyoujiao@example.test", "primary"), ("zjg", "zjg@example.test", "middle"))
+SAMPLE_SECONDS = 1.0
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def write_config(directory: Path, server: Dovecot, interval_seconds: float) -> Path:
+    lines = ["[general]", 'timezone = "Asia/Shanghai"', f'state_dir = "{directory / "state"}"', "",
+             "[schedule]", f"poll_interval_minutes = {interval_seconds / 60!r}", "",
+             "[summary]", 'recipients = ["leader@example.test"]', "",
+             "[[school]]", 'name = "安溪县北门小学"', 'level = "primary"', 'emails = ["school1@example.test"]', ""]
+    for name, user, level in MAILBOXES:
+        imap = server.imap_config(user)
+        lines += ["[[mailbox]]", f'name = "{name}"', f'address = "{user}"', f'levels = ["{level}"]',
+                  f'outbox_dir = "{directory / "outbox" / name}"', "",
+                  "[mailbox.imap]", f'host = "{imap.host}"', f"port = {imap.port}", 'security = "plain"',
+                  f'username = "{user}"', f'password_file = "{imap.password_file}"', ""]
+    path = directory / "config.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of one process (0 once it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KIB / 1024
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below `root`, from the parent pids in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def run_daemon(config: Path, polls: int) -> tuple[list[tuple[float, float, float, int]], int, str]:
+    """Run `mailbot run` until it has polled `polls` times; the samples (seconds since start,
+    daemon MiB, tree MiB, number of processes), the polls seen, and its stderr tail."""
+    env = {**os.environ, "PYTHONUTF8": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(config), "run"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    samples = []
+    started = time.monotonic()
+    try:
+        while proc.poll() is None:
+            done = sum("job poll done" in line for line in list(lines))
+            if done >= 1:
+                tree = [proc.pid] + descendants(proc.pid)
+                samples.append((time.monotonic() - started, rss_mib(proc.pid), sum(map(rss_mib, tree)), len(tree)))
+            if done >= polls:
+                break
+            time.sleep(SAMPLE_SECONDS)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=5)
+    failures = [line for line in lines if "failed" in line]
+    done = sum("job poll done" in line for line in lines)
+    tail = "".join(lines[-5:]) + ("".join(failures[:5]) if failures else "")
+    return samples, done, tail if proc.returncode or failures else ""
+
+
+def main() -> int:
+    polls = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+    interval = max(float(sys.argv[2]) if len(sys.argv) > 2 else 1.0, 1.0)
+    binary = _find(DOVECOT_CANDIDATES, "dovecot")
+    if binary is None:
+        print("dovecot is not installed (apt-get install dovecot-imapd)", file=sys.stderr)
+        return 2
+    _become_subreaper()
+    directory = _private_dir("mailbot-bench-idle-")
+    server = Dovecot(directory, binary, _find(LDA_CANDIDATES, "dovecot-lda"), _find(DOVEADM_CANDIDATES, "doveadm"))
+    try:
+        server.start()
+        config = write_config(directory, server, interval)
+        samples, done, problems = run_daemon(config, polls)
+    finally:
+        server.close()
+        shutil.rmtree(directory, ignore_errors=True)
+    if problems:
+        print(f"the daemon reported problems:\n{problems}", file=sys.stderr)
+    if not samples:
+        print("no poll completed", file=sys.stderr)
+        return 1
+    peak = max(samples, key=lambda s: s[1])
+    peak_tree = max(samples, key=lambda s: s[2])
+    print(f"{done} polls of 2 empty IMAP mailboxes every {interval:g} s in {samples[-1][0]:.0f} s")
+    print(f"daemon RSS  MiB: start {samples[0][1]:.1f}  peak {peak[1]:.1f}  end {samples[-1][1]:.1f}")
+    print(f"tree   RSS  MiB: start {samples[0][2]:.1f}  peak {peak_tree[2]:.1f}  end {samples[-1][2]:.1f}"
+          f"  (up to {max(s[3] for s in samples)} processes)")
+    quarter = len(samples) // 4 or 1
+    first, last = samples[:quarter], samples[-quarter:]
+    print(f"mean daemon RSS, first quarter {sum(s[1] for s in first) / len(first):.1f} MiB, "
+          f"last quarter {sum(s[1] for s in last) / len(last):.1f} MiB")
+    return 0 if peak[1] < TARGET_MIB else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
