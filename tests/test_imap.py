@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 import json
 import threading
 import time
@@ -383,51 +381,3 @@ def test_batches_keep_order_and_limits(sizes, batch_bytes, max_count):
     for batch in batches:
         assert 1 <= len(batch) <= max_count
         assert len(batch) == 1 or sum(sizes[uid - 1] for uid in batch) <= batch_bytes
-
-
-# -- opt-in benchmark -----------------------------------------------------------------------------
-
-
-@pytest.mark.skipif(os.environ.get("MAILBOT_BENCHMARK") != "1", reason="timing comparison; set MAILBOT_BENCHMARK=1")
-@pytest.mark.parametrize("security", ["plain", "ssl"])
-def test_bulk_fetch_is_within_one_and_a_half_times_mbsync(dovecot, security, tmp_path):
-    """1,000 messages of ~16 KB: a first poll of a full mailbox (TESTING.md 4)."""
-    import base64
-    import shutil
-    import subprocess
-
-    if not shutil.which("mbsync"):
-        pytest.skip("isync is not installed")
-    raws = [message(n, body=base64.encodebytes(os.urandom(11_600)).replace(b"\n", b"\r\n")) for n in range(1000)]
-    dovecot.append_many(USER, raws, chunk=100)
-    inbox = ImapInbox(dovecot.mailbox_config(USER, security))
-
-    def mailbot_fetch() -> None:
-        with inbox.session() as session:
-            assert sum(len(raw) for _, raw in session.fetch_raw(session.uids_after(0))) == sum(map(len, raws))
-
-    def mbsync_fetch() -> None:
-        local = Path(tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
-        transport = (f"Host localhost\nPort {dovecot.ssl_port}\nSSLType IMAPS\nCertificateFile {dovecot.ca_file}\n"
-                     if security == "ssl" else f"Host 127.0.0.1\nPort {dovecot.port}\nSSLType None\nAuthMechs LOGIN\n")
-        (local / "rc").write_text(
-            f"IMAPAccount a\n{transport}User {USER}\nPass pw-zjg\n\nIMAPStore r\nAccount a\n\n"
-            f"MaildirStore l\nPath {local}/m/\nInbox {local}/m/INBOX\n\n"
-            "Channel c\nFar :r:\nNear :l:\nPatterns INBOX\nCreate Near\nSync Pull\nSyncState *\n")
-        (local / "m").mkdir()
-        try:
-            subprocess.run(["mbsync", "-q", "-c", str(local / "rc"), "-a"], check=True, capture_output=True)
-        finally:
-            shutil.rmtree(local)
-
-    def best_of_three(action) -> float:
-        times = []
-        for _ in range(3):
-            started = time.perf_counter()
-            action()
-            times.append(time.perf_counter() - started)
-        return min(times)
-
-    mailbot_fetch()  # warm Dovecot's index and cache for both
-    ours, theirs = best_of_three(mailbot_fetch), best_of_three(mbsync_fetch)
-    assert ours <= 1.5 * theirs, f"mailbot {ours:.3f}s vs mbsync {theirs:.3f}s"
