@@ -119,7 +119,9 @@ def run(c: Context):
       mailbot --config /etc/mailbot/config.toml run
     """
     from mailbot.daemon import Daemon
-    daemon = Daemon(c.config, daemon_jobs(c))
+    from mailbot.idle import start_watchers
+    daemon = Daemon(c.config, daemon_jobs(c),
+                    watch=lambda wake, stop: start_watchers(c.config.mailboxes, wake, stop))
     raise SystemExit(daemon.run())
 
 

@@ -95,11 +95,13 @@ class Daemon:
     """Builds the scheduler from the config and the jobs, runs it until told to stop."""
 
     def __init__(self, config: Config, jobs: Mapping[str, Job], *, environ: Mapping[str, str] = os.environ,
-                 stop_timeout: float = STOP_TIMEOUT_SECONDS):
+                 stop_timeout: float = STOP_TIMEOUT_SECONDS,
+                 watch: Callable[[Callable[[str], None], threading.Event], object] | None = None):
         unknown = set(jobs) - set(JOB_NAMES)
         if unknown:
             raise ValueError(f"unknown daemon jobs {sorted(unknown)} (known: {', '.join(JOB_NAMES)})")
         self.config, self.jobs, self.environ, self.stop_timeout = config, dict(jobs), environ, stop_timeout
+        self.watch = watch  # starts the IDLE watchers: watch(wake_poll, stopping)
         self.stopping = threading.Event()
         self._started = threading.Event()
         self._busy = threading.Condition()
@@ -182,6 +184,14 @@ class Daemon:
                 self._busy.wait(left)
         return True
 
+    def wake_poll(self, reason: str = "") -> None:
+        """Run the poll job now (new mail announced by IDLE); a poll already running is enough."""
+        if self.scheduler is not None and not self.stopping.is_set():
+            try:
+                self.scheduler.modify_job("poll", next_run_time=datetime.now(self.config.timezone))
+            except Exception as exc:  # noqa: BLE001 - e.g. the scheduler is shutting down
+                log.debug("could not wake the poll job (%s): %s", reason, exc)
+
     def run(self, install_signals: bool = True) -> int:
         """Block until SIGTERM/SIGINT (or `request_stop`); return the exit status, 0 on a clean stop."""
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines duplicate ours
@@ -191,6 +201,8 @@ class Daemon:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 previous[signum] = signal.signal(signum, self.request_stop)
         threading.Thread(target=self._stop_when_asked, name="mailbot-stop", daemon=True).start()
+        if self.watch is not None and "poll" in self.jobs:
+            self.watch(self.wake_poll, self.stopping)
         try:
             self.scheduler.start()  # blocks until the helper thread shuts it down
         finally:

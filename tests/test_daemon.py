@@ -171,3 +171,24 @@ def test_mailbot_run_exits_0_promptly_on_sigterm(config_path, listener, tmp_path
     assert "mailbot daemon ready" in stderr and "mailbot daemon stopped" in stderr
     assert "job remind done" in stderr
     assert load_config(config_path)  # the config the daemon ran on is untouched
+
+
+def test_new_mail_announced_by_idle_runs_the_poll_at_once(tmp_path):
+    config = fast_config(tmp_path)
+    config.schedule.poll_interval_minutes = 60.0  # only the start-up poll and the wake-up
+    polls = []
+
+    def poll(should_stop):
+        polls.append(time.monotonic())
+
+    def watch(wake, stopping):  # stands in for mailbot.idle.start_watchers (tested on Dovecot)
+        def announce():
+            time.sleep(0.5)
+            wake("chuyoujiao")
+            time.sleep(1.0)
+            daemon.request_stop()
+        threading.Thread(target=announce, daemon=True).start()
+
+    daemon = Daemon(config, {"poll": poll}, environ={}, watch=watch)
+    assert daemon.run(install_signals=False) == 0
+    assert len(polls) == 2 and polls[1] - polls[0] < 1.5

@@ -1,0 +1,70 @@
+"""IDLE against a real Dovecot: new mail wakes the poll at once; the connection is renewed, comes
+back after the server died, and a server without IDLE is left to the scheduled polls."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from servers import dovecot  # noqa: F401
+from mailbot.idle import IdleWatcher
+
+MESSAGE = b"From: school@example.test\r\nTo: chuyoujiao@example.test\r\nSubject: hi\r\n\r\nbody\r\n"
+
+
+def wait_for(predicate, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def watcher(dovecot, **options):  # noqa: F811
+    woken: list[str] = []
+    stop = threading.Event()
+    w = IdleWatcher(dovecot.mailbox_config("chuyoujiao@example.test"), woken.append, stop,
+                    check_seconds=1.0, retry_seconds=0.2, **options)
+    w.start()
+    return w, woken, stop
+
+
+def test_new_mail_wakes_the_poll_at_once_and_stop_is_prompt(dovecot):  # noqa: F811
+    w, woken, stop = watcher(dovecot)
+    try:
+        assert wait_for(lambda: w.connections == 1)
+        time.sleep(0.3)
+        dovecot.append("chuyoujiao@example.test", MESSAGE)
+        assert wait_for(lambda: woken == ["chuyoujiao"], 5.0)
+    finally:
+        stop.set()
+        w.join(5)
+    assert not w.is_alive()
+
+
+def test_connection_is_renewed_and_survives_a_server_restart(dovecot):  # noqa: F811
+    w, woken, stop = watcher(dovecot, renew_seconds=1.0)
+    try:
+        assert wait_for(lambda: w.connections >= 2, 6.0)  # renewed, not held forever
+        dovecot.kill()
+        time.sleep(0.5)
+        before = w.connections
+        dovecot.start()
+        assert wait_for(lambda: w.connections > before, 10.0)
+        time.sleep(0.3)
+        dovecot.append("chuyoujiao@example.test", MESSAGE)
+        assert wait_for(lambda: "chuyoujiao" in woken, 8.0)
+    finally:
+        stop.set()
+        w.join(5)
+
+
+def test_a_server_without_idle_is_left_to_the_polls(dovecot):  # noqa: F811
+    dovecot.reconfigure("imap_capability = IMAP4rev1 UIDPLUS")
+    w, woken, stop = watcher(dovecot)
+    try:
+        w.join(10)
+        assert not w.is_alive() and w.connections == 1 and woken == []
+    finally:
+        stop.set()
