@@ -199,7 +199,10 @@ class Pipeline:
             record.result = self._duplicate_result(inbound, twin)
             return record.result
         roster = self._roster_for(session)
-        if analysis.oversized:
+        automatic = classify.automatic_reason(msg) or classify.own_mail_reason(msg, self.own_addresses)
+        if automatic:
+            decision = Decision("ignored", reason=automatic)
+        elif analysis.oversized:
             decision = self._oversized(inbound, msg, roster, trusted_schools)
         else:
             our_ids = store.our_message_ids(session, msg.in_reply_to + msg.references)
@@ -212,10 +215,6 @@ class Pipeline:
 
     def _decide(self, msg: ParsedMessage, analysis: Analysis, roster: Roster, received_at: datetime,
                 our_ids: set[str], trusted_schools: list[str] | None) -> Decision:
-        reason = classify.automatic_reason(msg) or classify.own_mail_reason(msg, self.own_addresses)
-        if reason:
-            return Decision("ignored", reason=reason)
-
         sender_schools = trusted_schools if trusted_schools is not None else roster.schools_of_sender(msg.from_addr)
         trusted = bool(sender_schools) and (trusted_schools is not None or not msg.auth_failed)
         if not trusted and not msg.attachments:
@@ -249,10 +248,10 @@ class Pipeline:
 
     def _oversized(self, inbound: Inbound, msg: ParsedMessage, roster: Roster,
                    trusted_schools: list[str] | None) -> Decision:
-        reason = classify.automatic_reason(msg) or classify.own_mail_reason(msg, self.own_addresses)
+        """Answered from the headers alone: the body of an oversized message is never parsed."""
         schools = trusted_schools or roster.schools_of_sender(msg.from_addr)
-        if reason or not schools or msg.auth_failed:
-            return Decision("ignored", reason=reason or "oversized message from an unknown sender")
+        if not schools or msg.auth_failed:
+            return Decision("ignored", reason="oversized message from an unknown sender")
         size_mb = len(inbound.raw) / 1024 / 1024
         limit_mb = self.config.limits.max_message_bytes / 1024 / 1024
         return Decision("rejected", sender_schools=schools, reason="message over the size limit", errors=[

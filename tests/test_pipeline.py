@@ -175,3 +175,14 @@ def test_reply_goes_to_reply_to_and_counts_against_its_cap(tmp_path):
     first = w.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], headers=headers, message_id="r1"))
     second = w.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], headers=headers, message_id="r2"))
     assert first["reply"]["to"] == ["office@beimen.example"] and second["reply"] is None
+
+
+def test_an_oversized_message_is_refused_from_its_headers(tmp_path):
+    w = World(tmp_path, "[limits]\nmax_message_bytes = 4000\n")
+    big = submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], message_id="big")
+    assert len(big) > 4000
+    result = w.ingest(big)
+    assert result["outcome"] == "rejected" and result["rows"] == [] and result["reply"]
+    assert "MB" in result["errors"][0]
+    stranger = w.ingest(submission("someone@qq.com", "chuyoujiao@163.com", [BEIMEN], message_id="big2"))
+    assert stranger["outcome"] == "ignored" and stranger["reply"] is None
