@@ -23,7 +23,7 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import SAMPLES, ingest_json, run_mailbot, write_config  # noqa: E402
 
-from mailbot.summary.browser import find_chromium, measure, screenshot  # noqa: E402
+from support.browser import find_chromium, measure, screenshot  # noqa: E402
 
 NOW = "2022-11-02T09:00:00+08:00"  # after the last October sample (a late one, 1 November)
 MAX_BYTES = 300_000

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import openpyxl
 
-from mailbot.model import Attachment
+from mailbot.rules.model import Attachment
 
 SAMPLES = Path(__file__).parent / "samples"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbot.transports.bodystructure import (
+from mailbot.mail.bodystructure import (
     decode_parameters, decode_rfc2047, has_candidate, part_names, parts,
 )
 

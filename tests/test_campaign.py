@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from mailbot.cli import cli
-from mailbot.cli_campaign import register
+from mailbot.app.cli import cli
+from mailbot.app.cli_campaign import register
 from mailbot.config import load_config
 from mailbot.db.campaign_models import Excuse, VoidLog
 from mailbot.db.engine import make_sessionmaker, open_database

@@ -8,7 +8,7 @@ import pytest
 
 from builders import table_xlsx
 from conftest import SAMPLES, run_mailbot, write_config
-from mailbot.cli import cli
+from mailbot.app.cli import cli
 
 def all_commands(group=cli, prefix=()):
     for name, command in group.commands.items():

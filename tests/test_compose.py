@@ -8,7 +8,7 @@ import re
 import jinja2
 import pytest
 
-from mailbot.compose import KINDS, compose
+from mailbot.outbound.compose import KINDS, compose
 
 RECEIPT = dict(
     school_names=["安溪县东门小学"],

@@ -2,7 +2,7 @@
 
 In the end every message is processed exactly once and every reply is sent at least once; a reply
 reaches the school twice only when the kill fell inside the send window (after the SMTP server
-accepted it, before mailbot recorded that; see mailbot.sending). The test counts those and
+accepted it, before mailbot recorded that; see mailbot.outbound.sending). The test counts those and
 reports them.
 """
 

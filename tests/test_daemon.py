@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailbot.config import load_config
-from mailbot.daemon import Daemon, job_triggers, sd_notify, watchdog_seconds
+from mailbot.app.daemon import Daemon, job_triggers, sd_notify, watchdog_seconds
 from test_reminders import make_config
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -146,7 +146,7 @@ def test_sd_notify_and_watchdog_settings(listener):
 
 
 def test_mailbot_run_exits_0_promptly_on_sigterm(config_path, listener, tmp_path):
-    launcher = ("import sys; from mailbot.cli import cli, main; from mailbot.cli_campaign import register; "
+    launcher = ("import sys; from mailbot.app.cli import cli, main; from mailbot.app.cli_campaign import register; "
                 "register(cli); sys.argv[0] = 'mailbot'; main()")
     env = {**os.environ, "NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "1000000", "PYTHONUTF8": "1"}
     proc = subprocess.Popen([sys.executable, "-c", launcher, "--config", str(config_path), "run"],
@@ -181,7 +181,7 @@ def test_new_mail_announced_by_idle_runs_the_poll_at_once(tmp_path):
     def poll(should_stop):
         polls.append(time.monotonic())
 
-    def watch(wake, stopping):  # stands in for mailbot.idle.start_watchers (tested on Dovecot)
+    def watch(wake, stopping):  # stands in for mailbot.ingest.idle.start_watchers (tested on Dovecot)
         def announce():
             time.sleep(0.5)
             wake("chuyoujiao")

@@ -22,10 +22,10 @@ from sqlalchemy import select
 
 import servers
 from builders import submission
-from mailbot.cli import Context
-from mailbot.cli_campaign import daemon_jobs
+from mailbot.app.cli import Context
+from mailbot.app.cli_campaign import daemon_jobs
 from mailbot.config import ServerConfig, load_config
-from mailbot.daemon import Daemon
+from mailbot.app.daemon import Daemon
 from mailbot.db.models import Submission
 from servers import dovecot, smtp_server  # noqa: F401, F811  (pytest fixtures)
 

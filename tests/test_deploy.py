@@ -66,5 +66,5 @@ def test_unit_has_what_the_issue_and_the_readme_promise():
     for name in s["LoadCredential"]:
         assert f"/etc/credstore/{name}" in readme and "/run/credentials/mailbot.service/" in readme
     # The daemon's own stop timeout stays below systemd's, so it is never killed mid-message.
-    from mailbot.daemon import STOP_TIMEOUT_SECONDS
+    from mailbot.app.daemon import STOP_TIMEOUT_SECONDS
     assert STOP_TIMEOUT_SECONDS < int(s["TimeoutStopSec"][0].rstrip("s"))

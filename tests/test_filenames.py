@@ -6,7 +6,7 @@ from urllib.parse import quote_from_bytes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailbot.mail.filenames import (
+from mailbot.mail.headers import (
     decode_filename_params,
     decode_header_text,
     split_header_params,

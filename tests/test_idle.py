@@ -7,7 +7,7 @@ import threading
 import time
 
 from servers import dovecot  # noqa: F401
-from mailbot.idle import IdleWatcher
+from mailbot.ingest.idle import IdleWatcher
 
 MESSAGE = b"From: school@example.test\r\nTo: chuyoujiao@example.test\r\nSubject: hi\r\n\r\nbody\r\n"
 

@@ -9,8 +9,8 @@ import pytest
 import hostile_jobs
 from mailbot.config import Limits
 from mailbot.errors import WorkerFailure
-from mailbot.isolation import Extracted, WorkerPool
-from mailbot.model import Attachment
+from mailbot.ingest.isolation import Extracted, WorkerPool
+from mailbot.rules.model import Attachment
 
 
 def xlsx_bytes() -> bytes:

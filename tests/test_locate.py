@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.model import CellError, Sheet, TableFile
-from mailbot.rows import interpret_row
+from mailbot.rules.model import CellError, Sheet, TableFile
+from mailbot.rules.rows import interpret_row
 from mailbot.tables.locate import column_letter, find_tables, header_text, mode_label
 
 SAMPLES = Path(__file__).parent / "samples"

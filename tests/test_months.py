@@ -3,7 +3,7 @@ from datetime import datetime
 import pytest
 from hypothesis import given, strategies as st
 
-from mailbot.months import find_month_phrase, month_of
+from mailbot.rules.month import find_month_phrase, month_of
 
 
 @pytest.mark.parametrize("text, found", [

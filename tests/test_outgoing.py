@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbot.compose import Composed
-from mailbot.outgoing import build_email, make_message_id, safe_filename
+from mailbot.outbound.compose import Composed
+from mailbot.outbound.message import build_email, make_message_id, safe_filename
 
 CST = timezone(timedelta(hours=8))
 SENT_AT = datetime(2022, 10, 21, 9, 30, tzinfo=CST)
@@ -198,8 +198,8 @@ def test_a_rejection_with_its_template_arrives_intact():
 
     import openpyxl
 
-    from mailbot.compose import compose
-    from mailbot.prefilled import build_template, template_filename
+    from mailbot.outbound.compose import compose
+    from mailbot.outbound.prefilled import build_template, template_filename
 
     composed = compose("rejection", dict(
         school_names=["安溪县北门小学"], problems=["邮件中没有附件。"], month_label="2022年10月",

@@ -13,10 +13,10 @@ from conftest import write_config
 from mailbot.config import load_config
 from mailbot.db.engine import make_sessionmaker, open_database
 from mailbot.db.models import Message, Outbox, Quarantine, Submission
-from mailbot.isolation import InlineRunner
-from mailbot.pipeline import Inbound, Pipeline
-from mailbot.quarantine import approve
-from mailbot.queries import load_status
+from mailbot.ingest.isolation import InlineRunner
+from mailbot.ingest.pipeline import Inbound, Pipeline
+from mailbot.ingest.quarantine import approve
+from mailbot.db.queries import load_status
 
 NOW = datetime(2022, 10, 20, 3, 0, tzinfo=timezone.utc)
 BEIMEN = ["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅读"]

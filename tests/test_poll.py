@@ -1,4 +1,4 @@
-"""Polling (mailbot.poll) against a real Dovecot: the samples give what `ingest` gives, nothing is
+"""Polling (mailbot.ingest.poll) against a real Dovecot: the samples give what `ingest` gives, nothing is
 marked, nothing is read twice, an empty poll costs the same on 20 or 2,000 messages, UIDVALIDITY
 changes and server crashes lose and double nothing."""
 
@@ -22,9 +22,9 @@ from mailbot.config import load_config
 from mailbot.db.engine import make_sessionmaker, open_database
 from mailbot.db.models import MailboxState, Message, Outbox, Submission
 from mailbot.errors import WorkerFailure
-from mailbot.isolation import InlineRunner
-from mailbot.pipeline import Inbound, Pipeline
-from mailbot.poll import advance_mark, poll_mailboxes, triage
+from mailbot.ingest.isolation import InlineRunner
+from mailbot.ingest.pipeline import Inbound, Pipeline
+from mailbot.ingest.poll import advance_mark, poll_mailboxes, triage
 from mailbot.transports.imap import ImapInbox, RemoteMessage
 from servers import dovecot, imap_proxy, silent_server  # noqa: F401, F811  (pytest fixtures)
 from test_samples import differences

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbot.prefilled import build_template, template_filename
+from mailbot.outbound.prefilled import build_template, template_filename
 from mailbot.tables.locate import column_key, header_text
 
 HEADERS = ["序号", "学校名称", "开展课后服务学校数（所）", "在校学生数（人）", "参与课后服务学生数（人）",

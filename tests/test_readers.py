@@ -12,7 +12,7 @@ from fixtures_tables import (SAMPLES, biff_record, build_zip, edit_part, make_xl
                              zip_with_cp936_names)
 from mailbot.config import Limits
 from mailbot.errors import UnreadableFile
-from mailbot.model import Attachment, CellError
+from mailbot.rules.model import Attachment, CellError
 from mailbot.tables.readers import read_attachment
 from mailbot.tables.xls import scan_biff
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from mailbot.config import config_from_dict
-from mailbot.reminders import (ChineseCalendar, plan_reminders, queue_reminders, reminder_key,
+from mailbot.outbound.reminders import (ChineseCalendar, plan_reminders, queue_reminders, reminder_key,
                                staff_key, stage_windows)
 
 TZ = ZoneInfo("Asia/Shanghai")

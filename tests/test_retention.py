@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from builders import BEIMEN_ROW, submission
 from mailbot.db.models import Message
-from mailbot.retention import purge_ignored_archives
+from mailbot.ingest.retention import purge_ignored_archives
 from test_pipeline import NOW, World
 
 

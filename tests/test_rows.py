@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailbot.model import CellError, RawRow
-from mailbot.rows import interpret_row
+from mailbot.rules.model import CellError, RawRow
+from mailbot.rules.rows import interpret_row
 
 COLUMNS = {"school": "B", "schools_count": "C", "enrolled": "D", "participating": "E", "two_plus_n": "F",
            "services": "G"}

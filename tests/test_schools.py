@@ -1,9 +1,9 @@
 import pytest
 
 from mailbot.config import School
-from mailbot.identify import drop_repeated_rows, identify_rows
-from mailbot.model import RowResult
-from mailbot.schools import Roster, normalise_name
+from mailbot.rules.identify import drop_repeated_rows, identify_rows
+from mailbot.rules.model import RowResult
+from mailbot.rules.roster import Roster, normalise_name
 
 ROSTER = Roster([
     School("安溪县东门小学", "primary", ["dm@163.com"]),

@@ -1,4 +1,4 @@
-"""The outbox sender (mailbot.sending) against aiosmtpd: claim, send, record; retries, failures,
+"""The outbox sender (mailbot.outbound.sending) against aiosmtpd: claim, send, record; retries, failures,
 alarms, the daily cap, and never twice."""
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from conftest import write_config
-from mailbot import alarms
-from mailbot.compose import Composed, compose
+from mailbot.outbound import alarms
+from mailbot.outbound.compose import Composed, compose
 from mailbot.config import load_config
 from mailbot.db.engine import make_engine, make_sessionmaker, open_database
 from mailbot.db.models import Outbox
-from mailbot.outbox import queue_mail
-from mailbot.sending import backoff, claim_is_abandoned, send_outbox
+from mailbot.outbound.outbox import queue_mail
+from mailbot.outbound.sending import backoff, claim_is_abandoned, send_outbox
 from servers import DROP, silent_server, smtp_server  # noqa: F401, F811  (pytest fixtures)
 
 NOW = datetime(2022, 10, 20, 3, 0, tzinfo=timezone.utc)

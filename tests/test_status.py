@@ -2,7 +2,7 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from mailbot.config import School
-from mailbot.status import InForce, month_status
+from mailbot.rules.status import InForce, month_status
 from mailbot.timeutil import is_late
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.config import School
 from mailbot.db.models import Base, Submission
-from mailbot.status import month_status
+from mailbot.rules.status import month_status
 from mailbot.summary.aggregate import Rate, StoredRow, summarise
 from mailbot.summary.load import rows_for_summary, rows_in_force
 

@@ -13,10 +13,10 @@ from datetime import datetime
 import pytest
 
 from mailbot.summary.aggregate import summarise
-from mailbot.summary.browser import find_chromium, measure, screenshot
+from support.browser import find_chromium, measure, screenshot
 from mailbot.summary.formatting import percent
 from mailbot.summary.render import render_summary
-from mailbot.summary.sample import TZ, month_sequence, sample_roster, sample_rows
+from support.summary_sample import TZ, month_sequence, sample_roster, sample_rows
 
 NOW = datetime(2022, 10, 25, 10, 0, tzinfo=TZ)
 

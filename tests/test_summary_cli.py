@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from conftest import SAMPLES, ingest_json, write_config
-from mailbot.cli import cli
+from mailbot.app.cli import cli
 
 NOW = "2022-10-25T10:00:00+08:00"
 XLSX = "2022年10月城区义务教育阶段学校课后服务开展情况汇总表.xlsx"

@@ -11,7 +11,7 @@ from mailbot.summary.aggregate import StoredRow, summarise
 from mailbot.summary.charts import EMPTY, MET, NOT_MET, bar_segments, trend_columns
 from mailbot.summary.formatting import percent
 from mailbot.summary.render import render_summary
-from mailbot.summary.sample import TZ, month_sequence, sample_roster, sample_rows
+from support.summary_sample import TZ, month_sequence, sample_roster, sample_rows
 
 NOW = datetime(2022, 10, 25, 10, 0, tzinfo=TZ)
 

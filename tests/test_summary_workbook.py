@@ -12,11 +12,11 @@ import pytest
 from openpyxl import load_workbook
 
 from mailbot.config import School
-from mailbot.prefilled import COLUMNS, TITLE
+from mailbot.outbound.prefilled import COLUMNS, TITLE
 from mailbot.summary.aggregate import StoredRow, summarise
 from mailbot.summary.ledger import build_ledger, ledger_months, month_range
 from mailbot.summary.load import HistoryEntry
-from mailbot.summary.sample import TZ, month_sequence, sample_roster, sample_rows
+from support.summary_sample import TZ, month_sequence, sample_roster, sample_rows
 from mailbot.summary.workbook import attachment_name, build_summary_workbook
 
 NOW = datetime(2022, 10, 25, 10, 0, tzinfo=TZ)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbot.model import CellError
-from mailbot.values import (
+from mailbot.rules.model import CellError
+from mailbot.rules.values import (
     cell_text,
     extension_services,
     is_basic_service,

@@ -125,7 +125,7 @@ class Outbox(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Who is sending it right now (status "sending"): "host:pid", and since when. A row left in
-    # "sending" by a process that died is recognised by them and queued again (mailbot.sending).
+    # "sending" by a process that died is recognised by them and queued again (mailbot.outbound.sending).
     claimed_by: Mapped[str | None] = mapped_column(String(255))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -164,7 +164,7 @@ class MailboxState(Base):
 
     `last_uid` is the high-water mark: every UID up to it, under `uidvalidity`, has a committed
     outcome in the ledger (messages), so a poll only asks the server for UIDs above it. A new
-    UIDVALIDITY starts again at 0 (mailbot.poll then matches messages by Message-ID). The times
+    UIDVALIDITY starts again at 0 (mailbot.ingest.poll then matches messages by Message-ID). The times
     feed the operator alarm "no successful poll for a while".
     """
 

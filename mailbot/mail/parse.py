@@ -3,7 +3,7 @@
 Pure and forgiving: malformed input gives empty values, never an exception (SPEC 3.1, 4, 5).
 The stdlib parser (compat32, the most tolerant policy) only finds the structure; header text,
 parameters, names and charsets are decoded here, because Chinese clients break the rules the
-stdlib relies on (see `mailbot.mail.filenames`).
+stdlib relies on (see `mailbot.mail.headers`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
-from mailbot.mail.filenames import (
+from mailbot.mail.headers import (
     decode_bytes,
     decode_filename_params,
     decode_header_text,
@@ -29,7 +29,7 @@ from mailbot.mail.filenames import (
 )
 from mailbot.mail.links import find_big_attachment_links
 from mailbot.mail.tnef import is_tnef, unwrap_tnef
-from mailbot.model import Attachment, ParsedMessage
+from mailbot.rules.model import Attachment, ParsedMessage
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import logging
 import mimetypes
 import struct
 
-from mailbot.mail.filenames import clean_filename, decode_bytes
-from mailbot.model import Attachment
+from mailbot.mail.headers import clean_filename, decode_bytes
+from mailbot.rules.model import Attachment
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from mailbot.config import School
-from mailbot.status import InForce, month_status
+from mailbot.rules.status import InForce, month_status
 from mailbot.timeutil import deadline_of
 
 LEVELS = ("primary", "middle")

@@ -19,7 +19,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from mailbot.config import School
-from mailbot.months import month_label
+from mailbot.rules.month import month_label
 from mailbot.summary.aggregate import SchoolLine, StoredRow, in_force_by_month, runs_two_plus_three, school_lines
 from mailbot.summary.load import HistoryEntry
 from mailbot.summary.workbook import BOLD, BORDER, CENTER, FONT, HEADER_FILL, set_text

@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from mailbot.compose import Composed, compose
-from mailbot.months import month_label
+from mailbot.outbound.compose import Composed, compose
+from mailbot.rules.month import month_label
 from mailbot.summary.aggregate import (SCOPE_LABELS, SCOPES, TARGET_TWO_PLUS_N, TARGET_TWO_PLUS_THREE, Figures,
                                        Rate, SchoolLine, Summary)
 from mailbot.summary.charts import TREND_SERIES, level_bars, trend_columns

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from mailbot.compose import Composed
+from mailbot.outbound.compose import Composed
 from mailbot.config import Config
 from mailbot.db.models import Outbox
 from mailbot.errors import ConfigError
-from mailbot.outbox import queue_mail
+from mailbot.outbound.outbox import queue_mail
 from mailbot.summary.aggregate import Summary, summarise
 from mailbot.summary.load import rows_for_summary
 from mailbot.summary.render import render_summary
@@ -45,7 +45,7 @@ def build_package(session: Session, config: Config, month: str, now: datetime,
     `excused`: the schools excused this month (default: as the operator recorded them).
     """
     if excused is None:
-        from mailbot.campaign import excused_schools
+        from mailbot.db.campaign import excused_schools
         excused = excused_schools(session, month)
     summary = summarise(month, config.schools, rows_for_summary(session, month), set(excused),
                         deadline_day=config.schedule.deadline_day, tz=config.timezone,

@@ -22,8 +22,8 @@ from openpyxl.chart import LineChart, Reference
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.worksheet.worksheet import Worksheet
 
-from mailbot.months import month_label
-from mailbot.prefilled import COLUMNS, TITLE, print_a4_landscape
+from mailbot.rules.month import month_label
+from mailbot.outbound.prefilled import COLUMNS, TITLE, print_a4_landscape
 from mailbot.summary.aggregate import Figures, SchoolLine, Summary
 from mailbot.summary.formatting import percent, shown_rate
 from mailbot.timeutil import label_date, label_datetime

@@ -8,7 +8,7 @@ import io
 import os
 
 from mailbot.config import Limits
-from mailbot.model import Cell, TableFile
+from mailbot.rules.model import Cell, TableFile
 from mailbot.tables.grid import make_sheet
 from mailbot.tables.guards import MAX_COLUMNS
 

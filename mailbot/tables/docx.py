@@ -15,7 +15,7 @@ import io
 from lxml import etree
 
 from mailbot.config import Limits
-from mailbot.model import Cell, Sheet, TableFile
+from mailbot.rules.model import Cell, Sheet, TableFile
 from mailbot.tables.grid import make_sheet
 from mailbot.tables.guards import MAX_COLUMNS, checked_zip_parts, refusal
 

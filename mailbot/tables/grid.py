@@ -6,7 +6,7 @@ import math
 from datetime import date, datetime, time, timedelta
 from typing import Iterable
 
-from mailbot.model import Cell, CellError, Sheet
+from mailbot.rules.model import Cell, CellError, Sheet
 
 # Spreadsheet error values as Excel and WPS display them.
 ERROR_CODES = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A",

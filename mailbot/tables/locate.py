@@ -11,8 +11,8 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-from mailbot.model import Cell, CellError, RawRow, RawTable, Sheet, TableFile
-from mailbot.values import cell_text, compact, is_blank, is_mark
+from mailbot.rules.model import Cell, CellError, RawRow, RawTable, Sheet, TableFile
+from mailbot.rules.values import cell_text, compact, is_blank, is_mark
 
 # Real tables have about ten columns; looking further only costs time on hostile sheets.
 MAX_HEADER_COLUMNS = 200

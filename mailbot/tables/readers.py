@@ -10,8 +10,8 @@ import logging
 
 from mailbot.config import Limits
 from mailbot.errors import UnreadableFile
-from mailbot.model import Attachment, TableFile
-from mailbot.tables.archive import read_archive
+from mailbot.rules.model import Attachment, TableFile
+from mailbot.tables.ziparchive import read_archive
 from mailbot.tables.csvfile import read_csv
 from mailbot.tables.docx import read_docx
 from mailbot.tables.guards import check_attachment_size, refusal

@@ -17,7 +17,7 @@ import olefile
 import xlrd
 
 from mailbot.config import Limits
-from mailbot.model import Cell, CellError, TableFile
+from mailbot.rules.model import Cell, CellError, TableFile
 from mailbot.tables.grid import make_sheet, to_cell
 from mailbot.tables.guards import MAX_COLUMNS, refusal
 

@@ -19,7 +19,7 @@ from defusedxml import ElementTree
 
 from mailbot.config import Limits
 from mailbot.errors import UnreadableFile
-from mailbot.model import Cell, CellError, Sheet, TableFile
+from mailbot.rules.model import Cell, CellError, Sheet, TableFile
 from mailbot.tables.grid import make_sheet, to_cell
 from mailbot.tables.guards import MAX_COLUMNS, MAX_DENSE_CELLS, checked_zip_parts, refusal
 

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 from mailbot import __version__
 from mailbot.config import MailboxConfig, ServerConfig
 from mailbot.errors import ConfigError, MailbotError, TransportError
-from mailbot.transports import bodystructure
+from mailbot.mail import bodystructure
 
 log = logging.getLogger(__name__)
 

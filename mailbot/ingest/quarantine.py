@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from mailbot.archive import read_archived
+from mailbot.ingest.archive import read_archived
 from mailbot.config import Config
 from mailbot.db.models import KnownSender, Message, Quarantine
 from mailbot.errors import MailbotError
-from mailbot.isolation import WorkerPool
-from mailbot.pipeline import Inbound, Pipeline
-from mailbot.schools import Roster
+from mailbot.ingest.isolation import WorkerPool
+from mailbot.ingest.pipeline import Inbound, Pipeline
+from mailbot.rules.roster import Roster
 
 
 def _pending(session, quarantine_id: int) -> tuple[Quarantine, Message]:

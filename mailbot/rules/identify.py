@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mailbot.model import RowResult
-from mailbot.schools import Roster
+from mailbot.rules.model import RowResult
+from mailbot.rules.roster import Roster
 
 
 def identify_rows(rows: list[RowResult], sender_schools: list[str], roster: Roster, table_row_count: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from mailbot.model import ParsedMessage
+from mailbot.rules.model import ParsedMessage
 
 _AUTOMATIC_SENDERS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|noreply|bounce[s]?)([+@-]|$)", re.I)
 SUBMISSION_WORDS = ("课后服务", "汇总表", "2+N", "2+n", "２+N", "2＋N")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.config import MailboxConfig
 from mailbot.db.models import Outbox
-from mailbot.outgoing import build_email, make_message_id
+from mailbot.outbound.message import build_email, make_message_id
 
 log = logging.getLogger(__name__)
 

@@ -53,7 +53,7 @@ from typing import Callable, Protocol
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot import alarms
+from mailbot.outbound import alarms
 from mailbot.config import Config, MailboxConfig
 from mailbot.db.models import Outbox
 from mailbot.errors import ConfigError, PermanentSendError, TemporarySendError, TransportError
@@ -178,7 +178,7 @@ def requeue_abandoned(sessions: sessionmaker[Session], now: datetime, *, this_ho
             ).values(status="queued", claimed_by=None, claimed_at=None, next_attempt_at=now))
             if done.rowcount == 1:
                 log.warning("outbox #%d was left in `sending` by %s: queued again (it may have reached the "
-                            "server already; see mailbot.sending)", row_id, claimed_by)
+                            "server already; see mailbot.outbound.sending)", row_id, claimed_by)
                 count += 1
         session.commit()
     return count

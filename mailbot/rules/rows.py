@@ -7,9 +7,9 @@ caller (identify / month stages).
 
 from __future__ import annotations
 
-from mailbot.model import Cell, RawRow, RowResult
+from mailbot.rules.model import Cell, RawRow, RowResult
 from mailbot.tables.locate import header_text, mode_label
-from mailbot.values import (
+from mailbot.rules.values import (
     cell_text,
     extension_services,
     is_blank,

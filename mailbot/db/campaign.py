@@ -16,7 +16,7 @@ from mailbot.config import Config, _is_month
 from mailbot.db.campaign_models import Excuse, VoidLog
 from mailbot.db.models import Submission
 from mailbot.errors import MailbotError
-from mailbot.schools import Roster
+from mailbot.rules.roster import Roster
 
 log = logging.getLogger(__name__)
 

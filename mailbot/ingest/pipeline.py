@@ -4,7 +4,7 @@
 
 Each stage is a small function below or in its own module; `STAGES` names them in order. Parsing
 and extraction touch the untrusted bytes, so they run in the isolated workers
-(`mailbot.analysis.analyse`); everything after them is decided here from plain data. Outcomes are
+(`mailbot.ingest.analysis.analyse`); everything after them is decided here from plain data. Outcomes are
 decided here and nowhere else, and the decision, the stored rows and the reply it causes are
 committed in one transaction.
 """
@@ -21,19 +21,20 @@ from typing import Iterable, Iterator
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot import classify, store
-from mailbot.analysis import Analysis, analyse
-from mailbot.archive import Archive, sha256_hex
+from mailbot.rules import classify
+from mailbot.db import store
+from mailbot.ingest.analysis import Analysis, analyse
+from mailbot.ingest.archive import Archive, sha256_hex
 from mailbot.config import Config
 from mailbot.db.models import Message
 from mailbot.errors import WorkerFailure
-from mailbot.identify import drop_repeated_rows, identify_rows
-from mailbot.model import ParsedMessage, RawTable, RowResult
-from mailbot.months import month_of
-from mailbot.responses import Responder
-from mailbot.rows import interpret_row
-from mailbot.schools import Roster
-from mailbot.submissions import record_rows
+from mailbot.rules.identify import drop_repeated_rows, identify_rows
+from mailbot.rules.model import ParsedMessage, RawTable, RowResult
+from mailbot.rules.month import month_of
+from mailbot.outbound.responses import Responder
+from mailbot.rules.rows import interpret_row
+from mailbot.rules.roster import Roster
+from mailbot.db.submissions import record_rows
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """CLI commands of the campaign: remind, excuse, void, and the daemon `run` (SPEC 8).
 
-`register(cli)` adds them to the main click group (mailbot.cli calls it).
+`register(cli)` adds them to the main click group (mailbot.app.cli calls it).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import logging
 
 import click
 
-from mailbot.cli import Context, _month_option, _operator
+from mailbot.app.cli import Context, _month_option, _operator
 
 pass_ctx = click.make_pass_decorator(Context)
 log = logging.getLogger("mailbot")
@@ -31,7 +31,7 @@ def remind(c: Context, month, stage, dry_run):
       mailbot remind --dry-run
       mailbot remind --month 2022-10 --stage overdue
     """
-    from mailbot.reminders import queue_reminders
+    from mailbot.outbound.reminders import queue_reminders
     config = c.config
     if stage is not None and stage not in {s.name for s in config.schedule.stages}:
         known = ", ".join(s.name for s in config.schedule.stages)
@@ -67,7 +67,7 @@ def excuse(c: Context, school, month, reason, undo):
       mailbot excuse 安溪县北门小学 --month 2022-10 --reason "停课装修"
       mailbot excuse 安溪县北门小学 --month 2022-10 --undo
     """
-    from mailbot.campaign import CampaignError, excuse as do_excuse, withdraw_excuse
+    from mailbot.db.campaign import CampaignError, excuse as do_excuse, withdraw_excuse
     with c.sessions()() as session:
         try:
             if undo:
@@ -95,7 +95,7 @@ def void(c: Context, submission_id, reason):
     Example:
       mailbot void 42 --reason "sent by the wrong school"
     """
-    from mailbot.campaign import CampaignError, void as do_void
+    from mailbot.db.campaign import CampaignError, void as do_void
     with c.sessions()() as session:
         try:
             result = do_void(session, submission_id, reason, _operator(), c.clock())
@@ -118,20 +118,20 @@ def run(c: Context):
     Example:
       mailbot --config /etc/mailbot/config.toml run
     """
-    from mailbot.daemon import Daemon
-    from mailbot.idle import start_watchers
+    from mailbot.app.daemon import Daemon
+    from mailbot.ingest.idle import start_watchers
     daemon = Daemon(c.config, daemon_jobs(c),
                     watch=lambda wake, stop: start_watchers(c.config.mailboxes, wake, stop))
     raise SystemExit(daemon.run())
 
 
 def daemon_jobs(c: Context) -> dict:
-    """The daemon's jobs by name (see mailbot.daemon.JOB_NAMES). Each takes `should_stop`, a
+    """The daemon's jobs by name (see mailbot.app.daemon.JOB_NAMES). Each takes `should_stop`, a
     function that says whether SIGTERM arrived, so long work can stop between messages."""
     config, sessions, clock = c.config, c.sessions(), c.clock
 
     def remind_job(should_stop):
-        from mailbot.reminders import queue_reminders
+        from mailbot.outbound.reminders import queue_reminders
         with sessions() as session:
             report = queue_reminders(session, config, clock())
             session.commit()
@@ -140,9 +140,9 @@ def daemon_jobs(c: Context) -> dict:
     pool = []  # one WorkerPool for the daemon's life, made on first use
 
     def poll_job(should_stop):
-        from mailbot.isolation import WorkerPool
-        from mailbot.poll import poll_and_send
-        from mailbot.retention import purge_ignored_archives
+        from mailbot.ingest.isolation import WorkerPool
+        from mailbot.ingest.poll import poll_and_send
+        from mailbot.ingest.retention import purge_ignored_archives
         if not pool:
             pool.append(WorkerPool(config.limits))
         report = poll_and_send(config, sessions, clock, runner=pool[0])
@@ -160,7 +160,7 @@ def daemon_jobs(c: Context) -> dict:
         if local < due or int(month[5:]) not in config.schedule.reporting_months:
             return 0  # not yet this month (or not a reporting month)
         # Imported only when due: openpyxl, lxml and Pillow cost the idle daemon ~12 MB.
-        from mailbot.sending import send_outbox
+        from mailbot.outbound.sending import send_outbox
         from mailbot.summary.send import build_package, queue_summary
         with sessions.begin() as session:
             queued = queue_summary(session, config, build_package(session, config, month, now), now)

@@ -245,7 +245,7 @@ def _queue_once(session, **kwargs) -> bool:
     """Queue inside a savepoint: a second process that claimed the same key first is not an error."""
     from sqlalchemy.exc import IntegrityError
 
-    from mailbot.outbox import queue_mail
+    from mailbot.outbound.outbox import queue_mail
     try:
         with session.begin_nested():
             return queue_mail(session, **kwargs) is not None
@@ -260,10 +260,10 @@ def queue_reminders(session, config: Config, now: datetime, month: str | None = 
     one dict per email: {"kind", "key", "month", "stage", "mailbox", "to", "school"/"schools",
     "queued"}. With `dry_run` nothing is written. Without `month`, the current month (and the
     previous one, see `months_to_check`)."""
-    from mailbot.campaign import excused_schools
-    from mailbot.compose import compose
-    from mailbot.queries import submissions_in_force
-    from mailbot.responses import XLSX_TYPE, section_label
+    from mailbot.db.campaign import excused_schools
+    from mailbot.outbound.compose import compose
+    from mailbot.db.queries import submissions_in_force
+    from mailbot.outbound.responses import XLSX_TYPE, section_label
 
     if stage is not None and stage not in {s.name for s in config.schedule.stages}:
         raise ValueError(f"no stage named {stage!r} in [schedule.stages]")
@@ -315,15 +315,15 @@ def queue_reminders(session, config: Config, now: datetime, month: str | None = 
 
 
 def _prefilled(config: Config, mailbox, school: School, month: str) -> tuple[str, bytes]:
-    from mailbot.prefilled import build_template, template_filename  # openpyxl: only when needed
+    from mailbot.outbound.prefilled import build_template, template_filename  # openpyxl: only when needed
     data = build_template(school.name, school.level, month, deadline_day=config.schedule.deadline_day,
                           mailbox_address=mailbox.address)
     return template_filename(school.name, month), data
 
 
 def _reminder_context(config: Config, mailbox, school: School, month: str, now: datetime) -> dict:
-    from mailbot.months import month_label
-    from mailbot.responses import section_label
+    from mailbot.rules.month import month_label
+    from mailbot.outbound.responses import section_label
     from mailbot.timeutil import label_date
     deadline = deadline_of(month, config.schedule.deadline_day, config.timezone)
     days_left = (deadline.date() - now.astimezone(config.timezone).date()).days
@@ -333,8 +333,8 @@ def _reminder_context(config: Config, mailbox, school: School, month: str, now: 
 
 
 def _staff_context(config: Config, mailbox, staff: StaffList, month: str) -> dict:
-    from mailbot.months import month_label
-    from mailbot.responses import section_label
+    from mailbot.rules.month import month_label
+    from mailbot.outbound.responses import section_label
     from mailbot.timeutil import label_date
     deadline = deadline_of(month, config.schedule.deadline_day, config.timezone)
     return {"month_label": month_label(month), "deadline_label": label_date(deadline),
@@ -348,7 +348,7 @@ _warned_years: set[int] = set()
 
 def _tell_operator_calendar(session, config: Config, now: datetime, years: set[int]) -> None:
     """Once per year (the outbox key is the claim): the holiday data does not know this year."""
-    from mailbot.compose import compose
+    from mailbot.outbound.compose import compose
     for year in sorted(years):
         if not config.operator_email:
             if year not in _warned_years:  # once per process, not at every hourly check

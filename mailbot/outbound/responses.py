@@ -8,13 +8,13 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from mailbot import store
-from mailbot.compose import compose
+from mailbot.db import store
+from mailbot.outbound.compose import compose
 from mailbot.config import Config, MailboxConfig
 from mailbot.db.models import Message, Quarantine
-from mailbot.months import month_label
-from mailbot.outbox import queue_mail
-from mailbot.schools import Roster
+from mailbot.rules.month import month_label
+from mailbot.outbound.outbox import queue_mail
+from mailbot.rules.roster import Roster
 from mailbot.timeutil import deadline_of, label_date, label_datetime, start_of_day
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class Responder:
         self._templates: dict[tuple, bytes] = {}
 
     def template(self, school: str | None, level: str | None, month: str | None) -> tuple[str, bytes, str]:
-        from mailbot.prefilled import build_template, template_filename  # openpyxl: only when needed
+        from mailbot.outbound.prefilled import build_template, template_filename  # openpyxl: only when needed
 
         key = (school, level, month)
         if key not in self._templates:  # deterministic output: cache it, rejections are frequent

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Iterator
 
 from mailbot.config import Config
-from mailbot.isolation import WorkerPool
-from mailbot.pipeline import Inbound, Pipeline
+from mailbot.ingest.isolation import WorkerPool
+from mailbot.ingest.pipeline import Inbound, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ def ingest_files(config: Config, sessions, clock, mailbox: str, paths: list[Path
                  school: str | None = None, month: str | None = None) -> Iterator[dict]:
     with WorkerPool(config.limits) as runner:
         if school is not None:
-            from mailbot.manual import enter_table
+            from mailbot.ingest.manual import enter_table
             for path, label in zip(paths, labels):
                 yield enter_table(config, sessions, runner, clock, path, label, school, month)
             return

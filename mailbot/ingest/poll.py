@@ -38,13 +38,14 @@ from typing import Callable, Iterable, Iterator
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot import alarms, store
+from mailbot.outbound import alarms
+from mailbot.db import store
 from mailbot.config import Config, MailboxConfig
 from mailbot.db.models import MailboxState, Message
 from mailbot.errors import ConfigError, TransportError
-from mailbot.pipeline import Inbound, Pipeline
-from mailbot.schools import Roster
-from mailbot.sending import SendReport, send_outbox
+from mailbot.ingest.pipeline import Inbound, Pipeline
+from mailbot.rules.roster import Roster
+from mailbot.outbound.sending import SendReport, send_outbox
 from mailbot.transports.imap import ImapInbox, RemoteMessage
 
 log = logging.getLogger(__name__)
@@ -394,7 +395,7 @@ def poll_and_send(config: Config, sessions: sessionmaker[Session], clock: Callab
                   open_inbox: Callable[[MailboxConfig], ImapInbox] = ImapInbox) -> PollReport:
     """`mailbot poll`: one pass over every mailbox, then the outbox is sent (it is sent even when
     another poll holds the lock: claims keep sending safe)."""
-    from mailbot.isolation import WorkerPool
+    from mailbot.ingest.isolation import WorkerPool
 
     report = PollReport(mailboxes=[])
     with poll_lock(config) as mine:

@@ -138,7 +138,7 @@ def ingest(c: Context, mailbox, as_json, school, month, files):
       mailbot ingest --mailbox zjg --json message.eml
       mailbot ingest --school 安溪县北门小学 --month 2022-10 table.xlsx
     """
-    from mailbot.ingest import ingest_files
+    from mailbot.ingest.files import ingest_files
     config = c.config
     name = mailbox or config.mailboxes[0].name
     config.mailbox(name)
@@ -181,7 +181,7 @@ def status(c: Context, month, as_json):
     Example:
       mailbot status --month 2022-10
     """
-    from mailbot.queries import load_status
+    from mailbot.db.queries import load_status
     from mailbot.timeutil import current_month
     month = month or current_month(c.clock(), c.config.timezone)
     with c.sessions()() as session:
@@ -220,7 +220,7 @@ def quarantine_list(c: Context, as_json):
     Example:
       mailbot quarantine list
     """
-    from mailbot import store
+    from mailbot.db import store
     with c.sessions()() as session:
         items = [{"id": q.id, "sender": m.sender, "subject": m.subject, "received_at": m.received_at.isoformat(),
                   "reason": q.reason, "candidate_schools": q.candidate_schools}
@@ -248,7 +248,7 @@ def quarantine_approve(c: Context, quarantine_id, remember, schools, as_json):
     Example:
       mailbot quarantine approve 3 --remember
     """
-    from mailbot.quarantine import approve
+    from mailbot.ingest.quarantine import approve
     result = approve(c.config, c.sessions(), c.clock, quarantine_id, list(schools), remember, _operator())
     if as_json:
         _echo_json(result)
@@ -267,7 +267,7 @@ def quarantine_reject(c: Context, quarantine_id, reason):
     Example:
       mailbot quarantine reject 3 --reason "not a school address"
     """
-    from mailbot.quarantine import reject
+    from mailbot.ingest.quarantine import reject
     reject(c.sessions(), c.clock, quarantine_id, reason, _operator())
     click.echo(f"quarantine {quarantine_id} rejected")
 
@@ -298,7 +298,7 @@ def outbox_list(c: Context, status_filter, as_json):
     Example:
       mailbot outbox list --status failed
     """
-    from mailbot.queries import list_outbox
+    from mailbot.db.queries import list_outbox
     with c.sessions()() as session:
         items = list_outbox(session, status_filter)
     if as_json:
@@ -411,7 +411,7 @@ def outbox_send(c: Context, limit):
     Example:
       mailbot outbox send
     """
-    from mailbot.sending import send_outbox
+    from mailbot.outbound.sending import send_outbox
     report = send_outbox(c.config, c.sessions(), c.clock, limit=limit)
     click.echo(_sending_line(report), err=True)
     sys.exit(0 if report.ok else 1)
@@ -444,7 +444,7 @@ def poll(c: Context, as_json, no_send):
       mailbot poll
       mailbot poll --json | jq .outcome
     """
-    from mailbot.poll import poll_and_send
+    from mailbot.ingest.poll import poll_and_send
     report = poll_and_send(c.config, c.sessions(), c.clock, _echo_json if as_json else _print_result,
                            send=not no_send)
     for mb in report.mailboxes:
@@ -471,7 +471,7 @@ def check(c: Context, as_json):
     Example:
       mailbot --config /etc/mailbot/config.toml check
     """
-    from mailbot.check import check_config, describe, exit_status
+    from mailbot.app.check import check_config, describe, exit_status
     probes = check_config(c.config)
     if as_json:
         _echo_json([p.as_json() for p in probes])
@@ -493,14 +493,14 @@ def demo(out):
     Example:
       mailbot demo --out /tmp/mailbot-demo
     """
-    from mailbot.demo import run_demo
+    from mailbot.app.demo import run_demo
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger().setLevel(logging.WARNING)  # the demo narrates on stdout
     run_demo(Path(out).resolve())
 
 
 # The campaign's commands (remind, excuse, void, run) live in their own module.
-from mailbot.cli_campaign import register  # noqa: E402
+from mailbot.app.cli_campaign import register  # noqa: E402
 
 register(cli)
 

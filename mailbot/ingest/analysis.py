@@ -1,6 +1,6 @@
 """Everything done to a message's untrusted bytes: MIME parsing and table extraction.
 
-Runs in a worker process (mailbot.isolation) so that hostile input costs a worker, not the
+Runs in a worker process (mailbot.ingest.isolation) so that hostile input costs a worker, not the
 daemon; the result is plain data for the pipeline's decisions.
 """
 
@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 from mailbot.config import Limits
-from mailbot.isolation import Extracted, extract_attachment
+from mailbot.ingest.isolation import Extracted, extract_attachment
 from mailbot.mail.parse import parse_message
-from mailbot.model import Attachment, ParsedMessage
+from mailbot.rules.model import Attachment, ParsedMessage
 
 MAX_ATTACHMENTS = 20
 

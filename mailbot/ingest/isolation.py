@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator
 
 from mailbot.config import Limits
 from mailbot.errors import UnreadableFile, WorkerFailure
-from mailbot.model import Attachment, RawTable
+from mailbot.rules.model import Attachment, RawTable
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class WorkerPool:
         self.size = size or min(2, os.cpu_count() or 1)
         # forkserver: workers start from a clean process, never from a fork of a threaded daemon.
         self._ctx = mp.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["mailbot.analysis"])
+        self._ctx.set_forkserver_preload(["mailbot.ingest.analysis"])
         self._idle: list[_Worker] = []
 
     def _start(self, function: Callable, args: tuple) -> _Worker:

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from datetime import date, datetime, time
 
-from mailbot.model import Cell, CellError
+from mailbot.rules.model import Cell, CellError
 
 # No school has ten million pupils; a bigger count is a typo or garbage (e.g. a float like 1e300).
 MAX_COUNT = 9_999_999

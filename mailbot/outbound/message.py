@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from email.utils import format_datetime
 
-from mailbot.compose import Composed
+from mailbot.outbound.compose import Composed
 
 CRLF = "\r\n"
 AUTO_SUBMITTED_VALUES = ("auto-replied", "auto-generated", "no")

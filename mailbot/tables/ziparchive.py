@@ -9,7 +9,7 @@ from typing import Callable
 
 from mailbot.config import Limits
 from mailbot.errors import UnreadableFile
-from mailbot.model import TableFile
+from mailbot.rules.model import TableFile
 from mailbot.tables.guards import ZIP_ERRORS, check_zip_directory, inflate_member, refusal
 
 # Reads one member's bytes given its name; raises UnreadableFile when it holds no table.

@@ -8,10 +8,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from mailbot import store
+from mailbot.db import store
 from mailbot.config import Config
 from mailbot.db.models import Message, Submission
-from mailbot.model import RowResult
+from mailbot.rules.model import RowResult
 from mailbot.timeutil import is_late
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from mailbot.config import Config
 from mailbot.errors import MailbotError, WorkerFailure
-from mailbot.identify import drop_repeated_rows, identify_rows
-from mailbot.model import Attachment
-from mailbot.pipeline import row_json
-from mailbot.rows import interpret_row
-from mailbot.schools import Roster
-from mailbot.submissions import record_rows
+from mailbot.rules.identify import drop_repeated_rows, identify_rows
+from mailbot.rules.model import Attachment
+from mailbot.ingest.pipeline import row_json
+from mailbot.rules.rows import interpret_row
+from mailbot.rules.roster import Roster
+from mailbot.db.submissions import record_rows
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.config import Config
 from mailbot.db.models import Outbox, Submission
-from mailbot.status import InForce, month_status
+from mailbot.rules.status import InForce, month_status
 
 
 def submissions_in_force(session: Session, month: str) -> dict[str, InForce]:
@@ -19,7 +19,7 @@ def submissions_in_force(session: Session, month: str) -> dict[str, InForce]:
 
 
 def load_status(session: Session, config: Config, month: str) -> dict:
-    from mailbot.campaign import excused_schools
+    from mailbot.db.campaign import excused_schools
 
     reporting = int(month[5:]) in config.schedule.reporting_months
     return month_status(month, config.schools, submissions_in_force(session, month),

@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from mailbot.compose import compose
+from mailbot.outbound.compose import compose
 from mailbot.config import Config, MailboxConfig
-from mailbot.outbox import queue_mail
+from mailbot.outbound.outbox import queue_mail
 from mailbot.timeutil import label_date, label_datetime
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from mailbot.demo_mail import school_mail, submission_mail
+from mailbot.app.demo_mail import school_mail, submission_mail
 
 TZ = ZoneInfo("Asia/Shanghai")
 MONTH = "2022-10"
@@ -85,7 +85,7 @@ class Demo:
         self.deliver(mailbox, raw, f"{name} sends its table")
 
     def poll(self, runner) -> None:
-        from mailbot.poll import poll_and_send
+        from mailbot.ingest.poll import poll_and_send
 
         def show(result: dict) -> None:
             rows = "; ".join(f"{r['school']} 在校{r['enrolled']} 参与{r['participating']} N={r['n']}"
@@ -102,8 +102,8 @@ class Demo:
             self.echo(f"   outbox: {report.sending.sent} sent")
 
     def remind(self) -> None:
-        from mailbot.reminders import queue_reminders
-        from mailbot.sending import send_outbox
+        from mailbot.outbound.reminders import queue_reminders
+        from mailbot.outbound.sending import send_outbox
 
         with self.sessions.begin() as session:
             queued = queue_reminders(session, self.config, self.now)
@@ -115,7 +115,7 @@ class Demo:
         send_outbox(self.config, self.sessions, self.clock)
 
     def summary(self) -> list[Path]:
-        from mailbot.sending import send_outbox
+        from mailbot.outbound.sending import send_outbox
         from mailbot.summary.send import build_package, queue_summary, write_preview
 
         with self.sessions.begin() as session:
@@ -142,8 +142,8 @@ class Demo:
 
 def run_demo(out: Path, echo: Callable[[str], None] = click.echo) -> Path:
     """Run the month; return the folder with everything it produced."""
-    from mailbot.isolation import WorkerPool
-    from mailbot.queries import load_status
+    from mailbot.ingest.isolation import WorkerPool
+    from mailbot.db.queries import load_status
 
     if out.exists():
         if not (out / MARKER).exists() and any(out.iterdir()):

@@ -10,7 +10,7 @@ from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from mailbot.prefilled import (COUNT_COLUMNS, DATA_ROW, SERVICES_COLUMN, TWO_PLUS_N_COLUMN, build_template,
+from mailbot.outbound.prefilled import (COUNT_COLUMNS, DATA_ROW, SERVICES_COLUMN, TWO_PLUS_N_COLUMN, build_template,
                                template_filename)
 
 XLSX = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
