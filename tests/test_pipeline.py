@@ -42,6 +42,7 @@ class World:
 def world(tmp_path):
     w = World(tmp_path)
     yield w
+    w.pipeline.close()
     w.engine.dispose()
 
 
@@ -186,3 +187,12 @@ def test_an_oversized_message_is_refused_from_its_headers(tmp_path):
     assert "MB" in result["errors"][0]
     stranger = w.ingest(submission("someone@qq.com", "chuyoujiao@163.com", [BEIMEN], message_id="big2"))
     assert stranger["outcome"] == "ignored" and stranger["reply"] is None
+
+
+def test_closing_the_pipeline_waits_for_the_archive_and_stops_its_thread(world):
+    world.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN]))
+    with world.pipeline as pipeline:
+        pass
+    pipeline.close()  # a second close is harmless
+    with pytest.raises(RuntimeError, match="closed"):  # nothing can be stored that would not be synced
+        pipeline.archive.store(b"Subject: late\r\n\r\n")

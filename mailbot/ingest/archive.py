@@ -32,9 +32,12 @@ class Archive:
         self.directory = directory
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-fsync")
         self._pending: list[Future] = []
+        self._closed = False
 
     def store(self, raw: bytes, digest: str | None = None) -> tuple[str, str]:
         """Write raw bytes; return (sha256, path relative to the state directory)."""
+        if self._closed:
+            raise RuntimeError("the archive is closed")
         digest = digest or sha256_hex(raw)
         folder = self.directory / digest[:2]
         path = folder / f"{digest}.eml"
@@ -54,8 +57,18 @@ class Archive:
             future.result()
 
     def close(self) -> None:
-        self.sync()
-        self._syncer.shutdown()
+        """Wait for pending fsyncs, then stop the fsync thread (a later `store` raises). Idempotent."""
+        self._closed = True
+        try:
+            self.sync()
+        finally:
+            self._syncer.shutdown()
+
+    def __enter__(self) -> "Archive":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def read_archived(state_dir: Path, relative: str) -> bytes:

@@ -21,8 +21,8 @@ def ingest_files(config: Config, sessions, clock, mailbox: str, paths: list[Path
             for path, label in zip(paths, labels):
                 yield enter_table(config, sessions, runner, clock, path, label, school, month)
             return
-        pipeline = Pipeline(config, sessions, runner, clock)
-        # Files are read as the workers free up, so memory holds only the messages in flight.
-        inbounds = (Inbound(raw=path.read_bytes(), mailbox=mailbox, source="file", label=label)
-                    for path, label in zip(paths, labels))
-        yield from pipeline.process_stream(inbounds)
+        with Pipeline(config, sessions, runner, clock) as pipeline:
+            # Files are read as the workers free up, so memory holds only the messages in flight.
+            inbounds = (Inbound(raw=path.read_bytes(), mailbox=mailbox, source="file", label=label)
+                        for path, label in zip(paths, labels))
+            yield from pipeline.process_stream(inbounds)

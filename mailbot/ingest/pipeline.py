@@ -81,6 +81,17 @@ class Pipeline:
         self.batch_size = 50
         self.batch_seconds = 1.0
 
+    def close(self) -> None:
+        """Release what the pipeline owns (the archive's fsync thread). The runner is the caller's:
+        it is passed in, so whoever made it closes it. Idempotent."""
+        self.archive.close()
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     # -- entry points ----------------------------------------------------------------------------
     def process(self, inbound: Inbound, trusted_schools: list[str] | None = None) -> dict:
         """Process one message and return its `ingest --json` object. Never raises for bad input;

@@ -43,8 +43,8 @@ def approve(config: Config, sessions, clock, quarantine_id: int, schools: list[s
                     session.add(KnownSender(email=message.sender, school=school, created_at=clock(),
                                             created_by=operator))
         message_pk = message.id
-    with WorkerPool(config.limits) as runner:
-        return Pipeline(config, sessions, runner, clock).reprocess(inbound, message_pk, chosen)
+    with WorkerPool(config.limits) as runner, Pipeline(config, sessions, runner, clock) as pipeline:
+        return pipeline.reprocess(inbound, message_pk, chosen)
 
 
 def reject(sessions, clock, quarantine_id: int, reason: str, operator: str) -> None:
