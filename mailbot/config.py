@@ -216,7 +216,7 @@ class _Table:
 
     def month(self, key: str) -> str | None:
         value = self.get(key, str)
-        if value is not None and not _is_month(value):
+        if value is not None and not is_month(value):
             raise ConfigError(f"{self._key(key)} must be YYYY-MM, not {value!r}")
         return value
 
@@ -231,7 +231,7 @@ class _Table:
                 raise ConfigError(f"{self._key(key)} is not a known key (known: {', '.join(sorted(known))})")
 
 
-def _is_month(text: str) -> bool:
+def is_month(text: str) -> bool:
     return len(text) == 7 and text[4] == "-" and text[:4].isdigit() and text[5:].isdigit() and 1 <= int(text[5:]) <= 12
 
 

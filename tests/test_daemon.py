@@ -146,8 +146,7 @@ def test_sd_notify_and_watchdog_settings(listener):
 
 
 def test_mailbot_run_exits_0_promptly_on_sigterm(config_path, listener, tmp_path):
-    launcher = ("import sys; from mailbot.app.cli import cli, main; from mailbot.app.cli_campaign import register; "
-                "register(cli); sys.argv[0] = 'mailbot'; main()")
+    launcher = "import sys; from mailbot.app.cli import main; sys.argv[0] = 'mailbot'; main()"
     env = {**os.environ, "NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "1000000", "PYTHONUTF8": "1"}
     proc = subprocess.Popen([sys.executable, "-c", launcher, "--config", str(config_path), "run"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -22,8 +22,8 @@ from sqlalchemy import select
 
 import servers
 from builders import submission
-from mailbot.app.cli import Context
-from mailbot.app.cli_campaign import daemon_jobs
+from mailbot.app.jobs import daemon_jobs
+from mailbot.app.options import Context
 from mailbot.config import ServerConfig, load_config
 from mailbot.app.daemon import Daemon
 from mailbot.db.models import Submission

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot.config import Config, _is_month
+from mailbot.config import Config, is_month
 from mailbot.db.campaign_models import Excuse, VoidLog
 from mailbot.db.models import Submission
 from mailbot.errors import MailbotError
@@ -44,7 +44,7 @@ def excuse(session: Session, config: Config, school: str, month: str, reason: st
            now: datetime) -> tuple[Excuse, bool]:
     """Excuse `school` for `month`. Returns the record and whether it is new (excusing twice keeps
     the first record and is not an error)."""
-    if not _is_month(month or ""):
+    if not is_month(month or ""):
         raise CampaignError(f"{month!r} is not a month like 2022-10")
     name = resolve_school(config, school)
     row = session.scalar(select(Excuse).where(Excuse.school == name, Excuse.month == month))

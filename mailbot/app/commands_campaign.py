@@ -1,22 +1,14 @@
-"""CLI commands of the campaign: remind, excuse, void, and the daemon `run` (SPEC 8).
-
-`register(cli)` adds them to the main click group (mailbot.app.cli calls it).
-"""
+"""The campaign's commands: reminders, excuses and voided submissions (SPEC 8)."""
 
 from __future__ import annotations
 
-import logging
-
 import click
 
-from mailbot.app.cli import Context, _month_option, _operator
-
-pass_ctx = click.make_pass_decorator(Context)
-log = logging.getLogger("mailbot")
+from mailbot.app.options import Context, month_option, operator, pass_ctx
 
 
 @click.command()
-@_month_option()
+@month_option()
 @click.option("--stage", metavar="NAME", help="Send this stage now, whatever the date (e.g. due); "
               "still at most once per school.")
 @click.option("--dry-run", is_flag=True, help="Only show who would get what; queue nothing.")
@@ -54,7 +46,7 @@ def remind(c: Context, month, stage, dry_run):
 
 @click.command()
 @click.argument("school")
-@_month_option(required=True)
+@month_option(required=True)
 @click.option("--reason", default="", help="Why, for the record (shown to nobody else).")
 @click.option("--undo", is_flag=True, help="Withdraw the excuse: the school is required again.")
 @pass_ctx
@@ -71,10 +63,10 @@ def excuse(c: Context, school, month, reason, undo):
     with c.sessions()() as session:
         try:
             if undo:
-                row = withdraw_excuse(session, c.config, school, month, _operator(), c.clock())
+                row = withdraw_excuse(session, c.config, school, month, operator(), c.clock())
                 message = f"{row.school} is no longer excused for {month}"
             else:
-                row, new = do_excuse(session, c.config, school, month, reason, _operator(), c.clock())
+                row, new = do_excuse(session, c.config, school, month, reason, operator(), c.clock())
                 message = (f"{row.school} excused for {month}" if new else
                            f"{row.school} was already excused for {month} (by {row.created_by})")
         except CampaignError as exc:
@@ -98,7 +90,7 @@ def void(c: Context, submission_id, reason):
     from mailbot.db.campaign import CampaignError, void as do_void
     with c.sessions()() as session:
         try:
-            result = do_void(session, submission_id, reason, _operator(), c.clock())
+            result = do_void(session, submission_id, reason, operator(), c.clock())
         except CampaignError as exc:
             raise click.BadParameter(str(exc), param_hint="SUBMISSION_ID") from exc
         session.commit()
@@ -108,70 +100,4 @@ def void(c: Context, submission_id, reason):
                       "no earlier submission: the school counts as missing unless it sends again"))
 
 
-@click.command()
-@pass_ctx
-def run(c: Context):
-    """Run the daemon: poll the mailboxes, send the outbox, the reminder stages and the monthly
-    summary on schedule, until SIGTERM or Ctrl-C (exit 0). Meant for systemd (deploy/).
-
-    \b
-    Example:
-      mailbot --config /etc/mailbot/config.toml run
-    """
-    from mailbot.app.daemon import Daemon
-    from mailbot.ingest.idle import start_watchers
-    daemon = Daemon(c.config, daemon_jobs(c),
-                    watch=lambda wake, stop: start_watchers(c.config.mailboxes, wake, stop))
-    raise SystemExit(daemon.run())
-
-
-def daemon_jobs(c: Context) -> dict:
-    """The daemon's jobs by name (see mailbot.app.daemon.JOB_NAMES). Each takes `should_stop`, a
-    function that says whether SIGTERM arrived, so long work can stop between messages."""
-    config, sessions, clock = c.config, c.sessions(), c.clock
-
-    def remind_job(should_stop):
-        from mailbot.outbound.reminders import queue_reminders
-        with sessions() as session:
-            report = queue_reminders(session, config, clock())
-            session.commit()
-        return sum(1 for item in report if item["queued"])
-
-    pool = []  # one WorkerPool for the daemon's life, made on first use
-
-    def poll_job(should_stop):
-        from mailbot.ingest.isolation import WorkerPool
-        from mailbot.ingest.poll import poll_and_send
-        from mailbot.ingest.retention import purge_ignored_archives
-        if not pool:
-            pool.append(WorkerPool(config.limits))
-        report = poll_and_send(config, sessions, clock, runner=pool[0])
-        with sessions.begin() as session:
-            purge_ignored_archives(session, config, clock())
-        return sum(sum(m.outcomes.values()) for m in report.mailboxes)
-
-    def summary_job(should_stop):
-        from mailbot.timeutil import current_month
-        now = clock()
-        month = current_month(now, config.timezone)
-        local = now.astimezone(config.timezone)
-        due = local.replace(day=min(config.schedule.summary_day, 28), hour=config.schedule.summary_at.hour,
-                            minute=config.schedule.summary_at.minute, second=0, microsecond=0)
-        if local < due or int(month[5:]) not in config.schedule.reporting_months:
-            return 0  # not yet this month (or not a reporting month)
-        # Imported only when due: openpyxl, lxml and Pillow cost the idle daemon ~12 MB.
-        from mailbot.outbound.sending import send_outbox
-        from mailbot.summary.send import build_package, queue_summary
-        with sessions.begin() as session:
-            queued = queue_summary(session, config, build_package(session, config, month, now), now)
-        send_outbox(config, sessions, clock)
-        return 1 if queued is not None else 0
-
-    # The poll job sends the outbox after every pass; no separate "send" job is needed.
-    return {"poll": poll_job, "remind": remind_job, "summary": summary_job}
-
-
-def register(cli_group: click.Group) -> None:
-    """Add the campaign commands to the main `mailbot` group."""
-    for command in (remind, excuse, void, run):
-        cli_group.add_command(command)
+COMMANDS = (remind, excuse, void)

@@ -1,0 +1,152 @@
+"""Commands that bring mail in: ingest, poll and the quarantine (SPEC 8)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from mailbot.app.options import EXIT_FAILED, EXIT_OK, Context, month_option, operator, pass_ctx
+from mailbot.app.output import echo_json, print_result, sending_line
+
+
+@click.command()
+@click.option("--mailbox", help="The [[mailbox]] the files arrived in (default: the first one).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file on stdout.")
+@click.option("--school", help="With a bare table file: the roster school it is for (entered by the operator).")
+@month_option()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@pass_ctx
+def ingest(c: Context, mailbox, as_json, school, month, files):
+    """Run local .eml files through the pipeline, exactly as if they had arrived by mail.
+
+    A bare table file (.xlsx, .xls, .docx, .csv ...) is accepted with --school and --month, for a
+    table a school sent some other way; it is recorded as entered by the operator.
+
+    \b
+    Examples:
+      mailbot ingest --mailbox zjg --json message.eml
+      mailbot ingest --school 安溪县北门小学 --month 2022-10 table.xlsx
+    """
+    from mailbot.ingest.files import ingest_files
+    config = c.config
+    name = mailbox or config.mailboxes[0].name
+    config.mailbox(name)
+    if (school is None) != (month is None):
+        raise click.UsageError("--school and --month go together (for a bare table file)")
+    failed = False
+    for result in ingest_files(config, c.sessions(), c.clock, name, [Path(f) for f in files], files,
+                               school=school, month=month):
+        failed |= result["outcome"] == "failed"
+        if as_json:
+            echo_json(result)
+        else:
+            print_result(result)
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per message on stdout (as ingest --json).")
+@click.option("--no-send", is_flag=True, help="Only read the mailboxes; leave the outbox for later.")
+@pass_ctx
+def poll(c: Context, as_json, no_send):
+    """One pass over every mailbox, then send the outbox.
+
+    New mail is found by UID (IMAP) or by file (Maildir), read without marking it read, and run
+    through the same pipeline as `ingest`. Exit status 1 when a mailbox could not be read, a
+    message failed, or an account could not send.
+
+    \b
+    Examples:
+      mailbot poll
+      mailbot poll --json | jq .outcome
+    """
+    from mailbot.ingest.poll import poll_and_send
+    report = poll_and_send(c.config, c.sessions(), c.clock, echo_json if as_json else print_result,
+                           send=not no_send)
+    for mb in report.mailboxes:
+        counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(mb.outcomes.items())) or "nothing new"
+        status_text = "ok" if mb.ok else f"FAILED: {mb.error}"
+        click.echo(f"{mb.mailbox}: {status_text}; {counts}", err=True)
+    if report.skipped_busy:
+        click.echo("another poll is running: mailboxes not read this time", err=True)
+    if report.sending is not None:
+        click.echo(sending_line(report.sending), err=True)
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+@click.group()
+def quarantine():
+    """Messages from unregistered senders that carry a table: approve or reject them.
+
+    \b
+    Example:
+      mailbot quarantine list
+      mailbot quarantine approve 3 --remember
+    """
+
+
+@quarantine.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def quarantine_list(c: Context, as_json):
+    """List the messages waiting for a decision.
+
+    \b
+    Example:
+      mailbot quarantine list
+    """
+    from mailbot.db import store
+    with c.sessions()() as session:
+        items = [{"id": q.id, "sender": m.sender, "subject": m.subject, "received_at": m.received_at.isoformat(),
+                  "reason": q.reason, "candidate_schools": q.candidate_schools}
+                 for q, m in store.pending_quarantine(session)]
+    if as_json:
+        echo_json(items)
+        return
+    if not items:
+        click.echo("nothing in quarantine")
+    for i in items:
+        click.echo(f"{i['id']:>4}  {i['received_at'][:16]}  {i['sender']}  {i['subject']}\n"
+                   f"      {i['reason']}; schools in the table: {', '.join(i['candidate_schools']) or '-'}")
+
+
+@quarantine.command("approve")
+@click.argument("quarantine_id", type=int)
+@click.option("--remember", is_flag=True, help="Also register the sender's address for the school(s).")
+@click.option("--school", "schools", multiple=True, help="The school the sender reports for (default: the schools named in the table).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def quarantine_approve(c: Context, quarantine_id, remember, schools, as_json):
+    """Process a quarantined message as if the school had sent it (receipt included).
+
+    \b
+    Example:
+      mailbot quarantine approve 3 --remember
+    """
+    from mailbot.ingest.quarantine import approve
+    result = approve(c.config, c.sessions(), c.clock, quarantine_id, list(schools), remember, operator())
+    if as_json:
+        echo_json(result)
+    else:
+        print_result(result)
+
+
+@quarantine.command("reject")
+@click.argument("quarantine_id", type=int)
+@click.option("--reason", default="", help="Why, for the record.")
+@pass_ctx
+def quarantine_reject(c: Context, quarantine_id, reason):
+    """Reject a quarantined message: nothing is recorded, nobody is answered.
+
+    \b
+    Example:
+      mailbot quarantine reject 3 --reason "not a school address"
+    """
+    from mailbot.ingest.quarantine import reject
+    reject(c.sessions(), c.clock, quarantine_id, reason, operator())
+    click.echo(f"quarantine {quarantine_id} rejected")
+
+
+COMMANDS = (ingest, poll, quarantine)

@@ -1,0 +1,103 @@
+"""Commands that run or set up the service: the schema, the server check, the daemon, the demo
+(SPEC 8)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from mailbot.app.options import Context, pass_ctx
+from mailbot.app.output import echo_json
+
+
+@click.group()
+def db():
+    """The database schema.
+
+    \b
+    Example:
+      mailbot --config config.toml db upgrade
+    """
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(c: Context):
+    """Create the database or upgrade it to the current schema (Alembic).
+
+    \b
+    Example:
+      mailbot --config config.toml db upgrade
+    """
+    from mailbot.db.engine import make_engine
+    from mailbot.db.migrate import current_revision, head_revision, upgrade
+    c.config.state_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(c.config.database_url)
+    upgrade(engine)
+    click.echo(f"database at revision {current_revision(engine)} (head {head_revision(engine)})", err=True)
+    engine.dispose()
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON list of the servers tried on stdout.")
+@pass_ctx
+def check(c: Context, as_json):
+    """Validate the configuration and try every server: IMAP login, ID and the folder; SMTP login.
+
+    Nothing is read, sent or changed. Exit status 0 when everything works, 1 when a server
+    failed, 2 for a configuration error.
+
+    \b
+    Example:
+      mailbot --config /etc/mailbot/config.toml check
+    """
+    from mailbot.app.check import check_config, describe, exit_status
+    probes = check_config(c.config)
+    if as_json:
+        echo_json([p.as_json() for p in probes])
+    else:
+        for probe in probes:
+            click.echo(describe(probe))
+    sys.exit(exit_status(probes))
+
+
+@click.command()
+@pass_ctx
+def run(c: Context):
+    """Run the daemon: poll the mailboxes, send the outbox, the reminder stages and the monthly
+    summary on schedule, until SIGTERM or Ctrl-C (exit 0). Meant for systemd (deploy/).
+
+    \b
+    Example:
+      mailbot --config /etc/mailbot/config.toml run
+    """
+    from mailbot.app.daemon import Daemon
+    from mailbot.app.jobs import daemon_jobs
+    from mailbot.ingest.idle import start_watchers
+    daemon = Daemon(c.config, daemon_jobs(c),
+                    watch=lambda wake, stop: start_watchers(c.config.mailboxes, wake, stop))
+    raise SystemExit(daemon.run())
+
+
+@click.command()
+@click.option("--out", type=click.Path(file_okay=False), default="mailbot-demo", show_default=True,
+              help="Folder for the demo's mailboxes, outboxes, database and summary (made anew).")
+def demo(out):
+    """A whole reporting month on embedded defaults, with a simulated clock: no mail server and no
+    configuration needed. Schools' emails arrive, receipts and rejections go out, reminders reach
+    the missing schools, late tables arrive, and the summary is produced.
+
+    \b
+    Example:
+      mailbot demo --out /tmp/mailbot-demo
+    """
+    from mailbot.app.demo import run_demo
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger().setLevel(logging.WARNING)  # the demo narrates on stdout
+    run_demo(Path(out).resolve())
+
+
+COMMANDS = (db, check, run, demo)
