@@ -1,0 +1,169 @@
+"""The configuration's shape: one dataclass per TOML table (SPEC 8), with their defaults.
+
+Loading and validation are in mailbot.config.load; everything is importable from mailbot.config.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from mailbot.errors import ConfigError
+
+LEVELS = ("primary", "middle")
+SECURITY = ("ssl", "starttls", "plain")
+DEFAULT_STAGES = {"upcoming": (20, "09:00"), "due": (24, "09:00"), "overdue": (25, "09:00")}
+
+
+@dataclass
+class ServerConfig:
+    """An IMAP or SMTP account."""
+
+    host: str
+    port: int
+    security: str
+    username: str
+    password_env: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    folder: str = "INBOX"  # IMAP only
+    timeout: float = 60.0  # seconds, on every socket operation
+    config_dir: Path | None = None  # where a relative password_file is, unless systemd provides it
+
+    def password(self) -> str:
+        """Read the secret now (never at load time, never logged)."""
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError(f"environment variable {self.password_env} (password_env of {self.host}) is not set")
+            return value
+        if self.password_file:
+            path = self.password_file
+            if not path.is_absolute():
+                # A bare name is first a systemd credential (LoadCredential=), else a file beside
+                # the config.
+                creds = os.environ.get("CREDENTIALS_DIRECTORY")
+                if creds and (Path(creds) / path).is_file():
+                    path = Path(creds) / path
+                else:
+                    path = (self.config_dir or Path.cwd()) / path
+            try:
+                return path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"password_file {path} of {self.host} cannot be read: {exc.strerror}") from exc
+        return ""
+
+
+@dataclass
+class MailboxConfig:
+    name: str
+    address: str
+    levels: list[str]
+    maildir: Path | None = None
+    outbox_dir: Path | None = None
+    imap: ServerConfig | None = None
+    smtp: ServerConfig | None = None
+    staff: list[str] = field(default_factory=list)
+    move_processed_to: str | None = None  # an IMAP folder; off by default
+    daily_send_cap: int = 200
+
+
+@dataclass
+class School:
+    name: str
+    level: str
+    emails: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+    id: str | None = None
+    contact: str | None = None
+    phone: str | None = None
+    active_from: str | None = None  # "YYYY-MM"
+    active_until: str | None = None
+
+    def active_in(self, month: str) -> bool:
+        return (self.active_from is None or self.active_from <= month) and (
+            self.active_until is None or month <= self.active_until
+        )
+
+
+@dataclass
+class Stage:
+    name: str
+    day: int
+    at: time
+
+
+@dataclass
+class Schedule:
+    deadline_day: int = 24
+    stages: list[Stage] = field(default_factory=list)
+    summary_day: int = 25
+    summary_at: time = time(10, 0)
+    poll_interval_minutes: float = 5.0
+    working_days_only: bool = False
+    reporting_months: list[int] = field(default_factory=lambda: list(range(1, 13)))
+
+
+@dataclass
+class Limits:
+    max_message_bytes: int = 30 * 1024 * 1024
+    max_attachment_bytes: int = 15 * 1024 * 1024
+    max_uncompressed_bytes: int = 64 * 1024 * 1024  # inside zip-based files, checked before inflating
+    max_rows: int = 5000  # per sheet
+    worker_memory_mb: int = 768
+    worker_timeout_seconds: float = 30.0
+    max_attempts: int = 3  # for messages that fail because mailbot broke
+
+
+@dataclass
+class Replies:
+    max_per_sender_per_day: int = 10
+
+
+@dataclass
+class Sending:
+    throttle_seconds: float = 3.0
+    retry_base_seconds: float = 60.0
+    max_attempts: int = 8
+
+
+@dataclass
+class Config:
+    path: Path | None
+    timezone: ZoneInfo
+    state_dir: Path
+    database_url: str
+    mailboxes: list[MailboxConfig]
+    schools: list[School]
+    schedule: Schedule = field(default_factory=Schedule)
+    limits: Limits = field(default_factory=Limits)
+    replies: Replies = field(default_factory=Replies)
+    sending: Sending = field(default_factory=Sending)
+    summary_recipients: list[str] = field(default_factory=list)
+    operator_email: str | None = None
+    alarm_after_minutes: float = 60.0
+    ignored_retention_days: int = 30
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.state_dir / "archive"
+
+    def mailbox(self, name: str) -> MailboxConfig:
+        for mb in self.mailboxes:
+            if mb.name == name:
+                return mb
+        known = ", ".join(mb.name for mb in self.mailboxes)
+        raise ConfigError(f"no [[mailbox]] named {name!r} (configured: {known})")
+
+    def mailbox_for_level(self, level: str) -> MailboxConfig:
+        for mb in self.mailboxes:
+            if level in mb.levels:
+                return mb
+        return self.mailboxes[0]
+
+
+def is_month(text: str) -> bool:
+    return len(text) == 7 and text[4] == "-" and text[:4].isdigit() and text[5:].isdigit() and 1 <= int(text[5:]) <= 12
