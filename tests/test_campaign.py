@@ -11,9 +11,8 @@ from sqlalchemy import select
 
 from mailbot.app.cli import cli
 from mailbot.config import load_config
-from mailbot.db.campaign_models import Excuse, VoidLog
+from mailbot.db.models import Excuse, Submission, VoidLog
 from mailbot.db.engine import make_sessionmaker, open_database
-from mailbot.db.models import Submission
 
 NOW = "2022-10-26T10:00:00+08:00"
 

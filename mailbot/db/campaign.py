@@ -13,8 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config, is_month
-from mailbot.db.campaign_models import Excuse, VoidLog
-from mailbot.db.models import Submission
+from mailbot.db.models import Excuse, Submission, VoidLog
 from mailbot.errors import MailbotError
 from mailbot.rules.roster import Roster
 
