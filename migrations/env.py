@@ -20,7 +20,10 @@ def _engine():
     # Run by the `alembic` command directly: read the URL through mailbot's config loader.
     from mailbot.config import load_config
     from mailbot.db.engine import make_engine
-    return make_engine(load_config(os.environ.get("MAILBOT_CONFIG")).database_url)
+    from mailbot.db.migrate import make_state_dir
+    mailbot_config = load_config(os.environ.get("MAILBOT_CONFIG"))
+    make_state_dir(mailbot_config)
+    return make_engine(mailbot_config.database_url)
 
 
 def run_migrations_offline() -> None:

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from mailbot.app.cli import cli
 from mailbot.config import load_config
 from mailbot.db.models import Excuse, Submission, VoidLog
-from mailbot.db.engine import make_sessionmaker, open_database
+from mailbot.db.engine import make_sessionmaker
+from mailbot.db.migrate import prepare_database
 
 NOW = "2022-10-26T10:00:00+08:00"
 
@@ -22,7 +23,7 @@ def env(config_path, monkeypatch):
     monkeypatch.setenv("USER", "clerk")
     monkeypatch.delenv("SUDO_USER", raising=False)
     config = load_config(config_path)
-    engine = open_database(config)
+    engine = prepare_database(config)
     yield config_path, make_sessionmaker(engine)
     engine.dispose()
 

@@ -23,7 +23,8 @@ from sqlalchemy import func, select
 from builders import submission
 from conftest import ROSTER
 from mailbot.config import load_config
-from mailbot.db.engine import make_sessionmaker, open_database
+from mailbot.db.engine import make_sessionmaker
+from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Message, Outbox, Submission
 from servers import dovecot, smtp_server  # noqa: F401, F811  (pytest fixtures)
 from test_check import ACCOUNTS, server_config
@@ -94,7 +95,7 @@ def test_sigkill_at_random_points_processes_once_and_replies_at_least_once(tmp_p
     assert len(accepted_before_kill) >= MIN_KILLS
     assert all_done(config)
     cfg = load_config(config)
-    engine = open_database(cfg)
+    engine = prepare_database(cfg)
     with make_sessionmaker(engine)() as session:
         ledger = session.execute(select(Message.uid, Message.outcome)).all()
         receipts = session.scalars(select(Outbox).where(Outbox.kind == "receipt")).all()
@@ -121,7 +122,7 @@ def test_sigkill_at_random_points_processes_once_and_replies_at_least_once(tmp_p
 
 def all_done(config) -> bool:
     cfg = load_config(config)
-    engine = open_database(cfg)
+    engine = prepare_database(cfg)
     try:
         with make_sessionmaker(engine)() as session:
             processed = session.scalar(select(func.count()).select_from(Message).where(Message.outcome == "accepted"))

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from builders import submission
 from conftest import write_config
 from mailbot.config import load_config
-from mailbot.db.engine import make_sessionmaker, open_database
+from mailbot.db.engine import make_sessionmaker
+from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Message, Outbox, Quarantine, Submission
 from mailbot.ingest.isolation import InlineRunner
 from mailbot.ingest.pipeline import Inbound, Pipeline
@@ -25,7 +26,7 @@ BEIMEN = ["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅�
 class World:
     def __init__(self, tmp_path, extra=""):
         self.config = load_config(write_config(tmp_path, extra))
-        self.engine = open_database(self.config)
+        self.engine = prepare_database(self.config)
         self.sessions = make_sessionmaker(self.engine)
         self.now = NOW
         self.pipeline = Pipeline(self.config, self.sessions, InlineRunner(self.config.limits), lambda: self.now)

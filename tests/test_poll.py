@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 from builders import submission
 from conftest import SAMPLES, write_config
 from mailbot.config import load_config
-from mailbot.db.engine import make_sessionmaker, open_database
+from mailbot.db.engine import make_sessionmaker
+from mailbot.db.migrate import prepare_database
 from mailbot.db.models import MailboxState, Message, Outbox, Submission
 from mailbot.errors import WorkerFailure
 from mailbot.ingest.isolation import InlineRunner
@@ -56,7 +57,7 @@ class World:
                 if proxy is not None:
                     mb.imap = dataclasses.replace(mb.imap, port=proxy.port)
                 mb.maildir = None
-        self.engine = open_database(self.config)
+        self.engine = prepare_database(self.config)
         self.sessions = make_sessionmaker(self.engine)
         self.now = NOW
         self.runner = InlineRunner(self.config.limits)

@@ -206,9 +206,10 @@ def test_stage_windows_are_ordered_and_never_negative(year, month, days, deadlin
 # -- the outbox --------------------------------------------------------------------------------------
 @pytest.fixture
 def db(tmp_path):
-    from mailbot.db.engine import make_sessionmaker, open_database
+    from mailbot.db.engine import make_sessionmaker
+    from mailbot.db.migrate import prepare_database
     config = make_config(tmp_path)
-    engine = open_database(config)
+    engine = prepare_database(config)
     yield config, make_sessionmaker(engine)
     engine.dispose()
 
@@ -269,9 +270,10 @@ def test_overdue_queues_the_staff_lists_with_contacts(db):
 
 
 def test_operator_is_told_once_when_the_holiday_data_lacks_the_year(tmp_path):
-    from mailbot.db.engine import make_sessionmaker, open_database
+    from mailbot.db.engine import make_sessionmaker
+    from mailbot.db.migrate import prepare_database
     config = make_config(tmp_path, schedule={"working_days_only": True})
-    engine = open_database(config)
+    engine = prepare_database(config)
     sessions = make_sessionmaker(engine)
     for hour in (10, 11):
         with sessions() as session:

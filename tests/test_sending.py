@@ -20,7 +20,8 @@ from conftest import write_config
 from mailbot.outbound import alarms
 from mailbot.outbound.compose import Composed, compose
 from mailbot.config import load_config
-from mailbot.db.engine import make_engine, make_sessionmaker, open_database
+from mailbot.db.engine import make_engine, make_sessionmaker
+from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Outbox
 from mailbot.outbound.outbox import queue_mail
 from mailbot.outbound.sending import backoff, claim_is_abandoned, send_outbox
@@ -40,7 +41,7 @@ class World:
         for mb in self.config.mailboxes:
             mb.smtp = smtp.smtp_config(ACCOUNTS[mb.name], "ssl") if smtp is not None else None
         self.smtp = smtp
-        self.engine = open_database(self.config)
+        self.engine = prepare_database(self.config)
         self.sessions = make_sessionmaker(self.engine)
         self.now = NOW
 

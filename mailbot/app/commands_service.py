@@ -33,8 +33,8 @@ def db_upgrade(c: Context):
       mailbot --config config.toml db upgrade
     """
     from mailbot.db.engine import make_engine
-    from mailbot.db.migrate import current_revision, head_revision, upgrade
-    c.config.state_dir.mkdir(parents=True, exist_ok=True)
+    from mailbot.db.migrate import current_revision, head_revision, make_state_dir, upgrade
+    make_state_dir(c.config)
     engine = make_engine(c.config.database_url)
     upgrade(engine)
     click.echo(f"database at revision {current_revision(engine)} (head {head_revision(engine)})", err=True)

@@ -55,11 +55,12 @@ def write_config(out: Path) -> Path:
 class Demo:
     def __init__(self, out: Path, echo: Callable[[str], None]):
         from mailbot.config import load_config
-        from mailbot.db.engine import make_sessionmaker, open_database
+        from mailbot.db.engine import make_sessionmaker
+        from mailbot.db.migrate import prepare_database
 
         self.out, self.echo = out, echo
         self.config = load_config(write_config(out))
-        self.engine = open_database(self.config)
+        self.engine = prepare_database(self.config)
         self.sessions = make_sessionmaker(self.engine)
         self.rng = random.Random(2022)
         self.now = datetime(2022, 10, 1, 8, 0, tzinfo=TZ)

@@ -37,8 +37,10 @@ class Context:
     @property
     def engine(self):
         if self._engine is None:
-            from mailbot.db.engine import open_database
-            self._engine = open_database(self.config)
+            # The first-use path (README, "Command line"): the state directory and the schema are
+            # created, or an older schema upgraded, here and by `mailbot db upgrade` only.
+            from mailbot.db.migrate import prepare_database
+            self._engine = prepare_database(self.config)
         return self._engine
 
     def sessions(self):

@@ -1,12 +1,22 @@
-"""Run the Alembic migrations shipped inside the package (mailbot.migrations)."""
+"""Run the Alembic migrations shipped inside the package (mailbot.migrations).
+
+The schema changes in exactly two places, both documented in README's command table:
+`mailbot db upgrade`, and `prepare_database`, the first use by any other command (a new state
+directory gets its database; a database left by an older version is upgraded, as after
+`pip install` of a new release and `systemctl restart`). Both log what they did.
+"""
 
 from __future__ import annotations
 
 import logging
 from importlib import resources
+from pathlib import Path
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
+
+from mailbot.config import Config
+from mailbot.db.engine import make_engine
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +60,27 @@ def stored_revision(engine: Engine) -> str | None:
 
 
 def upgrade_if_needed(engine: Engine) -> None:
-    if stored_revision(engine) != HEAD:
-        log.info("upgrading the database schema to %s", head_revision(engine))
-        upgrade(engine)
+    stored = stored_revision(engine)
+    if stored == HEAD:
+        return
+    if stored is None:
+        log.info("creating the database schema (revision %s)", head_revision(engine))
+    else:
+        log.info("upgrading the database schema from revision %s to %s", stored, head_revision(engine))
+    upgrade(engine)
+
+
+def make_state_dir(config: Config) -> None:
+    """The state directory, and the SQLite file's folder if the database lives elsewhere."""
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    if config.database_url.startswith("sqlite:///"):
+        Path(config.database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def prepare_database(config: Config) -> Engine:
+    """The engine for this config, ready to use: the state directory is created if missing and the
+    schema brought to the current revision (the first-use path; see the module docstring)."""
+    make_state_dir(config)
+    engine = make_engine(config.database_url)
+    upgrade_if_needed(engine)
+    return engine
