@@ -9,13 +9,19 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime
+from pathlib import Path
+from datetime import datetime, time as clock_time
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
-from mailbot.config import load_config
-from mailbot.app.daemon import Daemon, job_triggers, sd_notify, watchdog_seconds
+from mailbot.app.daemon import Daemon, Notifier, job_triggers, sd_notify, watchdog_seconds
+from mailbot.app.jobs import DaemonJobs, summary_due
+from mailbot.config import Schedule, load_config
+from mailbot.db.engine import make_sessionmaker
+from mailbot.db.migrate import prepare_database
+from mailbot.db.models import Outbox
 from test_reminders import make_config
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -98,8 +104,43 @@ def test_jobs_fire_systemd_is_told_and_sigterm_stops_cleanly(tmp_path, listener)
     assert runs["poll"] == 3  # nothing new started after SIGTERM
     assert runs["remind"] == 1  # the start-up catch-up run
     messages = listener.messages
+    # STOPPING=1 is last by construction (test_no_watchdog_ping_after_stopping), not by luck.
     assert messages[0] == "READY=1" and "WATCHDOG=1" in messages and messages[-1] == "STOPPING=1"
+    assert messages.count("STOPPING=1") == 1
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers put back
+
+
+def test_no_watchdog_ping_after_stopping(listener):
+    """A watchdog ping already past its check when the stop comes is sent before STOPPING=1; none
+    is sent after it. (The watchdog job runs in a scheduler thread, the stop in another.)"""
+    in_send, release = threading.Event(), threading.Event()
+
+    def held_send(state, environ):  # holds the first ping inside the send, as a busy machine may
+        if state == "WATCHDOG=1" and not release.is_set():
+            in_send.set()
+            release.wait(10)
+        return sd_notify(state, environ)
+
+    notifier = Notifier({"NOTIFY_SOCKET": listener.path}, send=held_send)
+    assert notifier.ready()
+    ping = threading.Thread(target=notifier.watchdog)
+    ping.start()
+    assert in_send.wait(10)
+    stop = threading.Thread(target=notifier.stopping)
+    stop.start()
+    stop.join(0.2)
+    assert stop.is_alive()  # STOPPING=1 waits for the ping in hand
+    release.set()
+    ping.join(10)
+    stop.join(10)
+    assert notifier.watchdog() is False and notifier.stopping() is False
+    assert listener.drain() == ["READY=1", "WATCHDOG=1", "STOPPING=1"]
+
+
+def test_the_watchdog_job_pings_through_the_notifier(tmp_path):
+    daemon = Daemon(fast_config(tmp_path), {"poll": lambda s: None}, environ={"WATCHDOG_USEC": "30000000"})
+    job = daemon.build().get_job("watchdog")
+    assert job.func == daemon.notifier.watchdog and job.trigger.interval.total_seconds() == 15.0
 
 
 def test_a_failing_job_is_logged_and_runs_again(tmp_path, caplog):
@@ -191,3 +232,48 @@ def test_new_mail_announced_by_idle_runs_the_poll_at_once(tmp_path):
     daemon = Daemon(config, {"poll": poll}, environ={}, watch=watch)
     assert daemon.run(install_signals=False) == 0
     assert len(polls) == 2 and polls[1] - polls[0] < 1.5
+
+
+# -- the jobs -------------------------------------------------------------------------------------
+OCTOBER = Schedule(summary_day=25, summary_at=clock_time(10, 0))
+
+
+@pytest.mark.parametrize("now, schedule, due", [
+    (datetime(2022, 10, 25, 9, 59, tzinfo=TZ), OCTOBER, False),
+    (datetime(2022, 10, 25, 10, 0, tzinfo=TZ), OCTOBER, True),
+    (datetime(2022, 10, 31, 23, 59, tzinfo=TZ), OCTOBER, True),  # caught up later in the month
+    (datetime(2022, 11, 1, 0, 0, tzinfo=TZ), OCTOBER, False),  # a new month, before its day
+    (datetime(2022, 10, 25, 2, 0, tzinfo=ZoneInfo("UTC")), OCTOBER, True),  # 10:00 in Anxi
+    (datetime(2022, 10, 25, 1, 59, tzinfo=ZoneInfo("UTC")), OCTOBER, False),
+    (datetime(2022, 7, 26, 10, 0, tzinfo=TZ), Schedule(reporting_months=[3, 4, 5, 6, 9, 10, 11, 12]), False),
+    (datetime(2023, 2, 28, 8, 0, tzinfo=TZ), Schedule(summary_day=31, summary_at=clock_time(8, 0)), True),
+    (datetime(2023, 2, 27, 23, 0, tzinfo=TZ), Schedule(summary_day=31, summary_at=clock_time(8, 0)), False),
+])
+def test_summary_due(now, schedule, due):
+    assert summary_due(now, schedule, TZ) is due
+
+
+def test_jobs_stop_between_units_and_close_what_they_share(tmp_path):
+    config = make_config(tmp_path)
+    for mailbox in config.mailboxes:
+        for sub in ("cur", "new", "tmp"):
+            (mailbox.maildir / sub).mkdir(parents=True)
+    sample = next((Path(__file__).parent / "samples" / "cases").glob("001-*/message.eml"))
+    (config.mailboxes[0].maildir / "new" / "1.eml").write_bytes(sample.read_bytes())
+    engine = prepare_database(config)
+    sessions = make_sessionmaker(engine)
+    threads_before = set(threading.enumerate())
+    now = datetime(2022, 10, 20, 9, 30, tzinfo=TZ)  # the "upcoming" reminder stage is open
+    with DaemonJobs(config, sessions, lambda: now) as jobs:
+        assert jobs.remind(lambda: False) == 5
+        assert jobs.poll(lambda: True) == 1  # the mailboxes were read, then the stop was seen...
+        with sessions() as session:  # ...so nothing was sent
+            assert {row.status for row in session.scalars(select(Outbox))} == {"queued"}
+        pipeline = jobs.pipeline()
+        workers = [worker.process for worker in jobs._pool._idle]
+        assert jobs.poll(lambda: False) == 0 and jobs.pipeline() is pipeline  # one pipeline for life
+        with sessions() as session:
+            assert {row.status for row in session.scalars(select(Outbox))} == {"sent"}
+    assert workers and not any(process.is_alive() for process in workers)
+    assert not [t for t in threading.enumerate() if t not in threads_before and t.name.startswith("archive-fsync")]
+    engine.dispose()

@@ -2,7 +2,7 @@
 
 Both section mailboxes, the schools, the section staff and the leader are Dovecot users; mailbot
 sends through aiosmtpd, which delivers into their INBOXes, so every assertion reads what a person
-really got. The clock is fake: the jobs (`daemon_jobs`, exactly what `mailbot run` schedules) are
+really got. The clock is fake: the jobs (`DaemonJobs`, exactly what `mailbot run` schedules) are
 run at the times the scheduler would run them, so a month takes seconds. A "restart" is a new
 Context with new jobs on the same state directory, as a new process would have.
 """
@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 import servers
 from builders import submission
-from mailbot.app.jobs import daemon_jobs
+from mailbot.app.jobs import DaemonJobs
 from mailbot.app.options import Context
 from mailbot.config import ServerConfig, load_config
 from mailbot.app.daemon import Daemon
@@ -83,7 +83,8 @@ class Machine:
 
     def __init__(self, config_path: Path, now: datetime):
         self.context = Context(str(config_path), now.isoformat())
-        self.jobs = daemon_jobs(self.context)
+        self.daemon_jobs = DaemonJobs(self.context.config, self.context.sessions(), self.context.clock)
+        self.jobs = self.daemon_jobs.by_name()
 
     def at(self, now: datetime, *names: str) -> dict[str, object]:
         """Run these jobs at `now`, in this order (the daemon's start-up runs all of them)."""
@@ -98,6 +99,7 @@ class Machine:
             when += timedelta(hours=1)
 
     def stop(self) -> None:
+        self.daemon_jobs.close()
         self.context.close()
 
 

@@ -75,11 +75,13 @@ def run(c: Context):
       mailbot --config /etc/mailbot/config.toml run
     """
     from mailbot.app.daemon import Daemon
-    from mailbot.app.jobs import daemon_jobs
+    from mailbot.app.jobs import DaemonJobs
     from mailbot.ingest.idle import start_watchers
-    daemon = Daemon(c.config, daemon_jobs(c),
-                    watch=lambda wake, stop: start_watchers(c.config.mailboxes, wake, stop))
-    raise SystemExit(daemon.run())
+    with DaemonJobs(c.config, c.sessions(), c.clock) as jobs:  # closed once the jobs in hand are done
+        daemon = Daemon(c.config, jobs.by_name(),
+                        watch=lambda wake, stop: start_watchers(c.config.mailboxes, wake, stop))
+        status = daemon.run()
+    raise SystemExit(status)
 
 
 @click.command()

@@ -13,9 +13,12 @@ the daemon is stopping), so the daemon knows nothing of IMAP or SMTP.
 
 Stopping: SIGTERM/SIGINT only set a flag (a signal handler must not take the scheduler's locks); a
 helper thread sees it and shuts the scheduler down; the main thread then waits for the jobs in hand
-to finish (they check `should_stop` between messages) and the process exits 0.
+to finish (they check `should_stop` between their units of work: mailbot.app.jobs) and the process
+exits 0.
 systemd: READY=1 once the scheduler runs, WATCHDOG=1 at half of $WATCHDOG_USEC, STOPPING=1 on the way
-out, through the $NOTIFY_SOCKET datagram socket (sd_notify(3), no library needed).
+out, through the $NOTIFY_SOCKET datagram socket (sd_notify(3), no library needed). All three go
+through one `Notifier`, which sends no WATCHDOG=1 after STOPPING=1: the watchdog job may be running
+in a scheduler thread at the very moment the stop is announced.
 """
 
 from __future__ import annotations
@@ -64,6 +67,35 @@ def sd_notify(state: str, environ: Mapping[str, str] = os.environ) -> bool:
         return False
 
 
+class Notifier:
+    """What the daemon tells systemd, in an order systemd can trust: READY=1, WATCHDOG=1 only until
+    STOPPING=1, then nothing. A lock orders the sends, so a watchdog ping that has passed its check
+    is sent before STOPPING=1 or not at all."""
+
+    def __init__(self, environ: Mapping[str, str] = os.environ,
+                 send: Callable[[str, Mapping[str, str]], bool] = sd_notify):
+        self.environ = environ
+        self._send = send  # sd_notify; a test may hold a send in progress
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    def ready(self) -> bool:
+        with self._lock:
+            return not self._stopping and self._send("READY=1", self.environ)
+
+    def watchdog(self) -> bool:
+        """Ping the watchdog; False (and nothing sent) once the stop was announced."""
+        with self._lock:
+            return not self._stopping and self._send("WATCHDOG=1", self.environ)
+
+    def stopping(self) -> bool:
+        with self._lock:
+            if self._stopping:
+                return False
+            self._stopping = True
+            return self._send("STOPPING=1", self.environ)
+
+
 def watchdog_seconds(environ: Mapping[str, str] = os.environ) -> float | None:
     """How often to send WATCHDOG=1: half the interval systemd asked for, None when it asked none."""
     try:
@@ -103,6 +135,7 @@ class Daemon:
         self.config, self.jobs, self.environ, self.stop_timeout = config, dict(jobs), environ, stop_timeout
         self.watch = watch  # starts the IDLE watchers: watch(wake_poll, stopping)
         self.stopping = threading.Event()
+        self.notifier = Notifier(environ)
         self._started = threading.Event()
         self._busy = threading.Condition()
         self._running_jobs = 0
@@ -125,8 +158,8 @@ class Daemon:
                               **({"next_run_time": first} if first else {}))
         interval = watchdog_seconds(self.environ)
         if interval:
-            scheduler.add_job(lambda: sd_notify("WATCHDOG=1", self.environ), IntervalTrigger(seconds=interval),
-                              id="watchdog", name="watchdog")
+            scheduler.add_job(self.notifier.watchdog, IntervalTrigger(seconds=interval), id="watchdog",
+                              name="watchdog")
         scheduler.add_listener(self._on_started, EVENT_SCHEDULER_STARTED)
         return scheduler
 
@@ -160,7 +193,7 @@ class Daemon:
 
     def _on_started(self, _event) -> None:
         self._started.set()
-        sd_notify("READY=1", self.environ)
+        self.notifier.ready()
         log.info("mailbot daemon ready: jobs %s, time zone %s", ", ".join(sorted(self.jobs)),
                  self.config.timezone.key)
 
@@ -168,7 +201,7 @@ class Daemon:
         self.stopping.wait()
         self._started.wait()
         log.info("stop requested: finishing the jobs in hand")
-        sd_notify("STOPPING=1", self.environ)
+        self.notifier.stopping()
         try:
             self.scheduler.shutdown(wait=False)
         except SchedulerNotRunningError:

@@ -85,7 +85,7 @@ class Demo:
                               month=MONTH, sent=sent or self.now, **values)
         self.deliver(mailbox, raw, f"{name} sends its table")
 
-    def poll(self, runner) -> None:
+    def poll(self, pipeline) -> None:
         from mailbot.ingest.poll import poll_and_send
 
         def show(result: dict) -> None:
@@ -98,7 +98,7 @@ class Demo:
             reply = f" -> reply: {result['reply']['subject']}" if result.get("reply") else ""
             self.echo(f"   {result['outcome']:<11} {result.get('sender', '')} {detail}{reply}")
 
-        report = poll_and_send(self.config, self.sessions, self.clock, on_result=show, runner=runner)
+        report = poll_and_send(self.config, self.sessions, self.clock, on_result=show, pipeline=pipeline)
         if report.sending is not None:
             self.echo(f"   outbox: {report.sending.sent} sent")
 
@@ -143,8 +143,9 @@ class Demo:
 
 def run_demo(out: Path, echo: Callable[[str], None] = click.echo) -> Path:
     """Run the month; return the folder with everything it produced."""
-    from mailbot.ingest.isolation import WorkerPool
     from mailbot.db.queries import load_status
+    from mailbot.ingest.isolation import WorkerPool
+    from mailbot.ingest.pipeline import Pipeline
 
     if out.exists():
         if not (out / MARKER).exists() and any(out.iterdir()):
@@ -154,7 +155,8 @@ def run_demo(out: Path, echo: Callable[[str], None] = click.echo) -> Path:
     (out / MARKER).write_text("made by mailbot demo; safe to delete\n", encoding="utf-8")
     demo = Demo(out, echo)
     echo(f"mailbot demo: {len(SCHOOLS)} schools, month {MONTH}, deadline 24 October, everything under {out}")
-    with WorkerPool(demo.config.limits) as runner:
+    # One pipeline and its workers for the whole month, as the daemon keeps them.
+    with WorkerPool(demo.config.limits) as runner, Pipeline(demo.config, demo.sessions, runner, demo.clock) as pipeline:
         demo.at(18, 10)
         for school in ("安溪县城南实验小学", "安溪县北门小学", "安溪县城南中学", "安溪县培文中学"):
             demo.submit(school)
@@ -167,11 +169,11 @@ def run_demo(out: Path, echo: Callable[[str], None] = click.echo) -> Path:
                                             sender="teacher.wang@qq.com", to="zjg23236764@163.com",
                                             month=MONTH, sent=demo.now),
                      "a teacher's personal address, not in the roster (quarantined for the operator)")
-        demo.poll(runner)
+        demo.poll(pipeline)
 
         demo.at(19, 9, 30)
         demo.submit("安溪县玉湖小学", enrolled=1417, participating=1320)
-        demo.poll(runner)
+        demo.poll(pipeline)
 
         demo.at(20, 9)
         echo("   reminder stage 'upcoming':")
@@ -180,7 +182,7 @@ def run_demo(out: Path, echo: Callable[[str], None] = click.echo) -> Path:
         demo.at(22, 16)
         demo.reply_to_last_reminder("安溪县凤华小学")
         demo.submit("安溪县凤华中学")
-        demo.poll(runner)
+        demo.poll(pipeline)
 
         demo.at(24, 9)
         echo("   reminder stage 'due':")
@@ -188,11 +190,11 @@ def run_demo(out: Path, echo: Callable[[str], None] = click.echo) -> Path:
 
         demo.at(24, 23, 40)
         demo.submit("安溪县第六实验小学")
-        demo.poll(runner)
+        demo.poll(pipeline)
 
         demo.at(25, 0, 10)
         demo.submit("安溪县溪东中学")
-        demo.poll(runner)
+        demo.poll(pipeline)
 
         demo.at(25, 9)
         echo("   reminder stage 'overdue', and the missing list to each section's staff:")

@@ -1,51 +1,106 @@
-"""The daemon's jobs by name, as `mailbot run` schedules them (see mailbot.app.daemon)."""
+"""The daemon's jobs, as `mailbot run` schedules them (mailbot.app.daemon fires them on triggers).
+
+Each job takes `should_stop`, a function that says whether SIGTERM arrived, and checks it between
+its units of work (read the mailboxes; send the outbox; purge old archives), so a stop waits only
+for the unit in hand. What the jobs share for the daemon's whole life, one WorkerPool and one
+Pipeline with its Archive, is made by the first poll and closed by `DaemonJobs.close()`.
+
+When the monthly summary is due is decided by the pure `summary_due`.
+"""
 
 from __future__ import annotations
 
-from mailbot.app.options import Context
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from mailbot.config import Config, Schedule
+
+ShouldStop = Callable[[], bool]
 
 
-def daemon_jobs(c: Context) -> dict:
-    """The daemon's jobs by name (see mailbot.app.daemon.JOB_NAMES). Each takes `should_stop`, a
-    function that says whether SIGTERM arrived, so long work can stop between messages."""
-    config, sessions, clock = c.config, c.sessions(), c.clock
+def summary_due(now: datetime, schedule: Schedule, tz: ZoneInfo) -> bool:
+    """Whether this month's summary is due at `now`: the month is a reporting month and its day and
+    time, in the bureau's time zone, have come (a summary_day past 28 counts as the 28th). That it
+    goes out once a month is the outbox key's business, so a run after the day catches it up."""
+    local = now.astimezone(tz)
+    due = local.replace(day=min(schedule.summary_day, 28), hour=schedule.summary_at.hour,
+                        minute=schedule.summary_at.minute, second=0, microsecond=0)
+    return local >= due and local.month in schedule.reporting_months
 
-    def remind_job(should_stop):
+
+class DaemonJobs:
+    """The jobs of one daemon process and what they share; a context manager that closes it."""
+
+    def __init__(self, config: Config, sessions, clock: Callable[[], datetime]):
+        self.config, self.sessions, self.clock = config, sessions, clock
+        self._pool = None
+        self._pipeline = None
+
+    def by_name(self) -> dict[str, Callable[[ShouldStop], object]]:
+        """The jobs by name (see mailbot.app.daemon.JOB_NAMES). The poll job sends the outbox after
+        every pass, so no separate "send" job is needed."""
+        return {"poll": self.poll, "remind": self.remind, "summary": self.summary}
+
+    def pipeline(self):
+        """The daemon's one Pipeline and WorkerPool, made on first use."""
+        if self._pipeline is None:
+            from mailbot.ingest.isolation import WorkerPool
+            from mailbot.ingest.pipeline import Pipeline
+            self._pool = WorkerPool(self.config.limits)
+            self._pipeline = Pipeline(self.config, self.sessions, self._pool, self.clock)
+        return self._pipeline
+
+    def poll(self, should_stop: ShouldStop) -> int:
+        """Read every mailbox, then send the outbox, then purge expired archives; return how many
+        messages were read."""
+        from mailbot.ingest.poll import poll_and_send
+        from mailbot.ingest.retention import purge_ignored_archives
+        from mailbot.outbound.sending import send_outbox
+        report = poll_and_send(self.config, self.sessions, self.clock, pipeline=self.pipeline(), send=False)
+        read = sum(sum(m.outcomes.values()) for m in report.mailboxes)
+        if should_stop():
+            return read
+        send_outbox(self.config, self.sessions, self.clock)
+        if should_stop():
+            return read
+        with self.sessions.begin() as session:
+            purge_ignored_archives(session, self.config, self.clock())
+        return read
+
+    def remind(self, should_stop: ShouldStop) -> int:
+        """Queue the reminders due now (one transaction; the poll job sends them)."""
         from mailbot.outbound.reminders import queue_reminders
-        with sessions() as session:
-            report = queue_reminders(session, config, clock())
+        with self.sessions() as session:
+            report = queue_reminders(session, self.config, self.clock())
             session.commit()
         return sum(1 for item in report if item["queued"])
 
-    pool = []  # one WorkerPool for the daemon's life, made on first use
-
-    def poll_job(should_stop):
-        from mailbot.ingest.isolation import WorkerPool
-        from mailbot.ingest.poll import poll_and_send
-        from mailbot.ingest.retention import purge_ignored_archives
-        if not pool:
-            pool.append(WorkerPool(config.limits))
-        report = poll_and_send(config, sessions, clock, runner=pool[0])
-        with sessions.begin() as session:
-            purge_ignored_archives(session, config, clock())
-        return sum(sum(m.outcomes.values()) for m in report.mailboxes)
-
-    def summary_job(should_stop):
-        from mailbot.timeutil import current_month
-        now = clock()
-        month = current_month(now, config.timezone)
-        local = now.astimezone(config.timezone)
-        due = local.replace(day=min(config.schedule.summary_day, 28), hour=config.schedule.summary_at.hour,
-                            minute=config.schedule.summary_at.minute, second=0, microsecond=0)
-        if local < due or int(month[5:]) not in config.schedule.reporting_months:
-            return 0  # not yet this month (or not a reporting month)
+    def summary(self, should_stop: ShouldStop) -> int:
+        """Queue this month's summary once it is due, then send it; return 1 when queued now."""
+        now = self.clock()
+        if not summary_due(now, self.config.schedule, self.config.timezone):
+            return 0
         # Imported only when due: openpyxl, lxml and Pillow cost the idle daemon ~12 MB.
         from mailbot.outbound.sending import send_outbox
         from mailbot.summary.send import build_package, queue_summary
-        with sessions.begin() as session:
-            queued = queue_summary(session, config, build_package(session, config, month, now), now)
-        send_outbox(config, sessions, clock)
+        from mailbot.timeutil import current_month
+        month = current_month(now, self.config.timezone)
+        with self.sessions.begin() as session:
+            queued = queue_summary(session, self.config, build_package(session, self.config, month, now), now)
+        if not should_stop():
+            send_outbox(self.config, self.sessions, self.clock)
         return 1 if queued is not None else 0
 
-    # The poll job sends the outbox after every pass; no separate "send" job is needed.
-    return {"poll": poll_job, "remind": remind_job, "summary": summary_job}
+    def close(self) -> None:
+        """Close the pipeline (its archive's fsync thread) and stop the worker processes."""
+        if self._pipeline is not None:
+            self._pipeline.close()
+            self._pool.close()
+            self._pipeline = self._pool = None
+
+    def __enter__(self) -> "DaemonJobs":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -391,10 +391,13 @@ def poll_lock(config: Config) -> Iterator[bool]:
 
 
 def poll_and_send(config: Config, sessions: sessionmaker[Session], clock: Callable[[], datetime],
-                  on_result: ResultCallback | None = None, *, runner=None, send: bool = True,
-                  open_inbox: Callable[[MailboxConfig], ImapInbox] = ImapInbox) -> PollReport:
+                  on_result: ResultCallback | None = None, *, pipeline: Pipeline | None = None,
+                  send: bool = True, open_inbox: Callable[[MailboxConfig], ImapInbox] = ImapInbox) -> PollReport:
     """`mailbot poll`: one pass over every mailbox, then the outbox is sent (it is sent even when
-    another poll holds the lock: claims keep sending safe)."""
+    another poll holds the lock: claims keep sending safe).
+
+    `pipeline` is the caller's to close (the daemon keeps one for its life); without it, a
+    pipeline and its workers are made for this pass and closed after it."""
     from mailbot.ingest.isolation import WorkerPool
 
     report = PollReport(mailboxes=[])
@@ -404,9 +407,9 @@ def poll_and_send(config: Config, sessions: sessionmaker[Session], clock: Callab
             report.skipped_busy = True
         else:
             with contextlib.ExitStack() as stack:
-                if runner is None:
+                if pipeline is None:
                     runner = stack.enter_context(WorkerPool(config.limits))
-                pipeline = Pipeline(config, sessions, runner, clock)
+                    pipeline = stack.enter_context(Pipeline(config, sessions, runner, clock))
                 report.mailboxes = poll_mailboxes(config, sessions, pipeline, clock, on_result,
                                                   open_inbox=open_inbox)
     if send:
