@@ -1,0 +1,135 @@
+"""Overall deadlines for server operations (issue 11 point 4).
+
+A socket timeout bounds one read; a peer that sends one byte just before each timeout keeps a
+client waiting for ever. A `Deadline` bounds a whole operation (connect with its greeting, login,
+one command, one send): when the time is up a timer thread shuts the connection's socket down,
+which wakes the blocked read at once, and the operation raises `DeadlineExceeded`. The connection
+is then dead; the caller drops it.
+
+An operation also never runs past the overall end of what it belongs to (a whole poll), so a poll
+returns by its deadline however many commands it has left.
+
+    deadline = Deadline(per_operation=60, overall_end=time.monotonic() + 600)
+    with deadline.limit("LOGIN on imap.163.com"):
+        client.login(...)
+
+The socket to cut comes from `attach` (called by the socket factories below as soon as the TCP
+connection exists, before TLS and the greeting) or from a getter (after STARTTLS wraps it anew).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from typing import Callable, Iterator
+
+from mailbot.errors import TransportError
+
+
+class DeadlineExceeded(TransportError):
+    """A server operation did not finish within its overall deadline (a trickling or stuck peer)."""
+
+
+class Deadline:
+    def __init__(self, per_operation: float, overall_end: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.per_operation = per_operation
+        self.overall_end = overall_end  # in `clock` time; None: no overall limit
+        self.clock = clock
+        self._socket: socket.socket | None = None
+        self._socket_getter: Callable[[], socket.socket | None] | None = None
+        self._lock = threading.Lock()
+        self.expired = False  # once set, the connection has been cut
+
+    # -- what to cut ------------------------------------------------------------------------------
+    def attach(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._socket = sock
+            cut_now = self.expired
+        if cut_now:
+            _cut(sock)
+        return sock
+
+    def follow(self, getter: Callable[[], socket.socket | None]) -> None:
+        """Cut whatever socket `getter` returns at expiry (a library that replaces its socket)."""
+        self._socket_getter = getter
+
+    def remaining(self) -> float:
+        seconds = self.per_operation
+        if self.overall_end is not None:
+            seconds = min(seconds, self.overall_end - self.clock())
+        return seconds
+
+    # -- one operation ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def limit(self, what: str) -> Iterator[None]:
+        seconds = self.remaining()
+        if self.expired or seconds <= 0:
+            self._expire(force=True)
+            raise DeadlineExceeded(f"{what}: the overall deadline has passed")
+        state = {"done": False}
+        timer = threading.Timer(seconds, self._expire_unless, args=(state,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        except BaseException as exc:
+            with self._lock:
+                state["done"] = True
+            timer.cancel()
+            if self.expired:
+                raise DeadlineExceeded(f"{what}: not finished within {seconds:.0f} s; connection dropped") from exc
+            raise
+        with self._lock:
+            state["done"] = True
+        timer.cancel()
+        if self.expired:  # the timer won the race just as the answer arrived: the socket is cut
+            raise DeadlineExceeded(f"{what}: finished as its deadline of {seconds:.0f} s passed; connection dropped")
+
+    def _expire_unless(self, state: dict) -> None:
+        with self._lock:
+            if state["done"]:
+                return
+            self.expired = True
+        self._cut_current()
+
+    def _expire(self, force: bool) -> None:
+        with self._lock:
+            self.expired = self.expired or force
+        self._cut_current()
+
+    def _cut_current(self) -> None:
+        sock = None
+        if self._socket_getter is not None:
+            try:
+                sock = self._socket_getter()
+            except Exception:  # noqa: BLE001 - the library's state is unknown; fall back below
+                sock = None
+        for candidate in (sock, self._socket):
+            if candidate is not None:
+                _cut(candidate)
+
+
+def _cut(sock: socket.socket) -> None:
+    """Shut the connection down under a reader blocked in another thread. The plain socket method
+    is used even on a TLS socket: it acts on the descriptor and leaves the TLS state to the reader."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed or never connected
+
+
+def connect_tcp(host: str, port: int, timeout: float | None, deadline: Deadline | None,
+                source_address=None) -> socket.socket:
+    """socket.create_connection, bounded by the deadline as well, and attached to it at once."""
+    if deadline is not None:
+        budget = deadline.remaining()
+        if budget <= 0:
+            raise DeadlineExceeded(f"connect to {host}:{port}: the overall deadline has passed")
+        timeout = budget if timeout is None else min(timeout, budget)
+    sock = socket.create_connection((host, port), timeout, source_address)
+    if deadline is not None:
+        deadline.attach(sock)
+    return sock

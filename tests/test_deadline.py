@@ -1,0 +1,60 @@
+"""The overall deadline of one server operation holds against a trickling peer (issue 11 point 4):
+the mechanism, on a raw socket; the IMAP and SMTP adapters are tested in test_trickle_*."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailbot.transports.deadline import Deadline, DeadlineExceeded, connect_tcp
+from tests.support.trickle import TricklingPeer
+
+
+def read_line(sock) -> bytes:
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            raise ConnectionError("closed")
+        line += chunk
+    return line
+
+
+def test_a_trickled_line_is_cut_at_the_deadline_not_after_each_read():
+    with TricklingPeer(interval=0.05) as peer:
+        deadline = Deadline(per_operation=0.5)
+        # Each byte arrives well within the per-read timeout of 5 s: only the deadline can stop it.
+        sock = connect_tcp("127.0.0.1", peer.port, 5.0, deadline)
+        with pytest.raises(DeadlineExceeded, match="greeting"):
+            with deadline.limit("greeting"):
+                read_line(sock)
+        assert deadline.expired
+        sock.close()
+
+
+def test_an_operation_that_finishes_in_time_is_untouched():
+    with TricklingPeer(b"* OK ready\r\n", interval=0.05) as peer:
+        deadline = Deadline(per_operation=30)
+        sock = connect_tcp("127.0.0.1", peer.port, 5.0, deadline)
+        with deadline.limit("greeting"):
+            assert read_line(sock) == b"* OK ready\r\n"
+        assert not deadline.expired
+        sock.close()
+
+
+def test_no_operation_starts_after_the_overall_end():
+    now = [100.0]
+    deadline = Deadline(per_operation=60, overall_end=130.0, clock=lambda: now[0])
+    assert deadline.remaining() == 30.0
+    now[0] = 131.0
+    with pytest.raises(DeadlineExceeded, match="overall deadline"):
+        with deadline.limit("FETCH"):
+            pytest.fail("must not run")
+    with pytest.raises(DeadlineExceeded):
+        connect_tcp("127.0.0.1", 9, 5.0, deadline)
+
+
+def test_other_errors_pass_through_unchanged():
+    deadline = Deadline(per_operation=30)
+    with pytest.raises(KeyError):
+        with deadline.limit("parse"):
+            raise KeyError("x")
