@@ -23,14 +23,14 @@ from sqlalchemy import inspect
 
 from conftest import write_config
 from mailbot.config import load_config
-from mailbot.db.engine import open_database
-from mailbot.db.migrate import HEAD, stored_revision
+from mailbot.db.engine import make_engine
+from mailbot.db.migrate import HEAD, prepare_database, stored_revision
 
 KILLS = 30
 SEED = int(os.environ.get("MAILBOT_CRASH_SEED", "20221020"))
 # Only what the first start of any command does: load the config, create the schema.
-FIRST_START = "import sys; from mailbot.config import load_config; from mailbot.db.engine import open_database; " \
-              "open_database(load_config(sys.argv[1])).dispose()"
+FIRST_START = "import sys; from mailbot.config import load_config; from mailbot.db.migrate import prepare_database; " \
+              "prepare_database(load_config(sys.argv[1])).dispose()"
 
 
 def start_first_start(config) -> subprocess.Popen:
@@ -72,7 +72,7 @@ def schema_creation_time(config, database) -> float:
 
 def expected_tables(tmp_path) -> set[str]:
     config = load_config(write_config(tmp_path / "reference"))
-    engine = open_database(config)
+    engine = prepare_database(config)
     try:
         return set(inspect(engine).get_table_names())
     finally:
@@ -96,7 +96,7 @@ def test_sigkill_during_schema_creation_never_bricks_the_database(tmp_path, reco
             continue
         kills += 1
         try:
-            engine = open_database(config)  # what the next command does
+            engine = prepare_database(config)  # what the next command does
         except Exception:  # noqa: BLE001 - counted: this is the defect
             bricked += 1
             continue
@@ -120,7 +120,7 @@ def test_two_first_starts_at_once_both_succeed(tmp_path):
         first, second = start_first_start(config_path), start_first_start(config_path)
         errors = [proc.communicate(timeout=120)[1].decode(errors="replace") for proc in (first, second)]
         assert (first.returncode, second.returncode) == (0, 0), errors
-        engine = open_database(config, upgrade=False)
+        engine = make_engine(config.database_url)
         try:
             assert stored_revision(engine) == HEAD
         finally:
