@@ -255,6 +255,7 @@ def test_summary_due(now, schedule, due):
 
 def test_jobs_stop_between_units_and_close_what_they_share(tmp_path):
     config = make_config(tmp_path)
+    config.sending.throttle_seconds = 0.0
     for mailbox in config.mailboxes:
         for sub in ("cur", "new", "tmp"):
             (mailbox.maildir / sub).mkdir(parents=True)
