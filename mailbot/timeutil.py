@@ -1,19 +1,25 @@
-"""Time helpers. The clock is always passed in; nothing here reads it."""
+"""Time helpers. The clock is always passed in; nothing here reads it.
+
+The month rules (deadline, late, current month) live in `mailbot.rules.month.Month`; the
+functions here take and give months as the "YYYY-MM" text the database stores.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
+
+from mailbot.rules.month import Month
 
 
 def deadline_of(month: str, deadline_day: int, tz: ZoneInfo) -> datetime:
-    """The last moment a submission for `month` is on time: 23:59:59 on the deadline day, local."""
-    year, mon = (int(x) for x in month.split("-"))
-    return datetime(year, mon, deadline_day, 23, 59, 59, tzinfo=tz)
+    """`Month.deadline` of a "YYYY-MM" month."""
+    return Month.parse(month).deadline(deadline_day, tz)
 
 
 def is_late(received_at: datetime, month: str, deadline_day: int, tz: ZoneInfo) -> bool:
-    return received_at > deadline_of(month, deadline_day, tz) + timedelta(microseconds=999_999)
+    """`Month.is_late` of a "YYYY-MM" month."""
+    return Month.parse(month).is_late(received_at, deadline_day, tz)
 
 
 def start_of_day(moment: datetime, tz: ZoneInfo) -> datetime:
@@ -31,5 +37,5 @@ def label_date(moment: datetime) -> str:
 
 
 def current_month(now: datetime, tz: ZoneInfo) -> str:
-    local = now.astimezone(tz)
-    return f"{local.year:04d}-{local.month:02d}"
+    """The month of `now` in the bureau's time zone, as "YYYY-MM"."""
+    return str(Month.of(now, tz))

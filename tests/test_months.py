@@ -1,9 +1,10 @@
-from datetime import datetime
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, strategies as st
 
-from mailbot.rules.month import find_month_phrase, month_of
+from mailbot.rules.month import Month, find_month_phrase, is_reporting_month, month_label, month_of
 
 
 @pytest.mark.parametrize("text, found", [
@@ -43,3 +44,62 @@ def test_year_rollover_rule():
 def test_any_year_month_phrase_is_found(year, month):
     assert find_month_phrase(f"汇总表（{year}年{month}月）") == (year, month)
     assert find_month_phrase(f"{year}年{month:02d}月份") == (year, month)
+
+
+# -- the Month value -------------------------------------------------------------------------------
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.mark.parametrize("text", ["2022-10", "1999-01", "2100-12"])
+def test_a_month_reads_back_as_it_was_written(text):
+    assert str(Month.parse(text)) == text
+
+
+@pytest.mark.parametrize("text", ["2022-1", "2022-13", "2022-00", "22-10", "2022/10", "2022-10-01", "", "２０２２-10"])
+def test_only_yyyy_mm_is_a_month(text):
+    with pytest.raises(ValueError):
+        Month.parse(text)
+    assert Month.parse_or_none(text) is None
+    assert Month.parse_or_none(None) is None
+
+
+def test_month_label_deadline_and_lateness():
+    october = Month.parse("2022-10")
+    assert october.label == "2022年10月" and Month(2023, 1).label == "2023年1月"
+    assert month_label("2022-03") == "2022年3月"
+    assert october.deadline(24, SHANGHAI) == datetime(2022, 10, 24, 23, 59, 59, tzinfo=SHANGHAI)
+    assert not october.is_late(datetime(2022, 10, 24, 23, 59, 59, 500_000, tzinfo=SHANGHAI), 24, SHANGHAI)
+    assert october.is_late(datetime(2022, 10, 25, tzinfo=SHANGHAI), 24, SHANGHAI)
+
+
+def test_neighbouring_months_and_days():
+    assert Month(2022, 12).next() == Month(2023, 1) and Month(2023, 1).previous() == Month(2022, 12)
+    assert Month(2022, 10).next() == Month(2022, 11) and Month(2022, 10).previous() == Month(2022, 9)
+    assert Month(2024, 2).days == 29 and Month(2023, 2).days == 28
+    assert Month(2022, 4).day(31) == date(2022, 4, 30) and Month(2022, 4).day(5) == date(2022, 4, 5)
+    assert Month(2022, 9) < Month(2022, 10) < Month(2023, 1)
+
+
+def test_the_month_of_a_moment_is_taken_in_the_bureaus_time_zone():
+    new_year_in_shanghai = datetime(2022, 12, 31, 16, 30, tzinfo=timezone.utc)
+    assert Month.of(new_year_in_shanghai, SHANGHAI) == Month(2023, 1)
+    assert Month.of(new_year_in_shanghai) == Month(2022, 12)
+    assert Month.of(date(2022, 10, 5)) == Month(2022, 10)
+
+
+def test_reporting_months():
+    assert Month(2022, 10).is_reporting([3, 4, 5, 6, 7, 8, 9, 10])
+    assert not Month(2022, 12).is_reporting([3, 4, 5, 6, 7, 8, 9, 10])
+    assert is_reporting_month("2022-12", range(1, 13))
+
+
+def test_an_impossible_month_cannot_be_made():
+    with pytest.raises(ValueError):
+        Month(2022, 13)
+
+
+@given(st.integers(min_value=1900, max_value=2200), st.integers(min_value=1, max_value=12))
+def test_next_and_previous_undo_each_other(year, number):
+    month = Month(year, number)
+    assert month.next().previous() == month and Month.parse(str(month)) == month

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.config import Config
 from mailbot.db.models import Outbox, Submission
+from mailbot.rules.month import is_reporting_month
 from mailbot.rules.status import InForce, month_status
 
 
@@ -21,7 +22,7 @@ def submissions_in_force(session: Session, month: str) -> dict[str, InForce]:
 def load_status(session: Session, config: Config, month: str) -> dict:
     from mailbot.db.campaign import excused_schools
 
-    reporting = int(month[5:]) in config.schedule.reporting_months
+    reporting = is_reporting_month(month, config.schedule.reporting_months)
     return month_status(month, config.schools, submissions_in_force(session, month),
                         excused_schools(session, month), config.schedule.deadline_day, config.timezone, reporting)
 

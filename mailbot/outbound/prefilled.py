@@ -20,6 +20,9 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.writer.excel import ExcelWriter
 
+from mailbot.rules.labels import LEVEL_LABELS, SECTION_LABELS
+from mailbot.rules.month import Month
+
 TITLE = "城区义务教育阶段学校课后服务开展情况汇总表"
 
 # (header text, column width). The texts are the annex's and match SPEC 3.2: 学校数 before 学校名称,
@@ -42,15 +45,14 @@ LAST_COLUMN = "G"
 
 # The two sections of SPEC 1; a deployment with other addresses passes mailbox_address.
 SECTIONS = {
-    "primary": ("初幼教股", "chuyoujiao@163.com"),
-    "middle": ("中教股", "zjg23236764@163.com"),
+    "primary": (SECTION_LABELS["primary"], "chuyoujiao@163.com"),
+    "middle": (SECTION_LABELS["middle"], "zjg23236764@163.com"),
 }
 
 # Fixed so that the same input gives the same bytes (the file is cached and attached many times).
 FIXED_TIMESTAMP = datetime(2022, 1, 1, 0, 0, 0)
 _ZIP_TIMESTAMP = (2022, 1, 1, 0, 0, 0)
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _UNSAFE_IN_FILENAME = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]')
 
 _THIN = Side(style="thin", color="000000")
@@ -61,10 +63,8 @@ _LEFT = Alignment(horizontal="left", vertical="center", wrap_text=True)
 
 def month_label(month: str | None) -> str | None:
     """'2022-10' -> '2022年10月'; None for None or anything that is not a valid YYYY-MM."""
-    match = _MONTH.match(month or "")
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        return None
-    return f"{match.group(1)}年{int(match.group(2))}月"
+    valid = Month.parse_or_none(month)
+    return valid.label if valid else None
 
 
 def print_a4_landscape(ws: Worksheet, header_row: int, margin: float) -> None:
@@ -93,7 +93,7 @@ def _notes(school_given: bool, level: str | None, deadline_day: int, mailbox_add
     elif mailbox_address:
         where = f"邮箱 {mailbox_address}"
     else:
-        where = "、".join(f"{'小学' if lv == 'primary' else '中学'}发送至{s}邮箱 {a}" for lv, (s, a) in SECTIONS.items())
+        where = "、".join(f"{LEVEL_LABELS[lv]}发送至{s}邮箱 {a}" for lv, (s, a) in SECTIONS.items())
     return [
         "说明：",
         "1. 学校名称已预先填好，请核对；如需修改，请填写学校全称。" if school_given else "1. 学校名称请填写学校全称。",

@@ -20,7 +20,6 @@ When a stage may go out (its window):
 
 from __future__ import annotations
 
-import calendar as month_calendar
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -28,7 +27,8 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from mailbot.config import Config, School, Stage
-from mailbot.timeutil import current_month, deadline_of
+from mailbot.rules.month import Month
+from mailbot.rules.status import missing_schools
 
 log = logging.getLogger(__name__)
 
@@ -103,21 +103,15 @@ class StageWindow:
     after_deadline: bool
 
 
-def _month_parts(month: str) -> tuple[int, int]:
-    year, mon = month.split("-")
-    return int(year), int(mon)
-
-
 def stage_windows(stages: list[Stage], month: str, deadline_day: int, tz: ZoneInfo,
                   calendar: WorkingCalendar | None = None) -> list[StageWindow]:
     """The stages of `month` in time order. `calendar` set means working days only."""
-    year, mon = _month_parts(month)
-    last_day = month_calendar.monthrange(year, mon)[1]
-    deadline = deadline_of(month, deadline_day, tz) + timedelta(seconds=1)
-    end_of_month = datetime.combine(date(year, mon, last_day) + timedelta(days=1), time(0), tzinfo=tz)
+    value = Month.parse(month)
+    deadline = value.deadline(deadline_day, tz) + timedelta(seconds=1)
+    end_of_month = datetime.combine(value.next().day(1), time(0), tzinfo=tz)
     opened = []
     for stage in stages:
-        configured = date(year, mon, min(stage.day, last_day))  # day 31 in a 30-day month: the 30th
+        configured = value.day(stage.day)  # day 31 in a 30-day month: the 30th
         after = stage.day > deadline_day
         day = shift_to_working_day(configured, after, calendar) if calendar else configured
         opened.append((datetime.combine(day, stage.at, tzinfo=tz), stage.name, configured, after))
@@ -134,7 +128,7 @@ def stage_windows(stages: list[Stage], month: str, deadline_day: int, tz: ZoneIn
 def uncovered_years(month: str, calendar: WorkingCalendar) -> set[int]:
     """The month's year, when the holiday data lacks it (a stage moved across New Year is rare
     enough to be judged by the weekend fallback without a separate notice)."""
-    year = _month_parts(month)[0]
+    year = Month.parse(month).year
     return set() if calendar.covers(year) else {year}
 
 
@@ -183,7 +177,7 @@ def plan_reminders(config: Config, month: str, now: datetime, submitted: set[str
     """
     schedule = config.schedule
     plan = ReminderPlan(month)
-    if _month_parts(month)[1] not in schedule.reporting_months:
+    if not Month.parse(month).is_reporting(schedule.reporting_months):
         return plan  # outside the campaign nobody is reminded (SPEC 6)
     if schedule.working_days_only:
         calendar = calendar or ChineseCalendar()
@@ -195,8 +189,7 @@ def plan_reminders(config: Config, month: str, now: datetime, submitted: set[str
         plan.open_stages = [w.name for w in windows if w.name == only_stage]
     else:
         plan.open_stages = [w.name for w in windows if w.opens <= now < w.closes]
-    missing = [s for s in config.schools
-               if s.active_in(month) and s.name not in submitted and s.name not in excused]
+    missing = missing_schools(month, config.schools, submitted, excused)
     for stage in plan.open_stages:
         plan.reminders += [DueReminder(s, stage) for s in missing
                            if reminder_key(month, stage, s.name) not in sent_keys]
@@ -215,10 +208,8 @@ def plan_reminders(config: Config, month: str, now: datetime, submitted: set[str
 def months_to_check(now: datetime, tz: ZoneInfo) -> list[str]:
     """The current month, and the previous one while its last stage may still be open (a stage on
     the 30th moved past a holiday lands in the next month)."""
-    this = current_month(now, tz)
-    first = datetime.strptime(this + "-01", "%Y-%m-%d").date()
-    previous = (first - timedelta(days=1)).strftime("%Y-%m")
-    return [previous, this]
+    this = Month.of(now, tz)
+    return [str(this.previous()), str(this)]
 
 
 # -- queueing (the adapter) -----------------------------------------------------------------------
@@ -322,22 +313,23 @@ def _prefilled(config: Config, mailbox, school: School, month: str) -> tuple[str
 
 
 def _reminder_context(config: Config, mailbox, school: School, month: str, now: datetime) -> dict:
-    from mailbot.rules.month import month_label
     from mailbot.outbound.responses import section_label
     from mailbot.timeutil import label_date
-    deadline = deadline_of(month, config.schedule.deadline_day, config.timezone)
+    value = Month.parse(month)
+    deadline = value.deadline(config.schedule.deadline_day, config.timezone)
     days_left = (deadline.date() - now.astimezone(config.timezone).date()).days
-    return {"school_name": school.name, "school_names": [school.name], "month_label": month_label(month), "deadline_label": label_date(deadline),
+    return {"school_name": school.name, "school_names": [school.name], "month_label": value.label,
+            "deadline_label": label_date(deadline),
             "deadline_short": f"{deadline.month}月{deadline.day}日", "days_left": days_left,
             "mailbox_label": section_label(mailbox), "mailbox_address": mailbox.address}
 
 
 def _staff_context(config: Config, mailbox, staff: StaffList, month: str) -> dict:
-    from mailbot.rules.month import month_label
     from mailbot.outbound.responses import section_label
     from mailbot.timeutil import label_date
-    deadline = deadline_of(month, config.schedule.deadline_day, config.timezone)
-    return {"month_label": month_label(month), "deadline_label": label_date(deadline),
+    value = Month.parse(month)
+    deadline = value.deadline(config.schedule.deadline_day, config.timezone)
+    return {"month_label": value.label, "deadline_label": label_date(deadline),
             "mailbox_label": section_label(mailbox), "mailbox_address": mailbox.address,
             "schools": [{"name": s.name, "contact": s.contact or "", "phone": s.phone or "",
                          "emails": list(s.emails)} for s in staff.schools]}

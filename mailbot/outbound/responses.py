@@ -12,6 +12,7 @@ from mailbot.db import store
 from mailbot.outbound.compose import compose
 from mailbot.config import Config, MailboxConfig
 from mailbot.db.models import Message, Quarantine
+from mailbot.rules.labels import LEVEL_LABELS, SECTION_LABELS
 from mailbot.rules.month import month_label
 from mailbot.outbound.outbox import queue_mail
 from mailbot.rules.roster import Roster
@@ -20,8 +21,6 @@ from mailbot.timeutil import deadline_of, label_date, label_datetime, start_of_d
 log = logging.getLogger(__name__)
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-LEVEL_LABELS = {"primary": "小学", "middle": "中学"}
-SECTION_LABELS = {"primary": "初幼教股", "middle": "中教股"}
 
 
 def section_label(mailbox: MailboxConfig) -> str:

@@ -7,7 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from mailbot.config import School
-from mailbot.timeutil import deadline_of
+from mailbot.rules.month import Month
 
 
 @dataclass
@@ -24,6 +24,27 @@ class InForce:
     services: list[str]
 
 
+def school_state(school: School, month: str, *, submitted: bool, late: bool, excused: bool,
+                 reporting: bool) -> str | None:
+    """One school's state in `month`: on_time, late, missing or excused; None when it does not
+    count (not active that month, or without a submission outside the reporting months)."""
+    if not school.active_in(month):
+        return None
+    if submitted:
+        return "late" if late else "on_time"
+    if excused:
+        return "excused"
+    return "missing" if reporting else None
+
+
+def missing_schools(month: str, schools: list[School], submitted: set[str], excused: set[str],
+                    reporting: bool = True) -> list[School]:
+    """The schools `month_status` calls missing: active, no submission in force, not excused."""
+    return [school for school in schools
+            if school_state(school, month, submitted=school.name in submitted, late=False,
+                            excused=school.name in excused, reporting=reporting) == "missing"]
+
+
 def month_status(month: str, schools: list[School], in_force: dict[str, InForce], excused: set[str],
                  deadline_day: int, tz: ZoneInfo, reporting: bool = True) -> dict:
     """Every active school's state for `month`; outside the reporting months nobody is missing."""
@@ -31,17 +52,11 @@ def month_status(month: str, schools: list[School], in_force: dict[str, InForce]
     totals = {"required": 0, "on_time": 0, "late": 0, "missing": 0, "enrolled": 0, "participating": 0,
               "two_plus_n_schools": 0, "two_plus_three_schools": 0}
     for school in schools:
-        if not school.active_in(month):
-            continue
         sub = in_force.get(school.name)
-        if school.name in excused and sub is None:
-            state = "excused"
-        elif sub is None:
-            if not reporting:
-                continue
-            state = "missing"
-        else:
-            state = "late" if sub.late else "on_time"
+        state = school_state(school, month, submitted=sub is not None, late=sub is not None and sub.late,
+                             excused=school.name in excused, reporting=reporting)
+        if state is None:
+            continue
         if state != "excused":
             totals["required"] += 1 if reporting or sub is not None else 0
             totals[state] += 1
@@ -56,5 +71,5 @@ def month_status(month: str, schools: list[School], in_force: dict[str, InForce]
             totals["two_plus_n_schools"] += 1 if sub.two_plus_n else 0
             totals["two_plus_three_schools"] += 1 if sub.two_plus_n and (sub.n or 0) >= 3 else 0
         entries.append(entry)
-    return {"month": month, "deadline": deadline_of(month, deadline_day, tz).date().isoformat(),
+    return {"month": month, "deadline": Month.parse(month).deadline(deadline_day, tz).date().isoformat(),
             "schools": entries, "totals": totals}

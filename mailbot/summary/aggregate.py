@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from mailbot.config import School
+from mailbot.config import LEVELS, School
 from mailbot.rules.status import InForce, month_status
-from mailbot.timeutil import deadline_of
+from mailbot.rules.month import Month
 
-LEVELS = ("primary", "middle")
-SCOPES = ("primary", "middle", "all")  # every figure is given for each
-SCOPE_LABELS = {"primary": "小学", "middle": "中学", "all": "全部"}
+SCOPES = (*LEVELS, "all")  # every figure is given for each
 TARGET_TWO_PLUS_N = 1.0  # every compulsory school runs "2+N"
 TARGET_TWO_PLUS_THREE = 0.8  # at least 80% of city schools run "2+3"
 TOP_SERVICES = 10
@@ -231,7 +229,7 @@ def summarise(month: str, schools: list[School], rows: Iterable[StoredRow], excu
     trend = []
     lines: list[SchoolLine] = []
     for m in sorted(set(by_month) | {month}):
-        is_reporting = int(m[5:]) in reporting
+        is_reporting = Month.parse(m).is_reporting(reporting)
         month_excused = excused if m == month else set(excused_earlier.get(m, ()))
         month_lines = school_lines(m, schools, by_month.get(m, {}), month_excused, deadline_day, tz,
                                        is_reporting)
@@ -241,7 +239,7 @@ def summarise(month: str, schools: list[School], rows: Iterable[StoredRow], excu
     this = trend[-1]
     return Summary(
         month=month,
-        deadline=deadline_of(month, deadline_day, tz).date(),
+        deadline=Month.parse(month).deadline(deadline_day, tz).date(),
         reporting_month=this.reporting_month,
         scopes=this.scopes,
         schools=lines,

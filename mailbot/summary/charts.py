@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailbot.summary.aggregate import (SCOPE_LABELS, SCOPES, TARGET_TWO_PLUS_N, TARGET_TWO_PLUS_THREE, MonthFigures,
+from mailbot.rules.labels import SCOPE_LABELS
+from mailbot.summary.aggregate import (SCOPES, TARGET_TWO_PLUS_N, TARGET_TWO_PLUS_THREE, MonthFigures,
                                        Rate, Summary)
 from mailbot.summary.formatting import count, percent
 

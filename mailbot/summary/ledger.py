@@ -19,7 +19,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from mailbot.config import School
-from mailbot.rules.month import month_label
+from mailbot.rules.labels import level_label, state_label
+from mailbot.rules.month import Month, is_reporting_month, month_label
 from mailbot.summary.aggregate import SchoolLine, StoredRow, in_force_by_month, runs_two_plus_three, school_lines
 from mailbot.summary.load import HistoryEntry
 from mailbot.summary.workbook import BOLD, BORDER, CENTER, FONT, HEADER_FILL, set_text
@@ -27,9 +28,7 @@ from mailbot.summary.workbook import BOLD, BORDER, CENTER, FONT, HEADER_FILL, se
 MAX_MONTHS = 120  # ten years: a typo like --from 1900-01 must not write thousands of sheets
 SHEET_LONG = "全部月份"
 SHEET_HISTORY = "报送记录"
-STATE_LABELS = {"on_time": "按时报送", "late": "逾期报送", "missing": "未报送", "excused": "本月免报"}
 HISTORY_STATUS = {"in_force": "有效", "replaced": "已被替换", "voided": "已作废"}
-LEVEL_LABELS = {"primary": "小学", "middle": "中学"}
 
 ROW_COLUMNS = (("学段", 6), ("学校名称", 28), ("报送情况", 10), ("报送邮箱", 24), ("报送时间", 17), ("是否逾期", 8),
                ("开展课后服务学校数（所）", 12), ("在校学生数（人）", 11), ("参与课后服务学生数（人）", 13),
@@ -45,13 +44,13 @@ DATE_FORMAT = "yyyy-mm-dd hh:mm"
 
 def month_range(first: str, last: str) -> list[str]:
     """Every "YYYY-MM" from first to last inclusive; ValueError past MAX_MONTHS or when reversed."""
-    year, month = int(first[:4]), int(first[5:])
+    month, end = Month.parse(first), Month.parse(last)
     months = []
-    while f"{year:04d}-{month:02d}" <= last:
-        months.append(f"{year:04d}-{month:02d}")
+    while month <= end:
+        months.append(str(month))
         if len(months) > MAX_MONTHS:
             raise ValueError(f"{first} to {last} is more than {MAX_MONTHS} months")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        month = month.next()
     if not months:
         raise ValueError(f"{first} is after {last}")
     return months
@@ -60,7 +59,7 @@ def month_range(first: str, last: str) -> list[str]:
 def ledger_months(first: str, last: str, on_record: Iterable[str], reporting_months: Iterable[int]) -> list[str]:
     """The months that get a sheet: reporting months and months with records, within the range."""
     recorded, reporting = set(on_record), set(reporting_months)
-    return [m for m in month_range(first, last) if m in recorded or int(m[5:]) in reporting]
+    return [m for m in month_range(first, last) if m in recorded or is_reporting_month(m, reporting)]
 
 
 def _local(moment: datetime | None, tz: ZoneInfo) -> datetime | None:
@@ -103,7 +102,7 @@ def _row_values(row: StoredRow | None, tz: ZoneInfo) -> list:
 
 def _line_values(line: SchoolLine, tz: ZoneInfo) -> list:
     row = line.row
-    return ([LEVEL_LABELS.get(line.level, line.level), line.name, STATE_LABELS.get(line.state, line.state)]
+    return ([level_label(line.level), line.name, state_label(line.state)]
             + _row_values(row, tz)
             + [("是" if runs_two_plus_three(row.two_plus_n, row.n) else "否") if row else None,
                "、".join(row.services) if row else None])
@@ -123,7 +122,7 @@ def build_ledger(schools: list[School], rows: Iterable[StoredRow], history: list
     long_rows = 0
     for month in months:
         lines = school_lines(month, schools, by_month.get(month, {}), set(excused.get(month, ())), deadline_day, tz,
-                             int(month[5:]) in reporting)
+                             is_reporting_month(month, reporting))
         sheet = wb.create_sheet(month_label(month))
         sheet.freeze_panes = "C2"
         _header(sheet, (("序号", 6),) + ROW_COLUMNS)

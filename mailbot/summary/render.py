@@ -8,17 +8,17 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from mailbot.config import LEVELS
 from mailbot.outbound.compose import Composed, compose
+from mailbot.rules.labels import LEVEL_LABELS, SCOPE_LABELS, level_label, state_label
 from mailbot.rules.month import month_label
-from mailbot.summary.aggregate import (SCOPE_LABELS, SCOPES, TARGET_TWO_PLUS_N, TARGET_TWO_PLUS_THREE, Figures,
+from mailbot.summary.aggregate import (SCOPES, TARGET_TWO_PLUS_N, TARGET_TWO_PLUS_THREE, Figures,
                                        Rate, SchoolLine, Summary)
 from mailbot.summary.charts import TREND_SERIES, level_bars, trend_columns
 from mailbot.summary.formatting import count, percent
 from mailbot.timeutil import label_date, label_datetime
 
 KIND = "summary"
-LEVEL_LABELS = {"primary": "小学", "middle": "中学"}
-STATE_LABELS = {"on_time": "按时报送", "late": "逾期报送", "missing": "未报送", "excused": "本月免报"}
 
 
 def rate_text(rate: Rate, unit: str = "所") -> str:
@@ -81,8 +81,8 @@ def _scope_row(label: str, figures: Figures) -> dict:
 
 def _school_row(index: int, line: SchoolLine, tz: ZoneInfo) -> dict:
     row = line.row
-    return {"index": index, "name": line.name, "level": LEVEL_LABELS.get(line.level, line.level),
-            "state": line.state, "state_label": STATE_LABELS.get(line.state, line.state),
+    return {"index": index, "name": line.name, "level": level_label(line.level),
+            "state": line.state, "state_label": state_label(line.state),
             "received": label_datetime(row.received_at, tz) if row else "",
             "campuses": row.schools_count if row else "", "enrolled": count(row.enrolled) if row else "",
             "participating": count(row.participating) if row else "",
@@ -96,7 +96,7 @@ def _school_row(index: int, line: SchoolLine, tz: ZoneInfo) -> dict:
 def summary_context(summary: Summary, tz: ZoneInfo, now: datetime, attachment_name: str | None = None) -> dict:
     """Plain data for the templates: every figure already a string."""
     groups = []
-    for level in ("primary", "middle"):
+    for level in LEVELS:
         lines = [line for line in summary.schools if line.level == level]
         groups.append({"label": LEVEL_LABELS[level], "schools": [_school_row(i, line, tz)
                                                                  for i, line in enumerate(lines, start=1)]})

@@ -22,6 +22,8 @@ from openpyxl.chart import LineChart, Reference
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.worksheet.worksheet import Worksheet
 
+from mailbot.config import LEVELS
+from mailbot.rules.labels import LEVEL_LABELS
 from mailbot.rules.month import month_label
 from mailbot.outbound.prefilled import COLUMNS, TITLE, print_a4_landscape
 from mailbot.summary.aggregate import Figures, SchoolLine, Summary
@@ -44,7 +46,6 @@ BOLD = Font(name="宋体", size=11, bold=True)
 HEADER_FILL = PatternFill(fill_type="solid", start_color="F2F2F2", end_color="F2F2F2")
 SUBTOTAL_FILL = PatternFill(fill_type="solid", start_color="F7F7F7", end_color="F7F7F7")
 LEVEL_HEADINGS = {"primary": "一、小学", "middle": "二、中学"}
-LEVEL_LABELS = {"primary": "小学", "middle": "中学"}
 
 
 def attachment_name(month: str) -> str:
@@ -155,7 +156,7 @@ def _fill_table(ws: Worksheet, summary: Summary, tz: ZoneInfo, now: datetime, re
     ws.row_dimensions[HEADER_ROW].height = 48
 
     row = HEADER_ROW + 1
-    for level in ("primary", "middle"):
+    for level in LEVELS:
         lines = [line for line in summary.schools if line.level == level]
         set_text(ws.cell(row=row, column=1), LEVEL_HEADINGS[level])
         _style_row(ws, row, width, BOLD)
