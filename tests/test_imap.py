@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailbot.errors import TransportError
-from mailbot.transports.imap import ImapInbox, is_automatic, parse_header_block, plan_batches, remote_message
+from mailbot.transports.imap import ImapInbox
+from mailbot.transports.imap_responses import parse_header_block, plan_batches, remote_message
 from servers import dovecot, imap_proxy, silent_server  # noqa: F401, F811  (pytest fixtures)
 
 CASES = Path("/work/shared/samples/cases")
@@ -247,7 +248,7 @@ def test_describe_judges_the_sample_messages(dovecot):
     no_attachment = {"008-qq-big-attachment-link", "015-reply-without-attachment", "016-public-complaint"}
     for case, remote in described.items():
         assert remote.has_candidate == (case not in no_attachment), case
-        assert remote.auto_submitted == (case == "010-auto-reply-with-table"), case
+        assert bool(remote.automatic) == (case == "010-auto-reply-with-table"), case
         assert remote.size == len((CASES / case / "message.eml").read_bytes())
         assert "\\Seen" not in remote.flags
         assert "@" in remote.from_addr and remote.from_addr == remote.from_addr.lower()
@@ -345,7 +346,7 @@ def test_other_folders_can_forget_their_uids_too(dovecot):
 
 def test_automatic_mail_is_recognised_from_headers():
     def auto(block: bytes) -> bool:
-        return is_automatic(parse_header_block(block))
+        return remote_message(1, {b"BODY[HEADER.FIELDS (X)]": b"From: a@b.c\r\n" + block}).automatic is not None
 
     assert auto(b"Auto-Submitted: auto-replied\r\n")
     assert auto(b"Auto-Submitted: auto-generated; owner-email=x@y\r\n")
@@ -364,7 +365,7 @@ def test_remote_message_from_an_odd_fetch_item():
     remote = remote_message(7, item)
     assert (remote.uid, remote.size, remote.flags) == (7, 12, ("\\Seen",))
     assert remote.from_addr == "a.b@example.test" and remote.message_id == "x@y"
-    assert remote.has_candidate is False and remote.auto_submitted is False
+    assert remote.has_candidate is False and remote.automatic is None
     empty = remote_message(8, {})
     assert (empty.from_addr, empty.message_id, empty.size) == ("", None, 0)
     odd = remote_message(9, {b"FLAGS": 3, b"RFC822.SIZE": b"x", b"BODYSTRUCTURE": b"junk",

@@ -26,7 +26,8 @@ from mailbot.errors import WorkerFailure
 from mailbot.ingest.isolation import InlineRunner
 from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.ingest.poll import advance_mark, poll_mailboxes, triage
-from mailbot.transports.imap import ImapInbox, RemoteMessage
+from mailbot.transports.imap import ImapInbox
+from mailbot.transports.imap_responses import RemoteMessage
 from servers import dovecot, imap_proxy, silent_server  # noqa: F401, F811  (pytest fixtures)
 from test_samples import differences
 
@@ -354,7 +355,7 @@ def test_a_maildir_mailbox_is_read_once(tmp_path):
 def remote(uid: int, sender: str = "someone@qq.com", candidate: bool = True, automatic: bool = False,
            message_id: str | None = None, size: int = 1000) -> RemoteMessage:
     return RemoteMessage(uid=uid, size=size, message_id=message_id or f"m{uid}", from_addr=sender,
-                         auto_submitted=automatic, has_candidate=candidate, flags=())
+                         auto_submitted="auto-replied" if automatic else None, has_candidate=candidate, flags=())
 
 
 def test_triage_downloads_only_what_may_be_a_submission():

@@ -22,6 +22,7 @@ from typing import Iterable, Iterator
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.rules import classify
+from mailbot.rules.automatic import automatic_reason
 from mailbot.db import store
 from mailbot.ingest.analysis import Analysis, analyse
 from mailbot.ingest.archive import Archive, sha256_hex
@@ -211,7 +212,7 @@ class Pipeline:
             record.result = self._duplicate_result(inbound, twin)
             return record.result
         roster = self._roster_for(session)
-        automatic = classify.automatic_reason(msg) or classify.own_mail_reason(msg, self.own_addresses)
+        automatic = automatic_reason(msg) or classify.own_mail_reason(msg, self.own_addresses)
         if automatic:
             decision = Decision("ignored", reason=automatic)
         elif analysis.oversized:

@@ -46,7 +46,9 @@ from mailbot.errors import ConfigError, TransportError
 from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.rules.roster import Roster
 from mailbot.outbound.sending import SendReport, send_outbox
-from mailbot.transports.imap import ImapInbox, RemoteMessage
+from mailbot.rules.classify import own_mail_reason
+from mailbot.transports.imap import ImapInbox
+from mailbot.transports.imap_responses import RemoteMessage
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +106,10 @@ def triage(described: Iterable[RemoteMessage], *, is_known_sender: Callable[[str
     for message in described:
         if message.message_id and message.message_id in processed_message_ids:
             out.duplicate.append(message)
-        elif message.auto_submitted:
-            out.ignore.append((message, "automatic mail (Auto-Submitted, Precedence, X-Autoreply or List-Id)"))
-        elif message.from_addr in own_addresses:
-            out.ignore.append((message, f"from our own mailbox {message.from_addr}"))
+        elif message.automatic:
+            out.ignore.append((message, f"automatic mail: {message.automatic}"))
+        elif own_mail_reason(message, own_addresses):
+            out.ignore.append((message, own_mail_reason(message, own_addresses)))
         elif not is_known_sender(message.from_addr) and not message.has_candidate:
             out.ignore.append((message, "unknown sender, no table-like attachment"))
         elif not is_known_sender(message.from_addr) and message.size > max_message_bytes:

@@ -29,6 +29,7 @@ from mailbot.mail.headers import (
 )
 from mailbot.mail.links import find_big_attachment_links
 from mailbot.mail.tnef import is_tnef, unwrap_tnef
+from mailbot.rules.automatic import is_autoreply
 from mailbot.rules.model import Attachment, ParsedMessage
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,6 @@ MAX_PART_HEADERS = 2000
 
 _BODY_TYPES = {"text/plain", "text/html"}
 _EML_CONTAINER_TYPES = {"application/octet-stream", "application/x-eml", "application/eml", "message/rfc822"}
-_AUTOREPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-autoreply-from")
 _CONTENT_TYPE_LINE = re.compile(rb"^content-type:", re.IGNORECASE | re.MULTILINE)
 
 
@@ -103,7 +103,7 @@ def _parse(raw: bytes, default_tz: tzinfo) -> ParsedMessage:
         attachments=collected.attachments,
         auto_submitted=_lowered_token(_first(headers, "auto-submitted")),
         precedence=_lowered_token(_first(headers, "precedence")),
-        x_autoreply=_is_autoreply(headers),
+        x_autoreply=is_autoreply(headers),
         list_id="list-id" in headers,
         is_report=collected.is_report or _content_type(message)[0] == "multipart/report",
         auth_failed=_auth_failed(_first(headers, "authentication-results"), from_addr),
@@ -184,13 +184,6 @@ def _lowered_token(value: str | None) -> str | None:
         return None
     token = decode_raw_header(value).split(";", 1)[0].strip().lower()
     return token or None
-
-
-def _is_autoreply(headers: dict[str, list[str]]) -> bool:
-    if any(name in headers for name in _AUTOREPLY_HEADERS):
-        return True
-    suppress = headers.get("x-auto-response-suppress", [])
-    return any("all" in value.lower() for value in suppress)
 
 
 def _parse_date(value: str | None, default_tz: tzinfo) -> datetime | None:

@@ -6,51 +6,32 @@ uses BODY.PEEK only, so nothing is marked read; staff read the same mailbox.
 
 Every library, socket and TLS failure surfaces as `mailbot.errors.TransportError`. A login the
 server refuses is a `TransportError` too: it is a configuration problem (wrong 授权码), not a
-problem of any one message. What to do about a message is decided elsewhere.
+problem of any one message. What to do about a message is decided elsewhere; reading the replies
+is pure and lives in `mailbot.transports.imap_responses`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.parser
-import email.policy
-import email.utils
 import imaplib
 import logging
 import ssl
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from mailbot import __version__
 from mailbot.config import MailboxConfig, ServerConfig
 from mailbot.errors import ConfigError, MailbotError, TransportError
-from mailbot.mail import bodystructure
+from mailbot.transports.imap_responses import (DESCRIBE_ITEMS, RemoteMessage, at, chunks, int_or, is_exists,
+                                               plan_batches, remote_message, text_of, unique)
+from mailbot.transports.tls import tls_context, untrusted_certificate
 
 log = logging.getLogger(__name__)
 
-HEADER_FIELDS = b"FROM MESSAGE-ID AUTO-SUBMITTED PRECEDENCE X-AUTOREPLY LIST-ID"
-DESCRIBE_ITEMS = [b"UID", b"RFC822.SIZE", b"FLAGS", b"BODYSTRUCTURE",
-                  b"BODY.PEEK[HEADER.FIELDS (" + HEADER_FIELDS + b")]"]
 UIDS_PER_COMMAND = 500  # keeps command lines short (some servers cap them near 8 KB)
 ID_FIELDS = {"name": "mailbot", "version": __version__, "vendor": "mailbot"}
-BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 
 T = TypeVar("T")
-
-
-@dataclass
-class RemoteMessage:
-    """One message as seen before download."""
-
-    uid: int
-    size: int  # RFC822.SIZE
-    message_id: str | None  # from the header, without <>
-    from_addr: str  # lower-case address from the header, "" when absent
-    auto_submitted: bool  # Auto-Submitted (not "no"), Precedence bulk/junk/list, X-Autoreply, List-Id
-    has_candidate: bool  # BODYSTRUCTURE shows a part that may hold a table
-    flags: tuple[str, ...]  # e.g. ("\\Seen", "$MailbotDone"), as the server reported them
-    part_names: tuple[str, ...] = ()  # decoded attachment names, for logs
 
 
 class ImapInbox:
@@ -111,11 +92,11 @@ class ImapSession:
             raise TransportError(f"IMAP connection to {server.host} dropped during login: {exc}") from exc
         except imaplib.IMAP4.error as exc:
             raise TransportError(
-                f"IMAP login refused for {where}: {_text(exc)}; check username and password (授权码)") from exc
+                f"IMAP login refused for {where}: {text_of(exc)}; check username and password (授权码)") from exc
         except Exception as exc:
             raise TransportError(f"IMAP login to {server.host} failed: {exc!r}") from exc
         self.capabilities: frozenset[str] = _guard(
-            f"CAPABILITY on {server.host}", lambda: frozenset(_text(c).upper() for c in client.capabilities()))
+            f"CAPABILITY on {server.host}", lambda: frozenset(text_of(c).upper() for c in client.capabilities()))
         # 163.com answers SELECT with "NO Unsafe Login" to clients that did not identify.
         _guard(f"ID on {server.host}", lambda: _send_id(client, "ID" in self.capabilities, server.host))
         selected = _guard(f"SELECT {server.folder} on {server.host}",
@@ -124,8 +105,8 @@ class ImapSession:
             self.uidvalidity: int = int(selected[b"UIDVALIDITY"])
         except (KeyError, TypeError, ValueError):
             raise TransportError(f"{server.host} sent no UIDVALIDITY for {server.folder}") from None
-        self.exists: int = _int_or(selected.get(b"EXISTS"), 0)
-        self.uidnext: int | None = _int_or(selected.get(b"UIDNEXT"), None)  # Coremail may omit it
+        self.exists: int = int_or(selected.get(b"EXISTS"), 0)
+        self.uidnext: int | None = int_or(selected.get(b"UIDNEXT"), None)  # Coremail may omit it
 
     @property
     def commands_sent(self) -> int:
@@ -140,7 +121,7 @@ class ImapSession:
         """
         first = max(int(last_uid), 0) + 1
         found = self._call("UID SEARCH", lambda: self._client.search([b"UID", f"{first}:*".encode()]))
-        return sorted(uid for uid in (_int_or(u, 0) for u in found) if uid > last_uid)
+        return sorted(uid for uid in (int_or(u, 0) for u in found) if uid > last_uid)
 
     def describe(self, uids: list[int]) -> list[RemoteMessage]:
         """Size, flags, structure and a few headers of each message, in batched FETCHes.
@@ -148,7 +129,7 @@ class ImapSession:
         UIDs that no longer exist (expunged meanwhile) are simply missing from the result.
         """
         described: list[RemoteMessage] = []
-        for chunk in _chunks(_unique(uids), UIDS_PER_COMMAND):
+        for chunk in chunks(unique(uids), UIDS_PER_COMMAND):
             response = self._call("FETCH (describe)", lambda: self._client.fetch(chunk, DESCRIBE_ITEMS))
             for uid in chunk:
                 item = response.get(uid)
@@ -166,12 +147,12 @@ class ImapSession:
         alone), so a first poll of a full mailbox costs a few round trips, not one per message.
         Messages expunged meanwhile are skipped.
         """
-        wanted = _unique(uids)
+        wanted = unique(uids)
         unknown = [uid for uid in wanted if uid not in self._sizes]
-        for chunk in _chunks(unknown, UIDS_PER_COMMAND):
+        for chunk in chunks(unknown, UIDS_PER_COMMAND):
             sizes = self._call("FETCH (size)", lambda: self._client.fetch(chunk, [b"RFC822.SIZE"]))
             for uid, item in sizes.items():
-                self._sizes[uid] = _int_or(item.get(b"RFC822.SIZE"), 0)
+                self._sizes[uid] = int_or(item.get(b"RFC822.SIZE"), 0)
         present = [uid for uid in wanted if uid in self._sizes]
         for batch in plan_batches(present, self._sizes, batch_bytes, UIDS_PER_COMMAND):
             response = self._call("FETCH (body)", lambda: self._client.fetch(batch, [b"BODY.PEEK[]"]))
@@ -214,10 +195,10 @@ class ImapSession:
             if remaining <= 0:
                 break
             responses = self._call("IDLE wait", lambda: self._client.idle_check(timeout=remaining))
-            arrived = any(_is_exists(response) for response in responses)
+            arrived = any(is_exists(response) for response in responses)
         done = self._call("DONE", self._client.idle_done)
         # Responses that arrived between the last check and DONE count as well.
-        return arrived or any(_is_exists(response) for response in (_at(done, 1) or ()))
+        return arrived or any(is_exists(response) for response in (at(done, 1) or ()))
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
         if self.broken:
@@ -227,117 +208,6 @@ class ImapSession:
         except TransportError:
             self.broken = True
             raise
-
-
-# -- pure helpers -------------------------------------------------------------------------------
-
-
-def remote_message(uid: int, item: dict) -> RemoteMessage:
-    """Build a RemoteMessage from one imapclient FETCH item (pure; tolerant of odd servers)."""
-    header_bytes = b""
-    for key, value in item.items():
-        if isinstance(key, bytes) and key.upper().startswith(b"BODY[HEADER.FIELDS") and isinstance(value, bytes):
-            header_bytes = value
-    headers = parse_header_block(header_bytes)
-    structure = item.get(b"BODYSTRUCTURE")
-    flags = item.get(b"FLAGS")
-    return RemoteMessage(
-        uid=uid,
-        size=_int_or(item.get(b"RFC822.SIZE"), 0),
-        message_id=message_id_from(headers.get("message-id")),
-        from_addr=address_from(headers.get("from")),
-        auto_submitted=is_automatic(headers),
-        has_candidate=bodystructure.has_candidate(structure),
-        flags=tuple(_text(flag) for flag in flags) if isinstance(flags, (tuple, list)) else (),
-        part_names=tuple(bodystructure.part_names(structure)),
-    )
-
-
-def parse_header_block(raw: bytes) -> dict[str, str]:
-    """First value of each header in a header block, keys lower-case, values unfolded."""
-    message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
-    headers: dict[str, str] = {}
-    for name, value in message.items():
-        text = value if isinstance(value, str) else str(value)
-        headers.setdefault(name.lower(), " ".join(text.split()))
-    return headers
-
-
-def address_from(value: str | None) -> str:
-    if not value:
-        return ""
-    _name, address = email.utils.parseaddr(value)
-    address = address.strip().lower()
-    return address if "@" in address else ""
-
-
-def message_id_from(value: str | None) -> str | None:
-    if not value:
-        return None
-    value = value.strip()
-    if "<" in value and ">" in value.split("<", 1)[1]:
-        value = value.split("<", 1)[1].split(">", 1)[0]
-    value = value.strip().strip("<>").strip()
-    return value or None
-
-
-def is_automatic(headers: dict[str, str]) -> bool:
-    """RFC 3834 and list conventions: mail we must never answer or count as a submission."""
-    auto = headers.get("auto-submitted")
-    if auto is not None and auto.split(";")[0].strip().lower() not in ("", "no"):
-        return True
-    if headers.get("precedence", "").strip().lower() in BULK_PRECEDENCE:
-        return True
-    return "x-autoreply" in headers or "list-id" in headers
-
-
-def plan_batches(uids: list[int], sizes: dict[int, int], batch_bytes: int, max_count: int) -> list[list[int]]:
-    """Group UIDs, in order, into batches of at most `batch_bytes` (by RFC822.SIZE) and `max_count`."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    total = 0
-    for uid in uids:
-        size = max(sizes.get(uid, 0), 0)
-        if current and (total + size > batch_bytes or len(current) >= max_count):
-            batches.append(current)
-            current, total = [], 0
-        current.append(uid)
-        total += size
-    if current:
-        batches.append(current)
-    return batches
-
-
-def _is_exists(response: Any) -> bool:
-    return isinstance(response, tuple) and len(response) >= 2 and response[1] == b"EXISTS"
-
-
-def _at(value: Any, index: int) -> Any:
-    return value[index] if isinstance(value, (tuple, list)) and len(value) > index else None
-
-
-def _int_or(value: Any, default: Any) -> Any:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, BaseException) and value.args:
-        return _text(value.args[0])
-    return str(value)
-
-
-def _unique(uids: Iterable[int]) -> list[int]:
-    return list(dict.fromkeys(int(uid) for uid in uids))
-
-
-def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 # -- the network edge ---------------------------------------------------------------------------
@@ -350,19 +220,13 @@ def _guard(what: str, action: Callable[[], T]) -> T:
     except MailbotError:
         raise
     except ssl.SSLCertVerificationError as exc:
-        raise TransportError(f"{what}: server certificate not trusted ({exc.verify_message}); "
-                             "set ca_file if the server uses a private CA") from exc
+        raise TransportError(untrusted_certificate(what, exc)) from exc
     except TimeoutError as exc:  # socket.timeout is TimeoutError since Python 3.10
         raise TransportError(f"{what}: no answer within the timeout") from exc
     except imaplib.IMAP4.error as exc:
-        raise TransportError(f"{what}: {_text(exc)}") from exc
+        raise TransportError(f"{what}: {text_of(exc)}") from exc
     except Exception as exc:  # socket, TLS and parser errors from a broken or hostile server
         raise TransportError(f"{what}: {exc!r}") from exc
-
-
-def tls_context(server: ServerConfig) -> ssl.SSLContext:
-    """Verify the server: with ca_file only that CA is trusted, else the system store."""
-    return ssl.create_default_context(cafile=str(server.ca_file) if server.ca_file else None)
 
 
 def _connect(server: ServerConfig, timeout: float) -> Any:
@@ -397,7 +261,7 @@ def _send_id(client: Any, advertised: bool, host: str) -> None:
     except imaplib.IMAP4.abort:
         raise
     except imaplib.IMAP4.error as exc:
-        log.info("%s does not accept the ID command: %s", host, _text(exc))
+        log.info("%s does not accept the ID command: %s", host, text_of(exc))
 
 
 def _quiet(client: Any) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Iterable
 
 from mailbot.config import ServerConfig
 from mailbot.errors import ConfigError, PermanentSendError, TemporarySendError, TransportError
+from mailbot.transports.tls import tls_context, untrusted_certificate
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +129,6 @@ class SmtpSender:
         self._smtp = None
 
 
-def tls_context(server: ServerConfig) -> ssl.SSLContext:
-    """Verify the server: with ca_file only that CA is trusted, else the system store."""
-    return ssl.create_default_context(cafile=str(server.ca_file) if server.ca_file else None)
-
-
 def normalise_line_ends(raw: bytes) -> bytes:
     """SMTP needs CRLF everywhere; messages written by hand or on Unix may have bare LF."""
     return _BARE_LINE_END.sub(b"\r\n", raw)
@@ -154,8 +150,7 @@ def _translate(exc: Exception, where: str) -> Exception:
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return _error(TransportError, f"{where}: {exc} (check security and port)", None, str(exc))
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return _error(TransportError, f"{where}: server certificate not trusted ({exc.verify_message}); "
-                      "set ca_file if the server uses a private CA", None, str(exc))
+        return _error(TransportError, untrusted_certificate(where, exc), None, str(exc))
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         # Only a refusal that holds for every recipient is final.
