@@ -91,3 +91,15 @@ def test_reads_a_maildir_that_dovecot_delivered_into(dovecot):
     assert len(keys) == 2
     # Bytes exactly as stored: Dovecot writes Maildir files with LF line ends.
     assert inbox.read(keys[0]).endswith(raw.replace(b"\r\n", b"\n"))
+
+
+def test_a_maildir_is_an_inbox_whose_session_skips_what_vanished(tmp_path):
+    root = make_maildir(tmp_path / "Maildir")
+    put(root, "new", "1.M1P1.host", b"one", 1)
+    put(root, "cur", "2.M2P1.host:2,S", b"two", 2)
+    inbox = MaildirInbox(root)
+    with inbox.session() as session:
+        assert (inbox.source, session.folder, session.uidvalidity) == ("maildir", "Maildir", 0)
+        keys = session.list_keys()
+        (root / "new" / "1.M1P1.host").unlink()  # staff deleted it after the listing
+        assert list(session.fetch_raw(keys)) == [("2.M2P1.host", b"two")]

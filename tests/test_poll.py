@@ -25,7 +25,8 @@ from mailbot.db.models import MailboxState, Message, Outbox, Submission
 from mailbot.errors import WorkerFailure
 from mailbot.ingest.isolation import InlineRunner
 from mailbot.ingest.pipeline import Inbound, Pipeline
-from mailbot.ingest.poll import advance_mark, poll_mailboxes, triage
+from mailbot.ingest.poll import poll_mailboxes
+from mailbot.ingest.poll_plan import advance_mark, triage
 from mailbot.transports.imap import ImapInbox
 from mailbot.transports.imap_responses import RemoteMessage
 from servers import dovecot, imap_proxy, silent_server  # noqa: F401, F811  (pytest fixtures)
@@ -244,7 +245,7 @@ def test_dovecot_killed_mid_poll_then_restarted_loses_and_doubles_nothing(world,
             imap.fetch_raw = fetch_raw
             yield imap
 
-    crashing = type("CrashingInbox", (), {"__init__": lambda self, mb: setattr(self, "mb", mb),
+    crashing = type("CrashingInbox", (), {"source": "imap", "__init__": lambda self, mb: setattr(self, "mb", mb),
                                           "session": lambda self: session_that_crashes(self.mb)})
     first, reports = world.poll(open_inbox=crashing, fetch_batch_bytes=1)
     assert not reports[0].ok and reports[1].ok is False  # the server is gone for both mailboxes

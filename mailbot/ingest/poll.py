@@ -7,7 +7,7 @@ For an IMAP mailbox, on a fresh connection (LOGIN, ID, EXAMINE; see mailbot.tran
 2. UIDs the ledger (`messages`) already settled are dropped; failed ones with attempts left are
    added back (retried up to `limits.max_attempts`, then left for the operator).
 3. The rest is described (size, flags, BODYSTRUCTURE, a few headers) in batched FETCHes and
-   triaged (`triage`, pure): a Message-ID the ledger already processed is a `duplicate`;
+   triaged (`poll_plan.triage`, pure): a Message-ID the ledger already processed is a `duplicate`;
    automatic mail, mail from our own mailboxes, and mail from unknown senders without a
    candidate attachment (or over the size limit) is `ignored`. Both are recorded without
    downloading anything.
@@ -22,6 +22,9 @@ downloaded and the pipeline matches its bytes): nothing is processed twice or sk
 
 Nothing is flagged, moved or deleted, except accepted submissions when `move_processed_to` is
 set. A Maildir mailbox is scanned whole (it is a local directory) and filtered by the ledger.
+
+Both kinds are read through one `transports.inbox.Inbox`; downloading and processing
+(`download_and_process`) is the same for both. The ledger reads and writes are in `poll_ledger`.
 """
 
 from __future__ import annotations
@@ -33,29 +36,27 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.outbound import alarms
-from mailbot.db import store
 from mailbot.config import Config, MailboxConfig
-from mailbot.db.models import MailboxState, Message
+from mailbot.db import store
 from mailbot.errors import ConfigError, TransportError
 from mailbot.ingest.pipeline import Inbound, Pipeline
-from mailbot.rules.roster import Roster
+from mailbot.ingest.poll_ledger import (ledger_at, load_state, processed_ids, record_unread, retry_below_mark,
+                                        save_mark)
+from mailbot.ingest.poll_plan import Triage, advance_mark, triage
+from mailbot.outbound import alarms
 from mailbot.outbound.sending import SendReport, send_outbox
-from mailbot.rules.classify import own_mail_reason
-from mailbot.transports.imap import ImapInbox
+from mailbot.rules.roster import Roster
 from mailbot.transports.imap_responses import RemoteMessage
+from mailbot.transports.inbox import Inbox, InboxSession, open_inbox as default_open_inbox
+from mailbot.transports.maildir import MaildirInbox
 
 log = logging.getLogger(__name__)
 
-MAILDIR_FOLDER = "Maildir"  # the ledger's `folder` for Maildir mailboxes (keys have no UIDVALIDITY)
-PROCESSED = ("accepted", "rejected", "quarantined", "ignored")  # what a Message-ID twin must have
 MARK_SAVE_SECONDS = 1.0
-SQL_CHUNK = 500
 
 ResultCallback = Callable[[dict], None]
 
@@ -86,120 +87,6 @@ class PollReport:
                 and (self.sending is None or self.sending.ok))
 
 
-# -- pure decisions ------------------------------------------------------------------------------
-
-
-@dataclass
-class Triage:
-    """What to do with each described message."""
-
-    ignore: list[tuple[RemoteMessage, str]] = field(default_factory=list)  # (message, why)
-    duplicate: list[RemoteMessage] = field(default_factory=list)
-    fetch: list[int] = field(default_factory=list)
-
-
-def triage(described: Iterable[RemoteMessage], *, is_known_sender: Callable[[str], bool], own_addresses: set[str],
-           processed_message_ids: set[str], max_message_bytes: int) -> Triage:
-    """Decide from the description alone (SPEC 4-5) what needs downloading; the same rules as
-    the pipeline, applied early, so the outcome is the same either way."""
-    out = Triage()
-    for message in described:
-        if message.message_id and message.message_id in processed_message_ids:
-            out.duplicate.append(message)
-        elif message.automatic:
-            out.ignore.append((message, f"automatic mail: {message.automatic}"))
-        elif own_mail_reason(message, own_addresses):
-            out.ignore.append((message, own_mail_reason(message, own_addresses)))
-        elif not is_known_sender(message.from_addr) and not message.has_candidate:
-            out.ignore.append((message, "unknown sender, no table-like attachment"))
-        elif not is_known_sender(message.from_addr) and message.size > max_message_bytes:
-            out.ignore.append((message, "oversized message from an unknown sender"))
-        else:
-            out.fetch.append(message.uid)
-    return out
-
-
-def advance_mark(mark: int, wanted: Iterable[int], settled: set[int]) -> int:
-    """The new high-water mark: past every wanted UID, in order, up to the first unsettled one."""
-    for uid in sorted(wanted):
-        if uid <= mark:
-            continue
-        if uid not in settled:
-            break
-        mark = uid
-    return mark
-
-
-def unread_result(label: str, mailbox: str, message: RemoteMessage, outcome: str) -> dict:
-    """The `ingest --json` object of a message decided without downloading it."""
-    return {"file": label, "message_id": message.message_id, "mailbox": mailbox, "sender": message.from_addr,
-            "outcome": outcome, "month": None, "rows": [], "errors": [], "warnings": [], "reply": None}
-
-
-# -- ledger and state ----------------------------------------------------------------------------
-
-
-def _chunks(items: list, size: int = SQL_CHUNK) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def ledger_at(session: Session, mailbox: str, folder: str, uidvalidity: int, uids: list[str],
-              max_attempts: int) -> tuple[set[str], set[str]]:
-    """Of these UIDs: (settled: a final outcome, or failed too often; retry: failed with attempts left)."""
-    settled, retry = set(), set()
-    for chunk in _chunks(uids):
-        rows = session.execute(select(Message.uid, Message.outcome, Message.attempts).where(
-            Message.mailbox == mailbox, Message.folder == folder, Message.uidvalidity == uidvalidity,
-            Message.uid.in_(chunk)))
-        for uid, outcome, attempts in rows:
-            (retry if outcome in (None, "failed") and attempts < max_attempts else settled).add(uid)
-    return settled, retry
-
-
-def retry_below_mark(session: Session, mailbox: str, folder: str, uidvalidity: int, max_attempts: int) -> set[str]:
-    return set(session.scalars(select(Message.uid).where(
-        Message.mailbox == mailbox, Message.folder == folder, Message.uidvalidity == uidvalidity,
-        or_(Message.outcome.is_(None), Message.outcome == "failed"), Message.attempts < max_attempts)))
-
-
-def processed_ids(session: Session, message_ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for chunk in _chunks(sorted(set(message_ids))):
-        found.update(session.scalars(select(Message.message_id).where(
-            Message.message_id.in_(chunk), Message.outcome.in_(PROCESSED))))
-    return found
-
-
-def load_state(session: Session, mailbox: str, folder: str, now: datetime) -> MailboxState:
-    state = session.scalar(select(MailboxState).where(MailboxState.mailbox == mailbox,
-                                                      MailboxState.folder == folder))
-    if state is None:
-        state = MailboxState(mailbox=mailbox, folder=folder, uidvalidity=None, last_uid=0, created_at=now)
-        session.add(state)
-        session.flush()
-    return state
-
-
-def save_mark(sessions: sessionmaker[Session], mailbox: str, folder: str, uidvalidity: int, mark: int,
-              now: datetime) -> None:
-    with sessions() as session:
-        state = load_state(session, mailbox, folder, now)
-        state.uidvalidity, state.last_uid = uidvalidity, mark
-        session.commit()
-
-
-def record_unread(session: Session, mailbox: str, folder: str, uidvalidity: int, message: RemoteMessage,
-                  outcome: str, label: str, now: datetime) -> dict:
-    """Put a message decided without downloading into the ledger (no archive copy: not read)."""
-    result = unread_result(label, mailbox, message, outcome)
-    session.add(Message(mailbox=mailbox, folder=folder, uidvalidity=uidvalidity, uid=str(message.uid),
-                        source="imap", message_id=message.message_id, sha256="", archive_path="",
-                        size=message.size, sender=message.from_addr, subject="", received_at=now, read_at=now,
-                        outcome=outcome, errors=[], warnings=[], attempts=1, result=result))
-    return result
-
-
 # -- polling one mailbox -------------------------------------------------------------------------
 
 
@@ -213,17 +100,33 @@ class _Tally:
             self.on_result(result)
 
 
+def download_and_process(pipeline: Pipeline, inbox: Inbox, session: InboxSession, mailbox: MailboxConfig,
+                         keys: list, label: Callable[[object], str], report: MailboxPoll,
+                         fetch_batch_bytes: int) -> Iterator[tuple[object, dict]]:
+    """(key, committed result) for each message downloaded: the step IMAP and Maildir share."""
+    in_flight: deque = deque()
+
+    def inbounds() -> Iterator[Inbound]:
+        for key, raw in session.fetch_raw(keys, batch_bytes=fetch_batch_bytes):
+            in_flight.append(key)
+            report.downloaded += 1
+            yield Inbound(raw=raw, mailbox=mailbox.name, source=inbox.source, folder=session.folder,
+                          uidvalidity=session.uidvalidity, uid=str(key), label=label(key))
+
+    for result in pipeline.process_stream(inbounds()):
+        yield in_flight.popleft(), result
+
+
 def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Session], pipeline: Pipeline,
               clock: Callable[[], datetime], report: MailboxPoll, on_result: ResultCallback | None = None, *,
-              open_inbox: Callable[[MailboxConfig], ImapInbox] = ImapInbox,
-              fetch_batch_bytes: int = 8_000_000) -> None:
+              inbox: Inbox, fetch_batch_bytes: int = 8_000_000) -> None:
     """Poll one IMAP mailbox; raises TransportError when the server fails (what was committed
     before stays, and the mark says so)."""
     folder = mailbox.imap.folder
     tally = _Tally(report, on_result)
     max_attempts = config.limits.max_attempts
     label = f"{mailbox.name}:{folder}/{{}}".format
-    with open_inbox(mailbox).session() as imap:
+    with inbox.session() as imap:
         uidvalidity = imap.uidvalidity
         with sessions() as session:
             state = load_state(session, mailbox.name, folder, clock())
@@ -248,40 +151,14 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
             report.new = len(unknown) + len(retry)
             described = imap.describe(unknown)
             settled.update(set(unknown) - {m.uid for m in described})  # expunged meanwhile
-            with sessions() as session:
-                roster = Roster(config.schools, store.known_senders(session))
-                plan = triage(described, is_known_sender=lambda a: bool(roster.schools_of_sender(a)),
-                              own_addresses={mb.address for mb in config.mailboxes},
-                              processed_message_ids=processed_ids(session, [m.message_id for m in described
-                                                                            if m.message_id]),
-                              max_message_bytes=config.limits.max_message_bytes)
-                now = clock()
-                unread = [record_unread(session, mailbox.name, folder, uidvalidity, m, outcome, label(m.uid), now)
-                          for m, outcome in [(m, "duplicate") for m in plan.duplicate]
-                          + [(m, "ignored") for m, _why in plan.ignore]]
-                session.commit()
-            for message, why in plan.ignore:
-                log.info("ignored unread mailbox=%s uid=%s sender=%s: %s", mailbox.name, message.uid,
-                         message.from_addr, why)
+            plan = _triage_and_record(config, mailbox, sessions, clock, described, uidvalidity, label, report, tally)
             settled.update(m.uid for m in plan.duplicate)
             settled.update(m.uid for m, _ in plan.ignore)
-            report.decided_unread = len(unread)
-            for result in unread:
-                tally(result)
 
             to_fetch = sorted(set(plan.fetch) | {int(u) for u in retry})
-            in_flight: deque[int] = deque()
-
-            def inbounds() -> Iterator[Inbound]:
-                for uid, raw in imap.fetch_raw(to_fetch, batch_bytes=fetch_batch_bytes):
-                    in_flight.append(uid)
-                    report.downloaded += 1
-                    yield Inbound(raw=raw, mailbox=mailbox.name, source="imap", folder=folder,
-                                  uidvalidity=uidvalidity, uid=str(uid), label=label(uid))
-
             saved_at = time.monotonic()
-            for result in pipeline.process_stream(inbounds()):
-                uid = in_flight.popleft()
+            for uid, result in download_and_process(pipeline, inbox, imap, mailbox, to_fetch, label, report,
+                                                    fetch_batch_bytes):
                 settled.add(uid)
                 if result["outcome"] == "accepted" and mailbox.move_processed_to:
                     imap.move(uid, mailbox.move_processed_to)
@@ -294,6 +171,32 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
             _save(sessions, mailbox, folder, uidvalidity, mark, wanted, settled, clock)
 
 
+def _triage_and_record(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Session], clock,
+                       described: list[RemoteMessage], uidvalidity: int, label, report: MailboxPoll,
+                       tally: _Tally) -> Triage:
+    """Triage the described messages and commit what is decided without downloading."""
+    folder = mailbox.imap.folder
+    with sessions() as session:
+        roster = Roster(config.schools, store.known_senders(session))
+        plan = triage(described, is_known_sender=lambda a: bool(roster.schools_of_sender(a)),
+                      own_addresses={mb.address for mb in config.mailboxes},
+                      processed_message_ids=processed_ids(session, [m.message_id for m in described
+                                                                    if m.message_id]),
+                      max_message_bytes=config.limits.max_message_bytes)
+        now = clock()
+        unread = [record_unread(session, mailbox.name, folder, uidvalidity, m, outcome, label(m.uid), now)
+                  for m, outcome in [(m, "duplicate") for m in plan.duplicate]
+                  + [(m, "ignored") for m, _why in plan.ignore]]
+        session.commit()
+    for message, why in plan.ignore:
+        log.info("ignored unread mailbox=%s uid=%s sender=%s: %s", mailbox.name, message.uid,
+                 message.from_addr, why)
+    report.decided_unread = len(unread)
+    for result in unread:
+        tally(result)
+    return plan
+
+
 def _save(sessions, mailbox: MailboxConfig, folder: str, uidvalidity: int, mark: int, wanted: list[int],
           settled: set[int], clock) -> int:
     new_mark = advance_mark(mark, wanted, settled)
@@ -303,31 +206,20 @@ def _save(sessions, mailbox: MailboxConfig, folder: str, uidvalidity: int, mark:
 
 
 def poll_maildir(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Session], pipeline: Pipeline,
-                 clock: Callable[[], datetime], report: MailboxPoll, on_result: ResultCallback | None = None) -> None:
+                 clock: Callable[[], datetime], report: MailboxPoll, on_result: ResultCallback | None = None, *,
+                 inbox: Inbox) -> None:
     """Scan a Maildir and feed every message the ledger has not settled to the pipeline."""
-    from mailbot.transports.maildir import MaildirInbox
-
     tally = _Tally(report, on_result)
-    inbox = MaildirInbox(mailbox.maildir)
-    keys = inbox.list_keys()
-    with sessions() as session:
-        settled, _retry = ledger_at(session, mailbox.name, MAILDIR_FOLDER, 0, keys, config.limits.max_attempts)
-    todo = [key for key in keys if key not in settled]
-    report.new = len(todo)
-
-    def inbounds() -> Iterator[Inbound]:
-        for key in todo:
-            try:
-                raw = inbox.read(key)
-            except TransportError as exc:  # removed by staff meanwhile: nothing left to read
-                log.info("maildir %s: %s", mailbox.name, exc)
-                continue
-            report.downloaded += 1
-            yield Inbound(raw=raw, mailbox=mailbox.name, source="maildir", folder=MAILDIR_FOLDER, uidvalidity=0,
-                          uid=key, label=f"{mailbox.name}:{key}")
-
-    for result in pipeline.process_stream(inbounds()):
-        tally(result)
+    with inbox.session() as maildir:
+        keys = maildir.list_keys()
+        with sessions() as session:
+            settled, _retry = ledger_at(session, mailbox.name, maildir.folder, maildir.uidvalidity, keys,
+                                        config.limits.max_attempts)
+        todo = [key for key in keys if key not in settled]
+        report.new = len(todo)
+        label = f"{mailbox.name}:{{}}".format
+        for _key, result in download_and_process(pipeline, inbox, maildir, mailbox, todo, label, report, 0):
+            tally(result)
 
 
 # -- the pass ------------------------------------------------------------------------------------
@@ -354,19 +246,20 @@ def note_poll(sessions: sessionmaker[Session], config: Config, mailbox: MailboxC
 
 def poll_mailboxes(config: Config, sessions: sessionmaker[Session], pipeline: Pipeline,
                    clock: Callable[[], datetime], on_result: ResultCallback | None = None, *,
-                   open_inbox: Callable[[MailboxConfig], ImapInbox] = ImapInbox,
+                   open_inbox: Callable[[MailboxConfig], Inbox] = default_open_inbox,
                    fetch_batch_bytes: int = 8_000_000) -> list[MailboxPoll]:
     """Poll every mailbox once. A mailbox that fails is reported and alarmed; the others go on."""
     reports = []
     for mailbox in config.mailboxes:
         report = MailboxPoll(mailbox.name)
-        folder = mailbox.imap.folder if mailbox.imap is not None else MAILDIR_FOLDER
+        folder = mailbox.imap.folder if mailbox.imap is not None else MaildirInbox.folder
         try:
+            inbox = open_inbox(mailbox)
             if mailbox.imap is not None:
-                poll_imap(config, mailbox, sessions, pipeline, clock, report, on_result, open_inbox=open_inbox,
+                poll_imap(config, mailbox, sessions, pipeline, clock, report, on_result, inbox=inbox,
                           fetch_batch_bytes=fetch_batch_bytes)
             else:
-                poll_maildir(config, mailbox, sessions, pipeline, clock, report, on_result)
+                poll_maildir(config, mailbox, sessions, pipeline, clock, report, on_result, inbox=inbox)
             report.ok = True
         except (TransportError, ConfigError) as exc:
             report.error = str(exc)
@@ -394,7 +287,7 @@ def poll_lock(config: Config) -> Iterator[bool]:
 
 def poll_and_send(config: Config, sessions: sessionmaker[Session], clock: Callable[[], datetime],
                   on_result: ResultCallback | None = None, *, pipeline: Pipeline | None = None,
-                  send: bool = True, open_inbox: Callable[[MailboxConfig], ImapInbox] = ImapInbox) -> PollReport:
+                  send: bool = True, open_inbox: Callable[[MailboxConfig], Inbox] = default_open_inbox) -> PollReport:
     """`mailbot poll`: one pass over every mailbox, then the outbox is sent (it is sent even when
     another poll holds the lock: claims keep sending safe).
 

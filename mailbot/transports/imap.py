@@ -35,7 +35,9 @@ T = TypeVar("T")
 
 
 class ImapInbox:
-    """Opens sessions on one configured IMAP mailbox."""
+    """Opens sessions on one configured IMAP mailbox (an `Inbox`)."""
+
+    source = "imap"
 
     def __init__(self, mailbox: MailboxConfig, *, timeout: float | None = None):
         if mailbox.imap is None:
@@ -75,6 +77,7 @@ class ImapSession:
     def __init__(self, client: Any, server: ServerConfig, *, readonly: bool):
         self._client = client
         self.server = server
+        self.folder = server.folder
         self.readonly = readonly
         self._sizes: dict[int, int] = {}
         self.broken = False  # set once a call failed: the connection is not to be trusted again

@@ -7,20 +7,44 @@ been processed is remembered in the database, by key.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from pathlib import Path
+from typing import Iterator, Sequence
 
 from mailbot.errors import TransportError
+
+log = logging.getLogger(__name__)
 
 SUBDIRS = ("new", "cur")  # tmp/ holds deliveries still being written: never read it
 INFO_SEPARATOR = ":"  # "1666.M1P2.host:2,S": the part after ":" changes when a client sets flags
 
 
 class MaildirInbox:
-    """Lists and reads the messages of one Maildir."""
+    """Lists and reads the messages of one Maildir (an `Inbox` and its own session: nothing to open)."""
+
+    source = "maildir"
+    folder = "Maildir"  # the ledger's `folder` for Maildir mailboxes
+    uidvalidity = 0  # keys never come back, so there is no UIDVALIDITY
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator["MaildirInbox"]:
+        yield self
+
+    def fetch_raw(self, keys: Sequence[str], batch_bytes: int = 0) -> Iterator[tuple[str, bytes]]:
+        """(key, bytes) in the order given; a message removed by staff meanwhile is skipped.
+        `batch_bytes` is IMAP's: local files are read one by one."""
+        for key in keys:
+            try:
+                raw = self.read(key)
+            except TransportError as exc:  # removed by staff meanwhile: nothing left to read
+                log.info("maildir %s: %s", self.path, exc)
+                continue
+            yield key, raw
 
     def list_keys(self) -> list[str]:
         """Unique names of the messages in new/ and cur/, without the `:2,FLAGS` info suffix,

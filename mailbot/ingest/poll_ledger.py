@@ -1,0 +1,81 @@
+"""The poll's reads and writes of the message ledger (`messages`) and `mailbox_state` (SPEC 5).
+
+Which UIDs are settled or due a retry, which Message-IDs were already processed, the high-water
+mark, and the ledger rows of messages decided without downloading them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterator
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.db.models import MailboxState, Message
+from mailbot.ingest.poll_plan import unread_result
+from mailbot.transports.imap_responses import RemoteMessage
+
+PROCESSED = ("accepted", "rejected", "quarantined", "ignored")  # what a Message-ID twin must have
+SQL_CHUNK = 500
+
+
+def _chunks(items: list, size: int = SQL_CHUNK) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def ledger_at(session: Session, mailbox: str, folder: str, uidvalidity: int, uids: list[str],
+              max_attempts: int) -> tuple[set[str], set[str]]:
+    """Of these UIDs: (settled: a final outcome, or failed too often; retry: failed with attempts left)."""
+    settled, retry = set(), set()
+    for chunk in _chunks(uids):
+        rows = session.execute(select(Message.uid, Message.outcome, Message.attempts).where(
+            Message.mailbox == mailbox, Message.folder == folder, Message.uidvalidity == uidvalidity,
+            Message.uid.in_(chunk)))
+        for uid, outcome, attempts in rows:
+            (retry if outcome in (None, "failed") and attempts < max_attempts else settled).add(uid)
+    return settled, retry
+
+
+def retry_below_mark(session: Session, mailbox: str, folder: str, uidvalidity: int, max_attempts: int) -> set[str]:
+    return set(session.scalars(select(Message.uid).where(
+        Message.mailbox == mailbox, Message.folder == folder, Message.uidvalidity == uidvalidity,
+        or_(Message.outcome.is_(None), Message.outcome == "failed"), Message.attempts < max_attempts)))
+
+
+def processed_ids(session: Session, message_ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(sorted(set(message_ids))):
+        found.update(session.scalars(select(Message.message_id).where(
+            Message.message_id.in_(chunk), Message.outcome.in_(PROCESSED))))
+    return found
+
+
+def load_state(session: Session, mailbox: str, folder: str, now: datetime) -> MailboxState:
+    state = session.scalar(select(MailboxState).where(MailboxState.mailbox == mailbox,
+                                                      MailboxState.folder == folder))
+    if state is None:
+        state = MailboxState(mailbox=mailbox, folder=folder, uidvalidity=None, last_uid=0, created_at=now)
+        session.add(state)
+        session.flush()
+    return state
+
+
+def save_mark(sessions: sessionmaker[Session], mailbox: str, folder: str, uidvalidity: int, mark: int,
+              now: datetime) -> None:
+    with sessions() as session:
+        state = load_state(session, mailbox, folder, now)
+        state.uidvalidity, state.last_uid = uidvalidity, mark
+        session.commit()
+
+
+def record_unread(session: Session, mailbox: str, folder: str, uidvalidity: int, message: RemoteMessage,
+                  outcome: str, label: str, now: datetime) -> dict:
+    """Put a message decided without downloading into the ledger (no archive copy: not read)."""
+    result = unread_result(label, mailbox, message, outcome)
+    session.add(Message(mailbox=mailbox, folder=folder, uidvalidity=uidvalidity, uid=str(message.uid),
+                        source="imap", message_id=message.message_id, sha256="", archive_path="",
+                        size=message.size, sender=message.from_addr, subject="", received_at=now, read_at=now,
+                        outcome=outcome, errors=[], warnings=[], attempts=1, result=result))
+    return result
