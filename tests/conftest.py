@@ -53,3 +53,24 @@ def ingest_json(config: Path, mailbox: str, *files: Path) -> list[dict]:
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
     return write_config(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def web_template(tmp_path_factory) -> Path:
+    """A state directory holding the samples ingested and the two web accounts, made once."""
+    from support.web import Console, add_users, ingest_samples
+    root = tmp_path_factory.mktemp("web-template")
+    console = Console(write_config(root))
+    ingest_samples(console.config, console.sessions)
+    add_users(console.sessions)
+    console.close()
+    return root
+
+
+@pytest.fixture
+def console(web_template, tmp_path):
+    """The web console over a fresh copy of the sample database."""
+    from support.web import Console, copy_state
+    c = Console(copy_state(web_template, tmp_path, write_config))
+    yield c
+    c.close()

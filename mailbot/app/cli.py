@@ -16,6 +16,7 @@ import click
 from mailbot.app import commands_campaign, commands_mail, commands_outbox, commands_reports, commands_service
 from mailbot.app.options import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context
 from mailbot.errors import ConfigError, MailbotError
+from mailbot.web import cli as commands_web
 
 COMMAND_MODULES = (
     commands_mail,  # ingest, poll, quarantine
@@ -23,6 +24,7 @@ COMMAND_MODULES = (
     commands_outbox,  # outbox list|send
     commands_campaign,  # remind, excuse, void
     commands_service,  # db upgrade, check, run, demo
+    commands_web,  # web [user add|list|passwd|remove]
 )
 
 

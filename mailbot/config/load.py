@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from mailbot.config.reader import TomlTable, parse_time
 from mailbot.config.roster import load_roster_csv
 from mailbot.config.schema import (DEFAULT_STAGES, LEVELS, SECURITY, Config, Limits, MailboxConfig, Replies,
-                                   Schedule, School, Sending, ServerConfig, Stage)
+                                   Schedule, School, Sending, ServerConfig, Stage, WebConsole)
 from mailbot.errors import ConfigError
 
 
@@ -150,7 +150,8 @@ def load_config(path: str | os.PathLike | None) -> Config:
 
 def config_from_dict(data: dict, base: Path, path: Path | None = None) -> Config:
     root = TomlTable(data, "", base)
-    root.check_known({"general", "schedule", "mailbox", "school", "summary", "operator", "limits", "replies", "sending"})
+    root.check_known({"general", "schedule", "mailbox", "school", "summary", "operator", "limits", "replies", "sending",
+                      "web"})
     general = root.sub("general") or TomlTable({}, "general", base)
     general.check_known({"timezone", "state_dir", "database_url", "roster_file", "ignored_retention_days",
                          "alarm_after_minutes"})
@@ -199,4 +200,5 @@ def config_from_dict(data: dict, base: Path, path: Path | None = None) -> Config
         operator_email=operator.get("email", str),
         alarm_after_minutes=general.get("alarm_after_minutes", float, 60.0),
         ignored_retention_days=general.get("ignored_retention_days", int, 30),
+        web=_dataclass_section(root.sub("web"), WebConsole),
     )

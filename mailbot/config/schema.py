@@ -131,6 +131,16 @@ class Sending:
 
 
 @dataclass
+class WebConsole:
+    """[web]: the clerks' web console (`mailbot web`). The session secret is generated once into
+    the state directory unless `session_secret_file` names a file or a systemd credential."""
+
+    listen: str = "127.0.0.1:8080"
+    https: bool = False  # behind an HTTPS proxy: cookies get the Secure flag
+    session_secret_file: str = ""
+
+
+@dataclass
 class Config:
     path: Path | None
     timezone: ZoneInfo
@@ -146,6 +156,7 @@ class Config:
     operator_email: str | None = None
     alarm_after_minutes: float = 60.0
     ignored_retention_days: int = 30
+    web: WebConsole = field(default_factory=WebConsole)
 
     @property
     def archive_dir(self) -> Path:

@@ -216,3 +216,35 @@ class VoidLog(Base):
     voided_by: Mapped[str] = mapped_column(String(255))
     voided_at: Mapped[datetime] = mapped_column(UTCDateTime)
     restored_id: Mapped[int | None] = mapped_column(Integer)  # the submission in force again, if any
+
+
+# -- the web console (migrations/versions/0004_web_console.py) ------------------------------------
+WEB_ROLES = ("clerk", "viewer")  # a clerk may act; a viewer (a leader) only looks
+
+
+class WebUser(Base):
+    """An account of the clerks' web console (`mailbot web user ...`)."""
+
+    __tablename__ = "web_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, PHC string format
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """One operator action (mailbot.db.audit): who, when, what, on what."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(255))  # "web:wang" or the Unix user of a CLI command
+    action: Mapped[str] = mapped_column(String(64))  # excuse, void, quarantine_approve, outbox_retry ...
+    target: Mapped[str] = mapped_column(Text, default="")  # what it acted on, e.g. "submission 12"
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)

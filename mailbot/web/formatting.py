@@ -1,0 +1,78 @@
+"""How the web console writes times, states and kinds: in Chinese, times in the configured zone
+with their offset (`2022-10-20 20:11 +08:00`, SPEC 8)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from mailbot.rules.month import month_label
+
+LEVEL_LABELS = {"primary": "小学", "middle": "中学"}
+STATE_LABELS = {"on_time": "按时报送", "late": "逾期报送", "missing": "未报送", "excused": "本月免报",
+                "not_required": "无需报送"}
+SUBMISSION_STATES = {"in_force": "现行", "replaced": "已被替换", "voided": "已作废"}
+OUTCOME_LABELS = {"accepted": "已登记", "rejected": "已退回", "quarantined": "待审核（隔离）",
+                  "ignored": "非报送邮件（未处理）", "duplicate": "重复邮件", "failed": "处理失败",
+                  "baseline": "启用前已有邮件", None: "处理中"}
+OUTBOX_STATES = {"queued": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"}
+QUARANTINE_STATES = {"pending": "待审核", "approved": "已批准", "rejected": "已拒绝"}
+KIND_LABELS = {"receipt": "回执", "rejection": "退回通知", "summary": "月度汇总", "operator_alarm": "系统告警",
+               "operator_quarantine": "隔离通知", "operator_failure": "处理失败通知", "staff_missing": "未报送名单",
+               "operator_calendar": "节假日日历提醒", "reminder_upcoming": "报送提醒（临近）",
+               "reminder_due": "报送提醒（截止日）", "reminder_overdue": "催报（已逾期）"}
+ROLE_LABELS = {"clerk": "经办人员", "viewer": "查看人员"}
+ACTION_LABELS = {"excuse": "设为免报", "void": "作废报送", "quarantine_approve": "批准隔离邮件",
+                 "quarantine_reject": "拒绝隔离邮件", "outbox_retry": "重新发送邮件", "summary_send": "发送月度汇总"}
+_TARGETS = {"submission": "第{}号报送", "outbox": "第{}号发件", "quarantine": "第{}号隔离邮件", "summary": "{}汇总"}
+SOURCE_LABELS = {"imap": "邮箱（IMAP）", "maildir": "邮箱（Maildir）", "file": "手工导入", "operator": "管理员录入"}
+
+
+def local_time(moment: datetime | None, tz: ZoneInfo) -> str:
+    """`2022-10-20 20:11 +08:00`; "" for no time."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(tz)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
+
+
+def label(table: dict, key) -> str:
+    if key in table:
+        return table[key]
+    if isinstance(key, str) and key.startswith("reminder_"):
+        return "报送提醒"
+    return "" if key is None else str(key)
+
+
+def month_name(month: str | None) -> str:
+    return month_label(month) if month else ""
+
+
+def audit_target(target: str) -> str:
+    """"submission 12" -> "第12号报送"; other targets (a school and month) as they are."""
+    kind, _, rest = (target or "").partition(" ")
+    if kind in _TARGETS and rest:
+        return _TARGETS[kind].format(month_name(rest) if kind == "summary" else rest)
+    return target or ""
+
+
+def register(app, tz: ZoneInfo) -> None:
+    """The template filters."""
+    app.jinja_env.filters.update({
+        "localtime": lambda moment: local_time(moment, tz),
+        "level": lambda key: label(LEVEL_LABELS, key),
+        "state": lambda key: label(STATE_LABELS, key),
+        "substate": lambda key: label(SUBMISSION_STATES, key),
+        "outcome": lambda key: label(OUTCOME_LABELS, key),
+        "outstate": lambda key: label(OUTBOX_STATES, key),
+        "qstate": lambda key: label(QUARANTINE_STATES, key),
+        "kind": lambda key: label(KIND_LABELS, key),
+        "role": lambda key: label(ROLE_LABELS, key),
+        "source": lambda key: label(SOURCE_LABELS, key),
+        "monthname": month_name,
+        "action": lambda key: label(ACTION_LABELS, key),
+        "target": audit_target,
+        "yesno": lambda value: "" if value is None else ("是" if value else "否"),
+        "num": lambda value: "" if value is None else f"{value:,}",
+    })
