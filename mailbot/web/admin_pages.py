@@ -7,7 +7,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from mailbot.config import _is_month
+from mailbot.config import is_month
 from mailbot.db import audit, views
 from mailbot.db.models import MailboxState
 from mailbot.errors import ConfigError
@@ -53,7 +53,7 @@ def ledger_xlsx():
     from mailbot.summary.load import months_on_record, rows_in_force, submission_history
     config = services().config
     first, last = request.args.get("from", ""), request.args.get("to", "")
-    if not (_is_month(first) and _is_month(last)) or first > last:
+    if not (is_month(first) and is_month(last)) or first > last:
         abort(400, description="请选择正确的起止月份（起始月份不晚于结束月份）。")
     months = ledger_months(first, last, months_on_record(db()), config.schedule.reporting_months)
     data = build_ledger(config.schools, rows_in_force(db(), first, last), submission_history(db(), first, last),

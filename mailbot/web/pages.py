@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from mailbot.config import _is_month
+from mailbot.config import is_month
 from mailbot.db import audit, campaign, views
 from mailbot.web.auth import actor
 from mailbot.web.context import db, services, this_month
@@ -15,7 +15,7 @@ MAX_REASON = 500
 
 def month_arg(name: str = "month") -> str:
     month = request.values.get(name, "").strip()
-    return month if _is_month(month) else this_month()
+    return month if is_month(month) else this_month()
 
 
 def reason_arg() -> str:
@@ -50,7 +50,7 @@ def school():
 def excuse():
     svc = services()
     name, month, reason = request.form.get("name", ""), request.form.get("month", ""), reason_arg()
-    if views.find_school(svc.config, name) is None or not _is_month(month):
+    if views.find_school(svc.config, name) is None or not is_month(month):
         abort(404, description="名册中没有这所学校，或月份有误。")
     if not reason:
         flash("请填写免报原因。", "error")
