@@ -12,6 +12,7 @@ transports  thin adapters to servers: IMAP, Maildir, SMTP, an outbox directory
 outbound    mail mailbot sends: composing, receipts and rejections, the outbox, sending, reminders
 ingest      one message's way in: archive, isolated analysis, the pipeline, polling, quarantine
 summary     the monthly summary for leadership and the ledger export (台账)
+web         the clerks' web console: pages, accounts, sessions (Flask, served by waitress)
 app         the command line, the daemon and its jobs, `check` and the demo
 migrations  Alembic scripts (shipped from migrations/ as mailbot.migrations)
 """

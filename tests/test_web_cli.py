@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from mailbot.app.cli import cli
 from mailbot.config import config_from_dict, load_config
-from mailbot.db.engine import make_sessionmaker, open_database
+from mailbot.db.engine import make_sessionmaker
+from mailbot.db.migrate import prepare_database
 from mailbot.db.models import WebUser
 from mailbot.errors import ConfigError
 
@@ -21,7 +22,7 @@ def run(config_path, *args, input=None):
 
 def stored_user(config_path, name):
     config = load_config(config_path)
-    engine = open_database(config)
+    engine = prepare_database(config)
     try:
         with make_sessionmaker(engine)() as session:
             return session.scalar(select(WebUser).where(WebUser.name == name))

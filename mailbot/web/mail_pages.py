@@ -10,7 +10,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from mailbot.db import audit, views
 from mailbot.errors import MailbotError
 from mailbot.ingest.archive import read_archived
-from mailbot.web import mime
+from mailbot.web.mime import attachments_of, body_of, headers_of
 from mailbot.web.auth import actor, is_clerk
 from mailbot.web.context import db, services
 from mailbot.web.formatting import OUTBOX_STATES, OUTCOME_LABELS
@@ -57,8 +57,8 @@ def message(message_pk: int):
         abort(404)
     raw = _archived(detail)
     return render_template("message.html", m=detail, has_raw=raw is not None,
-                           headers=mime.headers_of(raw) if raw else [],
-                           attachments=mime.attachments_of(raw) if raw else [])
+                           headers=headers_of(raw) if raw else [],
+                           attachments=attachments_of(raw) if raw else [])
 
 
 @bp.route("/messages/<int:message_pk>/raw")
@@ -91,15 +91,15 @@ def outbox_item(outbox_id: int):
     if detail is None:
         abort(404)
     raw = detail["raw"]
-    return render_template("outbox_item.html", o=detail, headers=mime.headers_of(raw),
-                           attachments=mime.attachments_of(raw), text=mime.body_of(raw, "plain"),
-                           has_html=mime.body_of(raw, "html") is not None)
+    return render_template("outbox_item.html", o=detail, headers=headers_of(raw),
+                           attachments=attachments_of(raw), text=body_of(raw, "plain"),
+                           has_html=body_of(raw, "html") is not None)
 
 
 @bp.route("/outbox/<int:outbox_id>/html")
 def outbox_html(outbox_id: int):
     detail = views.outbox_detail(db(), outbox_id)
-    html = mime.body_of(detail["raw"], "html") if detail else None
+    html = body_of(detail["raw"], "html") if detail else None
     if html is None:
         abort(404)
     from mailbot.web.security import SANDBOXED

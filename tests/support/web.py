@@ -47,10 +47,11 @@ class Console:
     """A loaded config, its database, and the app (not yet served)."""
 
     def __init__(self, config_path: Path, clock=lambda: SAMPLE_NOW):
-        from mailbot.db.engine import make_sessionmaker, open_database
+        from mailbot.db.engine import make_sessionmaker
+        from mailbot.db.migrate import prepare_database
         from mailbot.web import create_app
         self.config = load_config(config_path)
-        self.engine = open_database(self.config)
+        self.engine = prepare_database(self.config)
         self.sessions = make_sessionmaker(self.engine)
         self.clock = clock
         self.app = create_app(self.config, self.sessions, clock)
