@@ -144,6 +144,8 @@ if __name__ == "__main__":
     print(f"import cycles: {len(cycles)}")
     for cycle in cycles:
         print("  " + " <-> ".join(cycle))
-    print(f"modules over {MAX_LINES} lines: {long_modules() or 'none'}")
+    long = long_modules()
+    print(f"modules over {MAX_LINES} lines: {long or 'none'}"
+          + (f" (still to split by their owners: {sorted(set(long) & STILL_TO_SPLIT)})" if long else ""))
     print(f"modules directly in mailbot/: {len(top_level_modules())} {top_level_modules()}")
-    sys.exit(1 if cycles or long_modules() or len(top_level_modules()) > MAX_TOP_LEVEL_MODULES else 0)
+    sys.exit(1 if cycles or set(long) - STILL_TO_SPLIT or len(top_level_modules()) > MAX_TOP_LEVEL_MODULES else 0)
