@@ -232,7 +232,8 @@ def test_hostile_structures_never_crash(structure):
     assert all(isinstance(name, str) and name for name in part_names(structure))
 
 
-@given(st.text(max_size=40), st.sampled_from(["utf-8", "gbk", "gb18030", "big5"]))
+# A blank value is no name, as in the downloaded message (both use mailbot.mail.headers).
+@given(st.text(max_size=40).filter(str.strip), st.sampled_from(["utf-8", "gbk", "gb18030", "big5"]))
 def test_rfc2231_round_trip(name, charset):
     try:
         encoded = name.encode(charset)
@@ -248,3 +249,17 @@ def test_rfc2231_round_trip(name, charset):
 def test_any_encoded_word_soup_decodes_to_text(text):
     assert isinstance(decode_rfc2047(text), str)
     assert isinstance(decode_parameters((b"filename*", text.encode("utf-8"), b"name*0*", text.encode())), dict)
+
+
+def test_names_decode_as_in_the_downloaded_message():
+    # One decoder for both (mailbot.mail.headers): a raw 8-bit RFC 2231 value, an undeclared
+    # Latin-1 name and split GBK words give what parse_message gives.
+    from mailbot.mail.headers import decode_filename_params
+    cases = [(b"filename*", "UTF-8''汇总表.xlsx".encode()), (b"filename", "Résumé.xlsx".encode("latin-1")),
+             (b"filename", b"=?GBK?B?u+PX?= =?GBK?B?3A==?=.xls")]
+    for key, value in cases:
+        structure = (b"application", b"octet-stream", None, None, None, b"base64", 10, None,
+                     (b"attachment", (key, value)), None, None)
+        (part,) = parts(structure)
+        expected = decode_filename_params({key.decode(): value.decode("utf-8", "surrogateescape")})
+        assert part.filename == expected and part.filename in ("汇总表.xlsx", "Résumé.xlsx", "汇总.xls")

@@ -3,6 +3,7 @@
 import base64
 from urllib.parse import quote_from_bytes
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -161,3 +162,30 @@ def _escape_starts(encoded: str) -> list[int]:
         starts.append(index)
         index += 3 if encoded[index] == "%" else 1
     return starts
+
+
+# --- names as clients really break them (issue 10) ------------------------------------------
+
+
+def test_rfc2231_value_written_as_raw_utf8_instead_of_escapes():
+    # filename*=UTF-8''汇总表.xlsx with the bytes themselves: the stdlib hands them over escaped.
+    value = raw("UTF-8''汇总表.xlsx".encode("utf-8"))
+    assert decode_filename_params({"filename*": value}) == "汇总表.xlsx"
+    sections = {"filename*0*": raw("UTF-8''汇总".encode("utf-8")), "filename*1*": "%E8%A1%A8.xlsx"}
+    assert decode_filename_params(sections) == "汇总表.xlsx"
+
+
+def test_a_name_that_cannot_be_decoded_costs_only_that_name():
+    # An absurd charset label or a lone surrogate in a value: the other form of the name still wins.
+    params = {"filename*": "x-\udcff-bogus''%ZZ\udcff", "filename": "汇总表.xlsx"}
+    assert decode_filename_params(params) == "汇总表.xlsx"
+
+
+@pytest.mark.parametrize("name", ["Résumé.xlsx", "Übersicht März.xls", "Grüße.xlsx", "café menu.csv"])
+def test_undeclared_latin1_name_is_not_read_as_gbk(name):
+    assert decode_filename_params({"filename": raw(name.encode("latin-1"))}) == name
+
+
+@pytest.mark.parametrize("name", [NAME, "安溪县官桥镇垵岭小学.xlsx", "凤华小学10月课后服务汇总表.xls"])
+def test_undeclared_gbk_name_stays_gbk(name):
+    assert decode_filename_params({"filename": raw(name.encode("gbk"))}) == name

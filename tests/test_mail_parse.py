@@ -350,3 +350,87 @@ def test_garbage_never_raises(raw):
 )  # fmt: skip
 def test_hostile_mime_shapes_never_raise(pieces):
     parse_message(b"".join(pieces))
+
+
+# --- real-world input that used to cost the whole message (issue 10) ---------------------------
+
+
+def test_raw_utf8_rfc2231_name_keeps_the_message_and_the_name():
+    part = ("Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n"
+            "Content-Disposition: attachment; filename*=UTF-8''汇总表.xlsx\n\nUEsDBA==")
+    parsed = parse_message(mixed(part))
+    assert parsed.from_addr == "teacher@school.cn"
+    assert [a.filename for a in parsed.attachments] == ["汇总表.xlsx"]
+
+
+def test_a_part_that_breaks_the_walk_costs_that_part_only(monkeypatch):
+    from mailbot.mail import mime
+    real = mime.decode_filename_params
+
+    def fragile(disposition, type_params):
+        if "bad.xlsx" in str(type_params):
+            raise RuntimeError("a decoder bug")
+        return real(disposition, type_params)
+
+    monkeypatch.setattr(mime, "decode_filename_params", fragile)
+    parsed = parse_message(mixed('Content-Type: application/octet-stream; name="bad.xlsx"\n\nx',
+                                 'Content-Type: application/octet-stream; name="good.xlsx"\n\ny'))
+    assert parsed.from_addr == "teacher@school.cn"
+    assert [a.filename for a in parsed.attachments] == ["good.xlsx"]
+
+
+@pytest.mark.parametrize("reply_to, expected", [
+    ("a@x.com b@x.com", ["a@x.com", "b@x.com"]),  # no comma: both still readable
+    (".", []), ("😀", []), ("Name <>", []), ("x" * 50000, []), ("\"a b\" <a b@x.com>", []),
+    ("ok@school.cn", ["ok@school.cn"]), ("坏地址@学校.cn, ok@school.cn", ["ok@school.cn"]),
+])
+def test_only_usable_reply_to_addresses_are_kept(reply_to, expected):
+    parsed = parse_message(message(f"Reply-To: {reply_to}\n"))
+    assert parsed.reply_to == expected and parsed.from_addr == "teacher@school.cn"
+
+
+def test_reply_to_of_8bit_garbage_is_dropped():
+    raw = message("").replace(b"MIME-Version", b"Reply-To: \xff\xfe\x80@\x81\nMIME-Version")
+    assert parse_message(raw).reply_to == []
+
+
+def unclosed_nesting(depth: int) -> bytes:
+    body = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n' for i in range(depth))
+    return message("", body + "Content-Type: text/plain\n\n" + "a line of text\n" * 2000,
+                   'multipart/mixed; boundary="top"').replace(b"\n\nContent-Type: multipart/mixed; boundary=\"b0\"",
+                                                              b"\n\n--top\nContent-Type: multipart/mixed; boundary=\"b0\"")
+
+
+def test_deep_unclosed_multipart_is_measured_not_parsed(monkeypatch):
+    from mailbot.mail import mime, parse
+
+    def never(raw):
+        raise AssertionError("the stdlib parser must not see this message")
+
+    monkeypatch.setattr(parse, "parse_structure", never)
+    parsed, problem = parse.parse_message_shaped(unclosed_nesting(600))
+    assert problem == "too_deep" and parsed.attachments == [] and parsed.from_addr == "teacher@school.cn"
+    monkeypatch.setattr(parse, "parse_structure", mime.parse_structure)
+    assert parse.parse_message_shaped(unclosed_nesting(8))[1] is None
+
+
+def test_closed_boundaries_do_not_count_as_depth():
+    siblings = mixed(*[f'Content-Type: multipart/alternative; boundary="a{i}"\n\n--a{i}\n'
+                       f'Content-Type: text/plain\n\nx\n--a{i}--' for i in range(100)])
+    from mailbot.mail.structure import measure
+    shape = measure(siblings)
+    assert shape.problem is None and shape.open_multiparts == 2
+
+
+def test_thousand_nested_forwarded_messages_keep_the_headers():
+    body = "".join(f"Content-Type: message/rfc822\n\nSubject: {i}\n" for i in range(1000)) + "\nhi\n"
+    parsed, problem = __import__("mailbot.mail.parse", fromlist=["x"]).parse_message_shaped(
+        message("", body, "message/rfc822"))
+    assert problem == "too_many_messages" and parsed.from_addr == "teacher@school.cn"
+
+
+def test_ten_thousand_parts_are_named_as_such():
+    from mailbot.mail.parse import parse_message_shaped
+    many = mixed(*[f'Content-Type: text/plain; name="{i}.txt"\n\nx' for i in range(10_000)])
+    parsed, problem = parse_message_shaped(many)
+    assert problem == "too_many_parts" and parsed.attachments == []

@@ -6,15 +6,32 @@ daemon; the result is plain data for the pipeline's decisions.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 from mailbot.config import Limits
+from mailbot.errors import UnreadableFile
 from mailbot.ingest.isolation import Extracted, extract_attachment
-from mailbot.mail.parse import parse_message
+from mailbot.mail.parse import parse_message, parse_message_shaped
 from mailbot.rules.model import Attachment, ParsedMessage
+from mailbot.tables.sniff import READABLE, sniff_format
 
 MAX_ATTACHMENTS = 20
+# Of the worker's time limit, the share the attachments of one message may use, and the share any
+# one of them may: four slow files still leave the message decided inside the limit.
+MESSAGE_BUDGET_SHARE = 2 / 3
+ATTACHMENT_BUDGET_SHARE = 1 / 6
+
+_PICTURE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".heic")
+
+# What the school reads when the message itself was too complex to open (mailbot.mail.structure).
+_SEND_AGAIN = "请新写一封邮件，直接添加填写好的汇总表（.xlsx、.xls 或 .docx）后发送。"
+STRUCTURE_PROBLEMS = {
+    "too_deep": "这封邮件的结构异常：邮件内容被层层嵌套了很多层，为安全起见系统没有打开其中的附件。" + _SEND_AGAIN,
+    "too_many_parts": "这封邮件包含的部分过多（超过两千个），为安全起见系统没有逐一打开其中的附件。" + _SEND_AGAIN,
+    "too_many_messages": "这封邮件中夹带的转发邮件过多，为安全起见系统没有逐一打开其中的附件。" + _SEND_AGAIN,
+}
 
 
 @dataclass
@@ -25,9 +42,14 @@ class Analysis:
     oversized: bool = False  # only the headers were parsed
 
 
-def is_picture(att: Attachment) -> bool:
+def is_picture(att: Attachment, sniffed: str) -> bool:
+    """A photo or scan, by its content (SPEC 3.1): a table sent as image/jpeg is still read, and a
+    part only declared a picture stays one unless its bytes are a table format."""
+    if sniffed == "image":
+        return True
     name = (att.filename or "").lower()
-    return att.content_type.startswith("image/") or name.endswith((".jpg", ".jpeg", ".png", ".gif", ".bmp", ".heic"))
+    declared = att.content_type.startswith("image/") or name.endswith(_PICTURE_EXTENSIONS)
+    return declared and sniffed not in READABLE
 
 
 def headers_only(raw: bytes) -> bytes:
@@ -39,13 +61,23 @@ def headers_only(raw: bytes) -> bytes:
 
 def analyse(raw: bytes, limits: Limits, tz_name: str) -> Analysis:
     """Parse the message and read every attachment that may hold a table. An oversized message is
-    parsed from its headers alone."""
+    parsed from its headers alone; so is one whose structure is hostile, with the reason."""
+    started = time.monotonic()
     tz = ZoneInfo(tz_name)
     if len(raw) > limits.max_message_bytes:
         return Analysis(parse_message(headers_only(raw), default_tz=tz), [], [], oversized=True)
-    message = parse_message(raw, default_tz=tz)
-    candidates = [a for a in message.attachments if not is_picture(a)][:MAX_ATTACHMENTS]
-    pictures = [a.filename for a in message.attachments if is_picture(a)]
-    extracted = [extract_attachment(att, limits) for att in candidates]
+    message, problem = parse_message_shaped(raw, default_tz=tz)
+    if problem in STRUCTURE_PROBLEMS:
+        refused = UnreadableFile("mail_structure", STRUCTURE_PROBLEMS[problem], f"message structure: {problem}")
+        return Analysis(message, [Extracted(None, [], refused)], [])
+    sniffed = [sniff_format(att.data, att.filename) for att in message.attachments]
+    pictures = [a.filename for a, kind in zip(message.attachments, sniffed) if is_picture(a, kind)]
+    candidates = [a for a, kind in zip(message.attachments, sniffed) if not is_picture(a, kind)][:MAX_ATTACHMENTS]
+    message_budget = limits.worker_timeout_seconds * MESSAGE_BUDGET_SHARE
+    extracted = []
+    for att in candidates:
+        remaining = message_budget - (time.monotonic() - started)
+        budget = max(0.05, min(limits.worker_timeout_seconds * ATTACHMENT_BUDGET_SHARE, remaining))
+        extracted.append(extract_attachment(att, limits, budget))
     message.attachments = [replace(a, data=b"") for a in message.attachments]
     return Analysis(message, extracted, pictures)

@@ -35,18 +35,24 @@ class Extracted:
     unreadable: UnreadableFile | None = None
 
 
-def extract_attachment(att: Attachment, limits: Limits) -> Extracted:
-    """Read one attachment and locate its tables. Runs inside a worker (or inline in tests)."""
+def extract_attachment(att: Attachment, limits: Limits, budget_seconds: float | None = None) -> Extracted:
+    """Read one attachment and locate its tables. Runs inside a worker (or inline in tests).
+    Past `budget_seconds` the file is refused as too slow to read, so the other attachments of
+    the message are still read and the message is decided."""
+    from mailbot.tables.guards import OverTime, refusal, time_budget
     from mailbot.tables.locate import find_tables
     from mailbot.tables.readers import read_attachment
 
     try:
-        files = read_attachment(att, limits)
+        with time_budget(budget_seconds):
+            tables: list[RawTable] = []
+            for table_file in read_attachment(att, limits):
+                tables.extend(find_tables(table_file))
     except UnreadableFile as exc:
         return Extracted(att.filename, [], exc)
-    tables: list[RawTable] = []
-    for table_file in files:
-        tables.extend(find_tables(table_file))
+    except OverTime as exc:
+        log.warning("attachment %r: %s", att.filename, exc)
+        return Extracted(att.filename, [], refusal("too_slow", att.filename, str(exc)))
     return Extracted(att.filename, tables)
 
 

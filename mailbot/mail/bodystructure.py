@@ -11,22 +11,16 @@ best-effort text, because the worst outcome of a wrong guess is merely downloadi
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 from typing import Any, Iterator
-from urllib.parse import unquote_to_bytes
+
+from mailbot.mail.headers import decode_encoded_words, decode_filename_params, decode_param, header_bytes
 
 # Content types that may carry a table even without a filename.
 CSV_TYPES = frozenset({"text/csv", "text/x-csv", "text/comma-separated-values"})
 MAX_DEPTH = 40  # deeper nesting is hostile; imapclient's own parser recurses as well
 
-# Chinese clients label GBK text "gb2312"; gb18030 decodes all of it and more.
-_CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "cp936": "gb18030", "x-gbk": "gb18030",
-                    "euc-cn": "gb18030", "csgb2312": "gb18030", "utf8": "utf-8"}
-_ENCODED_WORD = re.compile(rb"=\?([^?\s]*)\?([bBqQ])\?([^?\s]*)\?=")
-_BLANK_BETWEEN_WORDS = re.compile(rb"\?=[ \t\r\n]+=\?")
 _PARAM_KEY = re.compile(r"^([^*]+)(?:\*(\d+))?(\*)?$")
 
 
@@ -125,9 +119,8 @@ def _leaf(node: tuple | list, nested: bool) -> PartInfo | None:
     disposition, disposition_params = None, {}
     if isinstance(disposition_field, (tuple, list)) and disposition_field:
         disposition = (_ascii(disposition_field[0]) or "").lower() or None
-        disposition_params = decode_parameters(_at(disposition_field, 1))
-    type_params = decode_parameters(_at(node, 2))
-    filename = _clean(disposition_params.get("filename") or type_params.get("name"))
+        disposition_params = raw_parameters(_at(disposition_field, 1))
+    filename = decode_filename_params(disposition_params, raw_parameters(_at(node, 2)))
     size = _at(node, 6)
     return PartInfo(
         content_type=content_type,
@@ -150,144 +143,40 @@ def _ascii(value: Any) -> str | None:
     return None
 
 
-def _clean(name: str | None) -> str | None:
-    if name is None:
-        return None
-    # Folding leftovers and NULs are never part of a name a school meant to write.
-    name = re.sub(r"[\r\n\t\x00]+", "", name).strip()
-    return name or None
-
-
 # -- MIME parameters --------------------------------------------------------------------------
+# Decoded by the same rules as the downloaded message (mailbot.mail.headers), so a name reads the
+# same before and after the download.
 
 
-def decode_parameters(params: Any) -> dict[str, str]:
-    """`(b"name", b"=?GBK?B?...?=", b"filename*", b"utf-8''%E5...")` -> {"name": "...", ...}.
-
-    Keys are lower-case base names (`filename*0*` counts as `filename`). An RFC 2231 value wins
-    over a plain one of the same name: clients put an ASCII fallback in the plain one.
-    """
+def raw_parameters(params: Any) -> dict[str, str]:
+    """`(b"name", b"=?GBK?B?...?=", b"filename*", b"utf-8''%E5...")` as the raw-header mapping the
+    decoder takes: lower-case keys as written (`filename*0*`), values with 8-bit bytes
+    surrogate-escaped; the first of duplicate keys kept, pairs that are not bytes/str dropped."""
     if not isinstance(params, (tuple, list)):
         return {}
-    plain: dict[str, str] = {}
-    extended: dict[str, str] = {}
-    segments: dict[str, list[tuple[int, bool, bytes]]] = {}
+    raw: dict[str, str] = {}
     for index in range(0, len(params) - 1, 2):
         key, value = _ascii(params[index]), params[index + 1]
         if key is None or not isinstance(value, (bytes, str)):
             continue
-        raw = value.encode("utf-8", errors="surrogateescape") if isinstance(value, str) else value
-        match = _PARAM_KEY.match(key.strip().lower())
-        if not match:
-            continue
-        name, number, star = match.group(1), match.group(2), bool(match.group(3))
-        if number is not None:
-            segments.setdefault(name, []).append((int(number), star, raw))
-        elif star:
-            extended[name] = decode_rfc2231(raw)
-        else:
-            plain.setdefault(name, decode_rfc2047(_bytes_to_text(raw)))
-    for name, pieces in segments.items():
-        extended.setdefault(name, _join_continuations(pieces))
-    return {**plain, **extended}
+        data = value if isinstance(value, bytes) else header_bytes(value)
+        raw.setdefault(key.strip().lower(), data.decode("utf-8", "surrogateescape"))
+    return raw
 
 
-def decode_rfc2231(value: bytes) -> str:
-    """`utf-8''%E5%9F%8E...` (charset'language'percent-encoded) -> text."""
-    charset, encoded = "utf-8", value
-    if value.count(b"'") >= 2:
-        charset_bytes, _language, encoded = value.split(b"'", 2)
-        charset = charset_bytes.decode("ascii", errors="replace") or "utf-8"
-    return _decode(unquote_to_bytes(encoded), charset)
-
-
-def _join_continuations(pieces: list[tuple[int, bool, bytes]]) -> str:
-    """RFC 2231 continuations: `name*0*=utf-8''%E5..; name*1*=%A6..; name*2=.xlsx`."""
-    pieces.sort(key=lambda piece: piece[0])
-    charset = "utf-8"
-    data = bytearray()
-    for position, (_number, encoded, raw) in enumerate(pieces):
-        if encoded:
-            if position == 0 and raw.count(b"'") >= 2:
-                charset_bytes, _language, raw = raw.split(b"'", 2)
-                charset = charset_bytes.decode("ascii", errors="replace") or "utf-8"
-            data += unquote_to_bytes(raw)
-        else:
-            data += raw
-    if not any(encoded for _, encoded, _ in pieces):
-        return decode_rfc2047(_bytes_to_text(bytes(data)))
-    return _decode(bytes(data), charset)
+def decode_parameters(params: Any) -> dict[str, str]:
+    """Every parameter decoded, by lower-case base name (`filename*0*` counts as `filename`).
+    An RFC 2231 value wins over a plain one of the same name when it decodes as cleanly."""
+    raw = raw_parameters(params)
+    names = dict.fromkeys(match.group(1) for match in map(_PARAM_KEY.match, raw) if match)
+    decoded: dict[str, str] = {}
+    for name in names:
+        value = decode_param(raw, name)
+        decoded[name] = value[0] if value is not None else ""  # present, but blank
+    return decoded
 
 
 def decode_rfc2047(text: str) -> str:
-    """Decode `=?GBK?B?...?=` words; text outside them is kept as it is.
-
-    Adjacent words in the same charset are joined before decoding, because Chinese clients
-    split a name wherever the line is full, even in the middle of a two-byte character.
-    """
-    raw = text.encode("utf-8", errors="surrogateescape")
-    if b"=?" not in raw:
-        return text
-    raw = _BLANK_BETWEEN_WORDS.sub(b"?==?", raw)  # blanks between encoded words are folding
-    out: list[str] = []
-    pending_charset: str | None = None
-    pending = bytearray()
-
-    def flush() -> None:
-        nonlocal pending_charset
-        if pending_charset is not None:
-            out.append(_decode(bytes(pending), pending_charset))
-        pending.clear()
-        pending_charset = None
-
-    position = 0
-    for match in _ENCODED_WORD.finditer(raw):
-        between = raw[position:match.start()]
-        if between:
-            flush()
-            out.append(_bytes_to_text(between))
-        charset = match.group(1).decode("ascii", errors="replace").split("*")[0]  # drop RFC 2231 language
-        word = _decode_word(match.group(2).lower(), match.group(3))
-        if word is None:  # not decodable: keep the word as written
-            flush()
-            out.append(_bytes_to_text(match.group(0)))
-        else:
-            if pending_charset is not None and _codec(charset) != _codec(pending_charset):
-                flush()
-            pending_charset = charset
-            pending += word
-        position = match.end()
-    flush()
-    out.append(_bytes_to_text(raw[position:]))
-    return "".join(out)
-
-
-def _decode_word(encoding: bytes, payload: bytes) -> bytes | None:
-    try:
-        if encoding == b"b":
-            return base64.b64decode(payload + b"=" * (-len(payload) % 4))
-        return binascii.a2b_qp(payload, header=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _codec(charset: str) -> str:
-    name = charset.strip().lower()
-    return _CHARSET_ALIASES.get(name, name)
-
-
-def _decode(data: bytes, charset: str) -> str:
-    try:
-        return data.decode(_codec(charset))
-    except (LookupError, ValueError):  # unknown charset, bad bytes, or a NUL in the charset name
-        return _bytes_to_text(data)
-
-
-def _bytes_to_text(data: bytes) -> str:
-    """Undeclared 8-bit text: UTF-8 (Thunderbird) or GBK (older Chinese clients)."""
-    for codec in ("utf-8", "gb18030"):
-        try:
-            return data.decode(codec)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("utf-8", errors="replace")
+    """Decode `=?GBK?B?...?=` words; text outside them is kept as it is (see
+    mailbot.mail.headers: adjacent words are joined as bytes, labels widened to what clients use)."""
+    return decode_encoded_words(text)

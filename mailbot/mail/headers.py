@@ -17,9 +17,12 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import logging
 import re
 from collections.abc import Mapping
 from urllib.parse import unquote_to_bytes
+
+log = logging.getLogger(__name__)
 
 # Labels whose real-world content is GBK (or GB18030): decode all of them as GB18030, a superset.
 _GB_LABELS = {"gb2312", "gbk", "gb18030", "cp936", "ms936", "x-gbk", "euc-cn", "gb_2312-80", "csgb2312"}
@@ -73,10 +76,44 @@ def decode_bytes(data: bytes, charset: str | None = None) -> tuple[str, int]:
         return data.decode("utf-8"), (GUESSED if declared else CLEAN)
     except UnicodeDecodeError:
         pass
+    guessed = decode_legacy_8bit(data)
+    if guessed is not None:
+        return guessed, GUESSED
+    return data.decode(declared or "gb18030", "replace"), DAMAGED
+
+
+# Bytes in one GB18030 character whose second byte is printable ASCII (GBK's extension areas):
+# real Chinese names rarely need them, Latin-1 words ("Résumé", "Übersicht") always produce them.
+_GBK_ASCII_TRAIL = re.compile(rb"[\x81-\xfe][\x40-\x7e]")
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")  # GB18030 maps unassigned GBK pairs here
+
+
+def decode_legacy_8bit(data: bytes) -> str | None:
+    """Undeclared 8-bit text that is not UTF-8: GB18030 (older Chinese clients and zip tools), or
+    ISO-8859-1 when the bytes only make sense as Latin letters; None when neither fits."""
     try:
-        return data.decode("gb18030"), GUESSED
+        text = data.decode("gb18030")
     except UnicodeDecodeError:
-        return data.decode(declared or "gb18030", "replace"), DAMAGED
+        text = None
+    latin = all(byte >= 0xA0 for byte in data if byte >= 0x80)  # no C1 controls: may be Latin-1
+    if text is not None and not (latin and (_gbk_needs_odd_pairs(data) or _PRIVATE_USE.search(text))):
+        return text
+    return data.decode("latin-1") if latin else text
+
+
+def _gbk_needs_odd_pairs(data: bytes) -> bool:
+    """Whether reading `data` as GBK needs a character with a printable-ASCII second byte (pairs
+    are taken from left to right, as a decoder does)."""
+    position = 0
+    while position < len(data):
+        byte = data[position]
+        if byte < 0x80:
+            position += 1
+            continue
+        if _GBK_ASCII_TRAIL.match(data, position):
+            return True
+        position += 2
+    return False
 
 
 def decode_raw_header(value: str) -> str:
@@ -144,6 +181,11 @@ def decode_encoded_words_scored(text: str) -> tuple[str, int]:
     return "".join(pieces), score
 
 
+def decode_encoded_words(text: str) -> str:
+    """`decode_encoded_words_scored` without the confidence."""
+    return decode_encoded_words_scored(text)[0]
+
+
 def decode_header_text(value: str) -> str:
     """Decode an unstructured raw header value (Subject, a display name) to clean text."""
     text, _ = decode_encoded_words_scored(decode_raw_header(value))
@@ -209,7 +251,8 @@ def _decode_extended(value: str) -> tuple[str, int]:
     parts = value.split("'", 2)
     if len(parts) == 3:
         charset, _, value = parts
-    text, score = decode_bytes(unquote_to_bytes(value), charset or None)
+    # Clients also write the value as raw 8-bit text instead of %-escapes: keep those bytes.
+    text, score = decode_bytes(unquote_to_bytes(header_bytes(value)), charset or None)
     if charset and python_codec(charset) is None:
         score = min(score, GUESSED)
     return text, score
@@ -220,14 +263,22 @@ def decode_param(params: Mapping[str, str], name: str) -> tuple[str, int] | None
     to (text, confidence); None when absent. The RFC 2231 forms win when they decode cleanly."""
     candidates: list[tuple[str, int]] = []
     extended = params.get(name + "*")
-    if extended is not None:
-        candidates.append(_decode_extended(extended))
-    continued = _join_continuations(params, name)
-    if continued is not None:
-        candidates.append(continued)
     plain = params.get(name)
-    if plain is not None:
-        candidates.append(_decode_plain(plain))
+    forms = (
+        (lambda: _decode_extended(extended)) if extended is not None else None,
+        lambda: _join_continuations(params, name),
+        (lambda: _decode_plain(plain)) if plain is not None else None,
+    )
+    for decode in forms:
+        if decode is None:
+            continue
+        try:
+            decoded = decode()
+        except Exception:  # noqa: BLE001 - a form that cannot be decoded costs that form only
+            log.warning("could not decode parameter %r", name, exc_info=True)
+            continue
+        if decoded is not None:
+            candidates.append(decoded)
     candidates = [(text, score) for text, score in candidates if text.strip()]
     if not candidates:
         return None
@@ -255,7 +306,7 @@ def _join_continuations(params: Mapping[str, str], name: str) -> tuple[str, int]
                 parts = value.split("'", 2)
                 if len(parts) == 3:
                     charset, _, value = parts
-            data += unquote_to_bytes(value)  # join bytes: a character may be split between parts
+            data += unquote_to_bytes(header_bytes(value))  # join bytes: a character may be split between parts
             any_encoded = True
         else:
             data += header_bytes(value)
@@ -267,6 +318,16 @@ def _join_continuations(params: Mapping[str, str], name: str) -> tuple[str, int]
     if charset and python_codec(charset) is None:
         score = min(score, GUESSED)
     return text, score
+
+
+# An address a reply can be sent to: what the outgoing composer accepts (RFC 5321 limits length).
+ADDRESS_SYNTAX = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+$")
+MAX_ADDRESS_LENGTH = 254
+
+
+def is_usable_address(address: str) -> bool:
+    """Whether mail can be addressed to `address` (ASCII local part and domain, no spaces)."""
+    return len(address) <= MAX_ADDRESS_LENGTH and ADDRESS_SYNTAX.match(address) is not None
 
 
 def clean_filename(name: str) -> str | None:

@@ -16,12 +16,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from email.utils import format_datetime
 
+from mailbot.mail.headers import is_usable_address
 from mailbot.outbound.compose import Composed
 
 CRLF = "\r\n"
 AUTO_SUBMITTED_VALUES = ("auto-replied", "auto-generated", "no")
 
-_ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+$")
 _DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _MSG_ID = re.compile(r"^[!-;=?-~]{1,250}$")  # printable ASCII without < > and spaces
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
@@ -74,7 +74,7 @@ def _unstructured(text: str) -> str:
 
 def _checked_address(address: str) -> str:
     address = (address or "").strip()
-    if not _ADDRESS.match(address):
+    if not is_usable_address(address):
         raise ValueError(f"not a usable email address: {address!r}")
     return address
 

@@ -8,9 +8,13 @@ never expanded (SPEC 3.1, 4). The readers call these; nothing here decides which
 from __future__ import annotations
 
 import re
+import signal
 import struct
+import threading
 import zipfile
 import zlib
+from contextlib import contextmanager
+from typing import Iterator
 
 from mailbot.config import Limits
 from mailbot.errors import UnreadableFile
@@ -47,10 +51,37 @@ _MESSAGES = {
     "xml_entities": "{name}含有不安全的 XML 声明，为安全起见系统没有打开它。请用 Excel 或 WPS 打开后另存为"
                     "新的 .xlsx 或 .docx 文件再发送。",
     "corrupt": "{name}已损坏或不完整，无法打开。请用 Excel 或 WPS 重新保存后，再发送 .xlsx、.xls 或 .docx 文件。",
+    "too_slow": "{name}内容过于庞大或复杂，系统未能在限定时间内读完。请删除与汇总表无关的工作表、图片和大量公式后，"
+                "另存为 .xlsx 再发送。",
     "empty": "{name}是空文件（0 字节），可能没有上传成功，请重新添加附件后发送。",
     "no_table": "{name}中没有找到表格文件。" + _ASK_FOR_TABLE + "。",
     "unknown": "{name}不是系统能识别的表格文件。" + _ASK_FOR_TABLE + "。",
 }
+
+
+class OverTime(BaseException):
+    """A file took longer than its time budget. A BaseException so that no reader's own
+    `except Exception` turns it into "corrupt": it must reach the one place that reports it."""
+
+
+@contextmanager
+def time_budget(seconds: float | None) -> Iterator[None]:
+    """Raise OverTime in the block after `seconds` of wall time (SIGALRM, so only in the main thread,
+    which is where the worker runs its jobs; elsewhere, and for None, there is no budget)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise OverTime(f"over the {seconds:.1f} s budget")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def describe_file(filename: str | None, archive: str | None = None) -> str:

@@ -21,7 +21,7 @@ from mailbot.config import Limits
 from mailbot.errors import UnreadableFile
 from mailbot.rules.model import Cell, CellError, Sheet, TableFile
 from mailbot.tables.grid import make_sheet, to_cell
-from mailbot.tables.guards import MAX_COLUMNS, MAX_DENSE_CELLS, checked_zip_parts, refusal
+from mailbot.tables.guards import MAX_COLUMNS, MAX_DENSE_CELLS, OverTime, checked_zip_parts, refusal
 
 _PREFIX = rb"(?:[A-Za-z_][\w.-]*:)?"
 _ROW = re.compile(rb"<" + _PREFIX + rb"row\b([^>]*?)(?:/>|>(.*?)</" + _PREFIX + rb"row>)", re.DOTALL)
@@ -211,7 +211,7 @@ def read_with_calamine(data: bytes, limits: Limits, filename: str, scans: dict[s
             merged = [(r0, c0, r1, c1) for (r0, c0), (r1, c1) in (sheet.merged_cell_ranges or [])]
             sheets[meta.name] = make_sheet(meta.name, rows, merged)
     except BaseException as exc:  # noqa: B036  calamine panics surface as pyo3 PanicException(BaseException)
-        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, UnreadableFile)):
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, UnreadableFile, OverTime)):
             raise
         if "password" in str(exc).lower() or type(exc).__name__ == "PasswordError":
             raise refusal("encrypted", filename, f"calamine: {exc}") from exc

@@ -1,0 +1,86 @@
+"""Real-world input through the whole pipeline (issue 10): what other projects' mail and files did
+to mailbot, each as the smallest message that shows it. In process, with the inline reader."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import select
+
+from builders import XLSX, submission, table_xlsx
+from conftest import write_config
+from mailbot.config import load_config
+from mailbot.db.engine import make_sessionmaker, open_database
+from mailbot.db.models import Outbox
+from mailbot.ingest.isolation import InlineRunner
+from mailbot.ingest.pipeline import Inbound, Pipeline
+
+NOW = datetime(2022, 10, 20, 3, 0, tzinfo=timezone.utc)
+BEIMEN = ["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅读"]
+SENDER, MAILBOX = "beimenxx@163.com", "chuyoujiao@163.com"
+
+
+class World:
+    def __init__(self, tmp_path):
+        self.config = load_config(write_config(tmp_path))
+        self.engine = open_database(self.config)
+        self.sessions = make_sessionmaker(self.engine)
+        self.pipeline = Pipeline(self.config, self.sessions, InlineRunner(self.config.limits), lambda: NOW)
+
+    def ingest(self, raw: bytes) -> dict:
+        return self.pipeline.process(Inbound(raw=raw, mailbox="chuyoujiao"))
+
+    def outbox(self) -> list[Outbox]:
+        with self.sessions() as session:
+            return list(session.scalars(select(Outbox).order_by(Outbox.id)))
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = World(tmp_path)
+    yield w
+    w.engine.dispose()
+
+
+@pytest.mark.parametrize("reply_to", ["a@x.com b@x.com c", ".", "😀", "x" * 50_000])
+def test_unusable_reply_to_is_answered_at_from_and_the_table_recorded(world, reply_to):
+    result = world.ingest(submission(SENDER, MAILBOX, [BEIMEN], headers={"Reply-To": reply_to}))
+    assert result["outcome"] == "accepted" and result["sender"] == SENDER and result["message_id"]
+    assert result["reply"]["to"] == [SENDER]
+    assert [mail.to_addrs for mail in world.outbox()] == [[SENDER]]
+
+
+@pytest.mark.parametrize("content_type", ["image/jpeg", "image/png", "application/octet-stream"])
+def test_table_declared_as_a_picture_is_read_by_its_content(world, content_type):
+    raw = submission(SENDER, MAILBOX, attachments=[("IMG_2022.jpg", table_xlsx([BEIMEN]), content_type)])
+    result = world.ingest(raw)
+    assert result["outcome"] == "accepted" and result["rows"][0]["enrolled"] == 1878
+
+
+def test_real_photo_stays_a_photo(world):
+    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF" + b"\x00" * 200
+    result = world.ingest(submission(SENDER, MAILBOX, attachments=[("盖章表.xlsx", jpeg, XLSX)]))
+    assert result["outcome"] == "rejected"
+    assert any("图片" in error or "照片" in error for error in result["errors"])
+
+
+def deep_submission(depth: int) -> bytes:
+    table = submission(SENDER, MAILBOX, [BEIMEN])
+    head, _, body = table.partition(b"\n\n")
+    nested = b"".join(b'--n%d\nContent-Type: multipart/mixed; boundary="n%d"\n\n' % (i - 1, i) for i in range(1, depth))
+    return (head.replace(b"Content-Type: multipart/mixed", b"X-Old: x").replace(b"MIME-Version: 1.0",
+            b'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="n0"') + b"\n\n" + nested
+            + b"--n%d\n" % (depth - 1) + body)
+
+
+def test_600_deep_multipart_is_rejected_with_the_reason_not_no_attachment(world):
+    result = world.ingest(deep_submission(600))
+    assert result["outcome"] == "rejected" and result["sender"] == SENDER
+    assert any("嵌套" in error for error in result["errors"])
+    assert not any("没有附件" in error for error in result["errors"])
+
+
+def test_deep_multipart_from_a_stranger_is_ignored(world):
+    raw = deep_submission(600).replace(SENDER.encode(), b"stranger@example.org")
+    assert world.ingest(raw)["outcome"] == "ignored"
