@@ -320,3 +320,30 @@ def test_row_below_a_complete_header_that_only_looks_like_header_is_data():
     rows = [HEADER, [None, "拓展服务学校", None, None, None, "是", ""], [1, "甲小学", 1, 10, 5, "是", "科普"]]
     table = only_table(rows)
     assert table.header_row == 1 and [r.row_number for r in table.rows] == [2, 3]
+
+
+# --- a header cell that names two columns (issue 10, SPEC 3.2) --------------------------------
+
+BOTH = "是否开展“2+N”模式（是的请填写拓展服务项目）"
+
+
+@pytest.mark.parametrize("both", [BOTH, "2+N模式及拓展服务项目名称", "是否实行2+N模式(项目名称)"])
+def test_cell_naming_2n_and_services_is_the_2n_column_with_services_inline(both):
+    table = only_table([["学校名称", "在校学生数", "参与课后服务学生数", both],
+                        ["安溪县北门小学", 1878, 1797, "是，科普、美术、阅读"]])
+    row = interpret_row(table.rows[0], table.layout)
+    assert row.two_plus_n is True and row.n == 3 and row.services == ["科普", "美术", "阅读"]
+
+
+def test_cell_naming_both_beside_a_services_column_is_the_2n_column():
+    table = only_table([["学校名称", "在校学生数", "参与课后服务学生数", BOTH, "拓展服务项目名称"],
+                        ["安溪县北门小学", 1878, 1797, "是", "科普、美术"]])
+    row = interpret_row(table.rows[0], table.layout)
+    assert row.two_plus_n is True and row.n == 2
+
+
+def test_cell_naming_both_beside_a_2n_column_is_the_services_column():
+    table = only_table([["学校名称", "在校学生数", "参与课后服务学生数", "是否开展“2+N”模式", BOTH],
+                        ["安溪县北门小学", 1878, 1797, "是", "科普、美术"]])
+    row = interpret_row(table.rows[0], table.layout)
+    assert row.two_plus_n is True and row.n == 2

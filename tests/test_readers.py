@@ -225,7 +225,8 @@ def test_zip_of_unreadable_files_names_the_member():
     assert problem.kind == "doc"
     assert "《材料.zip》" in problem.message and "《报表.doc》" in problem.message and ".docx" in problem.message
     assert refused(build_zip({}), "空.zip").kind == "no_table"
-    assert refused(build_zip({"inner.zip": build_zip({"a.xlsx": make_xlsx([HEADER])})}), "a.zip").kind == "unknown"
+    nested = refused(build_zip({"inner.zip": build_zip({"a.xlsx": make_xlsx([HEADER])})}), "a.zip")
+    assert nested.kind == "nested_archive" and "《inner.zip》" in nested.message and "一层" in nested.message
 
 
 # --- hostile and unreadable files ------------------------------------------------------------
@@ -251,8 +252,21 @@ def test_entity_declarations_are_refused_not_expanded():
 
 def test_directory_that_understates_a_member_is_refused():
     data = make_xlsx([HEADER])
-    lying = shrink_declared_size(data, "xl/worksheets/sheet1.xml", 100)
-    assert refused(lying).kind == "zip_bomb"
+    # A member that inflates a little past its entry is damaged (a bad CRC, a cut directory): it is
+    # called corrupt, not a zip bomb (issue 10); one that keeps inflating is a bomb.
+    assert refused(shrink_declared_size(data, "xl/worksheets/sheet1.xml", 100)).kind == "corrupt"
+    padded = edit_part(data, "xl/worksheets/sheet1.xml", lambda xml: xml + b" " * 3_000_000)
+    assert refused(shrink_declared_size(padded, "xl/worksheets/sheet1.xml", 2000)).kind == "zip_bomb"
+
+
+def test_member_with_a_bad_crc_is_corrupt_not_a_bomb():
+    data = bytearray(make_xlsx([HEADER]))
+    position = data.find(b"PK\x01\x02")
+    while position != -1:  # every central directory entry's CRC, as a damaged copy has it
+        data[position + 16] ^= 0xFF
+        position = data.find(b"PK\x01\x02", position + 4)
+    problem = refused(bytes(data))
+    assert problem.kind == "corrupt" and "庞大" not in problem.message and "损坏" in problem.message
 
 
 def test_shared_string_count_no_file_could_hold_is_refused():
@@ -330,3 +344,126 @@ def test_arbitrary_bytes_never_raise_anything_else(data, name):
 
 
 _VALID_XLSX = make_xlsx([HEADER, [1, "安溪县北门小学", 1878, 1797, "是"]])
+
+
+# --- real-world files (issue 10); built by tests/corpus/files.py --------------------------------
+
+from corpus import files as corpus_files  # noqa: E402
+
+
+def grid_values(tables):
+    return [row for table in tables for sheet in table.sheets for row in sheet.rows]
+
+
+def test_small_xls_in_the_mini_stream_reads():
+    (table,) = read(corpus_files.small_xls(), "培文中学.xls")
+    assert table.format == "xls" and any("安溪县培文中学" in row for row in grid_values([table]))
+
+
+def test_cyclic_sector_chain_is_refused_as_corrupt_without_xlrd_looping(monkeypatch):
+    # xlrd's own compound-document reader loops forever on this file; xlrd only ever sees the
+    # Workbook stream olefile took out, so it can no longer reach that loop at all.
+    import xlrd.compdoc
+
+    class ReachedCompDoc(BaseException):  # no reader's `except Exception` may hide it
+        pass
+
+    def never(*args, **kwargs):
+        raise ReachedCompDoc("xlrd must not read the compound file itself")
+
+    monkeypatch.setattr(xlrd.compdoc, "CompDoc", never)
+    try:
+        tables = read(corpus_files.cyclic_xls(), "坏表.xls")
+    except UnreadableFile as problem:
+        assert problem.kind == "corrupt"
+    else:  # olefile read the stream within its size: the table is all there
+        assert any("安溪县培文中学" in row for row in grid_values(tables))
+    assert read(corpus_files.small_xls(), "好表.xls")
+
+
+def test_libreoffice_ods_with_two_sheets_is_read_not_called_a_bomb():
+    (table,) = read(corpus_files.libreoffice_ods(), "汇总表.ods")
+    assert any("安溪县北门小学" in row for row in grid_values([table]))
+
+
+def test_ods_counts_repeated_rows_only_up_to_the_content():
+    from mailbot.tables.xlsx import ods_dense_cells
+    content = zip_parts(corpus_files.libreoffice_ods())["content.xml"]
+    assert ods_dense_cells(content) == 4 * 6  # the widest sheet's real cells, not 2 x 1,048,576 rows
+    many = {"a": [["x"]], "b": [["y"] * 3 for _ in range(5)]}
+    assert ods_dense_cells(zip_parts(corpus_files.libreoffice_ods(many))["content.xml"]) == 15
+    repeated = content.replace(b'<table:table-row table:style-name="ro1"><table:table-cell office:value-type="string"',
+                               b'<table:table-row table:number-rows-repeated="900000"><table:table-cell '
+                               b'office:value-type="string"', 1)
+    assert ods_dense_cells(repeated) >= 900_000  # repeated rows that have content are cells
+
+
+def test_ods_with_basic_macros_is_read_a_doctype_alone_declares_nothing():
+    (table,) = read(corpus_files.libreoffice_ods(basic_macros=True), "带宏.ods")
+    assert any("安溪县北门小学" in row for row in grid_values([table]))
+    assert refused(corpus_files.libreoffice_ods(basic_macros=True, entity=True), "x.ods").kind == "xml_entities"
+
+
+@pytest.mark.parametrize("build, name, kind, words", [
+    (corpus_files.xlsb, "汇总表.xlsb", "xlsb", ".xlsb"),
+    (corpus_files.odt, "汇总表.odt", "odf_text", "OpenDocument"),
+    (corpus_files.fods, "汇总表.fods", "fods", ".fods"),
+    (corpus_files.biff2_xls, "汇总表.xls", "biff_old", "Excel 4.0"),
+    (corpus_files.html_as_xls, "汇总表.xls", "html", "网页"),
+])
+def test_unreadable_formats_are_named_for_what_they_are(build, name, kind, words):
+    problem = refused(build(), name)
+    assert problem.kind == kind and words in problem.message and ".xlsx" in problem.message
+    assert "照片" not in problem.message
+
+
+def test_zip_of_photos_says_what_it_held():
+    problem = refused(corpus_files.zip_of({"盖章表.jpg": corpus_files.photo(), "说明.jpg": corpus_files.photo()}),
+                      "材料.zip")
+    assert problem.kind == "image"  # not a try at sending the table: it never fails a good message
+    assert "《材料.zip》" in problem.message and "《盖章表.jpg》" in problem.message and "没有找到表格文件" in problem.message
+
+
+def test_streaming_scan_finds_what_the_regex_walk_found():
+    from mailbot.tables.xlsx import scan_sheet_xml
+    xml = (b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+           b'<row r="2"><c r="B2" t="e"><f>1/0</f><v>#DIV/0!</v></c><c t="s"><v>0</v></c>'
+           b'<c r="E2"><f>A1</f></c><c r="F2" s="3"/></row><row><c><is><t>x</t></is></c></row>'
+           b"</sheetData></worksheet>")
+    scan = scan_sheet_xml(xml)
+    assert (scan.rows, scan.cols) == (3, 5)
+    assert scan.errors == {(1, 1): CellError("#DIV/0!"), (1, 4): CellError("nocache")}
+    prefixed = xml.replace(b"<worksheet xmlns=", b"<x:worksheet xmlns:x=").replace(b"<row", b"<x:row") \
+        .replace(b"</row", b"</x:row").replace(b"<c ", b"<x:c ").replace(b"<c>", b"<x:c>").replace(b"</c>", b"</x:c>") \
+        .replace(b"<f>", b"<x:f>").replace(b"</f>", b"</x:f>").replace(b"<v>", b"<x:v>").replace(b"</v>", b"</x:v>") \
+        .replace(b"<is>", b"<x:is>").replace(b"</is>", b"</x:is>").replace(b"<sheetData>", b"<x:sheetData>") \
+        .replace(b"</sheetData></worksheet>", b"</x:sheetData></x:worksheet>")
+    assert scan_sheet_xml(prefixed) == scan
+
+
+def test_formula_heavy_workbook_keeps_its_errors():
+    (table,) = read(corpus_files.formula_heavy_xlsx(200), "公式.xlsx")
+    cells = all_cells([table])
+    assert CellError("nocache") in cells and "安溪县北门小学" in cells  # openpyxl caches no values
+
+
+def test_a_file_over_its_time_budget_costs_that_file_only(monkeypatch):
+    from mailbot.ingest import isolation
+    from mailbot.tables import locate
+
+    def slow(table_file):
+        if table_file.filename == "慢.xlsx":
+            import time
+            while True:
+                time.sleep(0.01)
+        return real(table_file)
+
+    real = locate.find_tables
+    monkeypatch.setattr(locate, "find_tables", slow)
+    slow_one = isolation.extract_attachment(Attachment("慢.xlsx", XLSX_TYPE, corpus_files.xlsx()), LIMITS, 0.2)
+    assert slow_one.unreadable.kind == "too_slow" and "《慢.xlsx》" in slow_one.unreadable.message
+    good = isolation.extract_attachment(Attachment("好.xlsx", XLSX_TYPE, corpus_files.xlsx()), LIMITS, 0.2)
+    assert good.unreadable is None and good.tables
+
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -44,7 +44,7 @@ def test_docx_ods_and_plain_zip():
     assert sniff_format(ods, "x.ods") == "ods"
     odt = build_zip({"mimetype": b"application/vnd.oasis.opendocument.text", "content.xml": b"<x/>"},
                     compression=zipfile.ZIP_STORED)
-    assert sniff_format(odt, "x.odt") == "unknown"
+    assert sniff_format(odt, "x.odt") == "odf_text"
     assert sniff_format(build_zip({"a/汇总表.xlsx": b"..."}), "x.zip") == "zip"
 
 

@@ -30,6 +30,10 @@ RATIO_CHECK_FROM = 1024 * 1024  # small members may compress absurdly well (runs
 # aborts the whole process when that fails): 2 million cells is about 64 MB.
 MAX_DENSE_CELLS = 2_000_000
 
+# Kinds that are not a try at sending the table (a signature logo, a photo of the stamped form):
+# they never count as a problem of a message that has a table.
+NOT_A_TABLE_KINDS = frozenset({"image", "pdf", "unknown", "empty", "rtf"})
+
 _ASK_FOR_TABLE = "请发送 .xlsx、.xls 或 .docx 格式的表格文件"
 
 # One sentence per kind; {name} is the file as the school knows it (「附件《x.doc》」).
@@ -53,8 +57,20 @@ _MESSAGES = {
     "corrupt": "{name}已损坏或不完整，无法打开。请用 Excel 或 WPS 重新保存后，再发送 .xlsx、.xls 或 .docx 文件。",
     "too_slow": "{name}内容过于庞大或复杂，系统未能在限定时间内读完。请删除与汇总表无关的工作表、图片和大量公式后，"
                 "另存为 .xlsx 再发送。",
+    "xlsb": "{name}是 Excel 二进制工作簿（.xlsb），系统无法读取。请在 Excel 中另存为“Excel 工作簿（.xlsx）”后重新发送。",
+    "biff_old": "{name}是很旧的 Excel 格式（Excel 4.0 及更早版本），系统无法读取。请用 Excel 或 WPS 打开后另存为 .xlsx "
+                "再发送。",
+    "fods": "{name}是平面 XML 格式的电子表格（.fods），系统无法读取。请在 WPS 或 LibreOffice 中另存为 .xlsx 或 .ods "
+            "后重新发送。",
+    "xml_spreadsheet": "{name}是 Excel 2003 XML 格式的表格，系统无法读取。请用 Excel 或 WPS 打开后另存为 .xlsx 再发送。",
+    "odf_text": "{name}是 OpenDocument 文字或演示文档（如 .odt），不是电子表格，系统无法从中读取表格。请把汇总表"
+                "另存为 .xlsx 或 .docx 后重新发送。",
+    "office_other": "{name}是 Office 文档（如 PowerPoint 演示文稿），但不是 Excel 表格或 Word 文档。" + _ASK_FOR_TABLE + "。",
+    "html": "{name}实际上是网页（HTML）文件，不是表格文件。请用 Excel 或 WPS 打开后另存为 .xlsx 再发送。",
+    "nested_archive": "{name}是压缩包里的压缩包，系统只打开一层压缩包。请把表格文件直接作为附件发送，"
+                      "或只压缩一层后再发送。",
     "empty": "{name}是空文件（0 字节），可能没有上传成功，请重新添加附件后发送。",
-    "no_table": "{name}中没有找到表格文件。" + _ASK_FOR_TABLE + "。",
+    "no_table": "{name}中没有找到表格文件{found}。" + _ASK_FOR_TABLE + "。",
     "unknown": "{name}不是系统能识别的表格文件。" + _ASK_FOR_TABLE + "。",
 }
 
@@ -93,11 +109,16 @@ def describe_file(filename: str | None, archive: str | None = None) -> str:
 
 
 def refusal(kind: str, filename: str | None, detail: str = "", archive: str | None = None,
-            limits: Limits | None = None) -> UnreadableFile:
-    """The UnreadableFile for `kind`, with the Chinese sentence the school will read."""
+            limits: Limits | None = None, found: list[str] | None = None, worded_as: str | None = None
+            ) -> UnreadableFile:
+    """The UnreadableFile for `kind`, with the Chinese sentence the school will read. `found` lists
+    what an archive held instead of a table; `worded_as` takes another kind's sentence (an archive of
+    photos keeps the kind "image" but says what the archive held)."""
     limit_mb = (limits or Limits()).max_attachment_bytes // (1024 * 1024)
-    template = _MESSAGES.get(kind, _MESSAGES["unknown"])
-    message = template.format(name=describe_file(filename, archive), limit_mb=limit_mb)
+    template = _MESSAGES.get(worded_as or kind, _MESSAGES["unknown"])
+    listed = "（里面只有" + "、".join(f"《{name}》" for name in found[:5]) + ("等文件" if len(found) > 5 else "") + "）" \
+        if found else ""
+    message = template.format(name=describe_file(filename, archive), limit_mb=limit_mb, found=listed)
     return UnreadableFile(kind, message, detail or kind)
 
 
@@ -142,7 +163,7 @@ def inflate_member(data: bytes, zf: zipfile.ZipFile, info: zipfile.ZipInfo, file
                 out = inflater.decompress(raw, declared + 1)
             except zlib.error as exc:
                 raise refusal("corrupt", filename, f"member {info.filename!r}: {exc}") from exc
-        if len(out) > declared:
+        if len(out) > declared and not _ends_soon(inflater, raw, declared):
             raise refusal("zip_bomb", filename, f"member {info.filename!r} inflates past its declared "
                           f"{declared} bytes")
     else:
@@ -154,6 +175,23 @@ def inflate_member(data: bytes, zf: zipfile.ZipFile, info: zipfile.ZipInfo, file
     if len(out) != declared or zlib.crc32(out) != info.CRC:
         raise refusal("corrupt", filename, f"member {info.filename!r}: size or CRC differs from the directory")
     return out
+
+
+def _ends_soon(inflater, raw: bytes, declared: int) -> bool:
+    """Whether a member that inflated past its declared size stops soon after: a damaged member (a
+    bad CRC, a flipped bit) then, which is refused as corrupt by the size and CRC check, not a bomb.
+    At most four times the declared size plus 64 KB more is inflated to find out."""
+    budget = 4 * declared + 65536
+    try:
+        while budget > 0 and not inflater.eof:
+            tail = inflater.unconsumed_tail
+            chunk = inflater.decompress(tail, min(budget, 65536)) if tail else inflater.flush()
+            budget -= len(chunk)
+            if not tail and not chunk:
+                break
+    except zlib.error:
+        return True  # the stream breaks off: damaged
+    return budget > 0
 
 
 def _raw_member_bytes(data: bytes, info: zipfile.ZipInfo, filename: str | None) -> bytes:
@@ -185,7 +223,9 @@ def inflate_all(data: bytes, zf: zipfile.ZipFile, limits: Limits, filename: str 
     return members
 
 
-_DECLARATION = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+# Entity declarations are what expand (SPEC 4); a bare DOCTYPE, as in the Basic macro parts of a
+# LibreOffice file, declares nothing, and no reader here loads a DTD.
+_DECLARATION = re.compile(rb"<!\s*ENTITY", re.IGNORECASE)
 _BINARY_FOLDERS = ("/media/", "/embeddings/", "/printerSettings/")
 
 
@@ -201,7 +241,7 @@ def looks_like_xml_part(name: str, content: bytes) -> bool:
 
 
 def refuse_xml_declarations(parts: dict[str, bytes], filename: str | None) -> None:
-    """Refuse any XML part carrying a DOCTYPE or ENTITY declaration (SPEC 4)."""
+    """Refuse any XML part carrying an entity declaration (SPEC 4)."""
     for name, content in parts.items():
         if not looks_like_xml_part(name, content):
             continue
@@ -209,7 +249,7 @@ def refuse_xml_declarations(parts: dict[str, bytes], filename: str | None) -> No
         if content[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00<" in content[:8] or b"<\x00" in content[:8]:
             text = _utf16_text(content)  # UTF-16 XML would hide the declaration from a byte search
         if _DECLARATION.search(text):
-            raise refusal("xml_entities", filename, f"part {name!r} declares a DOCTYPE or ENTITY")
+            raise refusal("xml_entities", filename, f"part {name!r} declares an XML entity")
 
 
 def _utf16_text(content: bytes) -> bytes:

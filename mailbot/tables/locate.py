@@ -156,9 +156,17 @@ def _looks_numeric(cell: Cell) -> bool:
     return isinstance(cell, str) and bool(re.fullmatch(r"[\d,]+(\.\d+)?[人所个名]?", compact(cell)))
 
 
+def names_two_plus_n_and_services(text: str) -> bool:
+    """A cell such as 是否开展“2+N”模式（是的请填写拓展服务项目）: the single 2+N column asking for
+    the services after 是, or a services column beside a 2+N column; the whole header decides."""
+    return "2+N" in text and "模式" in text and column_key(text) == "services"
+
+
 def _match_columns(texts: dict[int, list[str]]) -> _Header:
-    """Give each column the first key its candidate texts name; the first column wins a key."""
+    """Give each column the first key its candidate texts name; the first column wins a key.
+    A cell naming both 2+N and the services is the 2+N column unless another cell is (SPEC 3.2)."""
     header = _Header(0, 0)
+    naming_both: list[int] = []
     for col in sorted(texts):
         for text in texts[col]:
             if text in _SEQUENCE_HEADERS and header.sequence_column is None:
@@ -168,10 +176,15 @@ def _match_columns(texts: dict[int, list[str]]) -> _Header:
             if label is not None:
                 header.modes.setdefault(label, col)
                 break
+            if names_two_plus_n_and_services(text):
+                naming_both.append(col)
+                break
             key = column_key(text)
             if key is not None:
                 header.keys.setdefault(key, col)
                 break
+    for col in naming_both:
+        header.keys.setdefault("two_plus_n" if "two_plus_n" not in header.keys else "services", col)
     # A lone "2+N" column is the yes/no column, not a mode layout.
     if len(header.modes) == 1 and "two_plus_n" not in header.keys:
         header.keys["two_plus_n"] = header.modes.popitem()[1]

@@ -58,7 +58,7 @@ def _read_format(data: bytes, fmt: str, filename: str, limits: Limits, allow_arc
         return [table]
     if fmt == "zip":
         if not allow_archive:
-            raise refusal("unknown", filename, "an archive inside an archive is not opened")
+            raise refusal("nested_archive", filename, "an archive inside an archive is not opened")
         return read_archive(data, filename, limits,
                             lambda content, name: read_table_bytes(content, name, limits, allow_archive=False))
     raise refusal(fmt, filename, f"sniffed as {fmt}", limits=limits)

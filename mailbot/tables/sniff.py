@@ -40,7 +40,8 @@ def extension(filename: str | None) -> str:
 
 def sniff_format(data: bytes, filename: str | None = None) -> str:
     """The format of `data`: a READABLE format, or the kind of file we cannot read ("doc", "wps",
-    "encrypted", "rar", "7z", "pdf", "image", "rtf", "empty", "corrupt", "unknown")."""
+    "encrypted", "rar", "7z", "pdf", "image", "rtf", "xlsb", "odf_text", "fods", "biff_old",
+    "xml_spreadsheet", "html", "office_other", "empty", "corrupt", "unknown")."""
     if not data.strip(b"\x00 \t\r\n"):
         return "empty"
     if data.startswith(ZIP_MAGIC):
@@ -54,8 +55,32 @@ def sniff_format(data: bytes, filename: str | None = None) -> str:
         return "image"
     if data.startswith(b"PK"):
         return "corrupt"  # a zip whose first header is damaged
+    if len(data) >= 4 and data[:2] in _OLD_BIFF_BOF and 4 <= data[2] <= 20 and data[3] == 0:
+        return "biff_old"  # Excel 2.x-4.x saved a bare BIFF stream, without the OLE container
+    markup = sniff_markup(data)
+    if markup:
+        return markup
     if looks_like_csv(data):
         return "csv"
+    return "unknown"
+
+
+# BOF records of BIFF2, BIFF3 and BIFF4 worksheets (BIFF5 and later live inside an OLE file).
+_OLD_BIFF_BOF = (b"\x09\x00", b"\x09\x02", b"\x09\x04")
+
+
+def sniff_markup(data: bytes) -> str | None:
+    """XML and HTML saved under a table's name: flat OpenDocument (.fods/.fodt), Excel 2003 XML,
+    a web page; "unknown" for other XML; None when the bytes are not markup (CSV is text too)."""
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if not head.startswith(b"<"):
+        return None
+    if b"office:document" in head:
+        return "fods" if b"spreadsheet" in head else "odf_text"
+    if b"urn:schemas-microsoft-com:office:spreadsheet" in head or b'progid="excel.sheet"' in head:
+        return "xml_spreadsheet"
+    if b"<html" in head or b"<!doctype html" in head or b"<table" in head:
+        return "html"
     return "unknown"
 
 
@@ -91,9 +116,11 @@ def sniff_zip(data: bytes, filename: str | None) -> str:
                     return "ods"
             except ZIP_ERRORS:
                 return "corrupt"
-        return "unknown"  # an OpenDocument text or presentation, not a spreadsheet
-    if "xl/workbook.bin" in names or "[Content_Types].xml" in names:
-        return "unknown"  # xlsb, pptx and other Office files that hold no readable table
+        return "odf_text"  # an OpenDocument text or presentation, not a spreadsheet
+    if "xl/workbook.bin" in names:
+        return "xlsb"
+    if "[Content_Types].xml" in names:
+        return "office_other"  # pptx and other Office files that hold no readable table
     return "zip"
 
 

@@ -5,6 +5,8 @@ process (a failed allocation while opening, not an exception), and it also drops
 (#REF! comes back blank). xlrd is pure Python, raises ordinary exceptions, keeps error codes and,
 with ragged rows, allocates only the rows it meets; it takes about 0.7 ms for a 5 KB file.
 One pass over the BIFF records finds a password (FILEPASS) first, so that gets its own message.
+olefile takes the Workbook stream out of the compound file and xlrd reads only that stream (see
+read_with_xlrd). On sample 003: xlrd 8.6 ms from the stream, 8.8 ms from the file; calamine 0.02 ms.
 """
 
 from __future__ import annotations
@@ -74,15 +76,21 @@ def workbook_stream(data: bytes, filename: str) -> bytes:
 
 def read_ole_workbook(data: bytes, fmt: str, filename: str, limits: Limits) -> TableFile:
     """An .xls/.et as a TableFile, or UnreadableFile (encrypted, corrupt)."""
-    facts = scan_biff(workbook_stream(data, filename))
+    stream = workbook_stream(data, filename)
+    facts = scan_biff(stream)
     if facts.encrypted:
         raise refusal("encrypted", filename, "BIFF FILEPASS record: the workbook has a password")
-    return TableFile(filename=filename, format=fmt, sheets=read_with_xlrd(data, filename, limits))
+    return TableFile(filename=filename, format=fmt, sheets=read_with_xlrd(stream, filename, limits))
 
 
-def read_with_xlrd(data: bytes, filename: str, limits: Limits) -> list:
+def read_with_xlrd(stream: bytes, filename: str, limits: Limits) -> list:
+    """The sheets of a BIFF Workbook stream. xlrd gets the stream olefile took out of the compound
+    file, never the file itself: xlrd's own compound-document reader follows a cyclic sector chain
+    forever (growing ~8 MB/s), while olefile reads at most the sectors the stream's size needs."""
+    if stream.startswith(b"\xd0\xcf\x11\xe0"):  # xlrd would open it as a compound file again
+        raise refusal("corrupt", filename, "the Workbook stream is itself a compound file")
     try:
-        book = xlrd.open_workbook(file_contents=data, formatting_info=True, ragged_rows=True,
+        book = xlrd.open_workbook(file_contents=stream, formatting_info=True, ragged_rows=True,
                                   on_demand=True, logfile=io.StringIO())
     except xlrd.biffh.XLRDError as exc:
         kind = "encrypted" if "encrypt" in str(exc).lower() else "corrupt"

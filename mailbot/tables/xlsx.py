@@ -24,14 +24,7 @@ from mailbot.tables.grid import make_sheet, to_cell
 from mailbot.tables.guards import MAX_COLUMNS, MAX_DENSE_CELLS, OverTime, checked_zip_parts, refusal
 
 _PREFIX = rb"(?:[A-Za-z_][\w.-]*:)?"
-_ROW = re.compile(rb"<" + _PREFIX + rb"row\b([^>]*?)(?:/>|>(.*?)</" + _PREFIX + rb"row>)", re.DOTALL)
-_CELL = re.compile(rb"<" + _PREFIX + rb"c\b([^>]*?)(?:/>|>(.*?)</" + _PREFIX + rb"c>)", re.DOTALL)
-_ROW_NUMBER = re.compile(rb"(?:^|\s)r\s*=\s*[\"'](\d+)[\"']")
-_CELL_REF = re.compile(rb"(?:^|\s)r\s*=\s*[\"']\$?([A-Za-z]{1,3})\$?(\d+)[\"']")
-_ERROR_TYPE = re.compile(rb"(?:^|\s)t\s*=\s*[\"']e[\"']")
 _FORMULA = re.compile(rb"<" + _PREFIX + rb"f\b")
-_VALUE = re.compile(rb"<" + _PREFIX + rb"v(?:\s[^>]*)?>([^<]+)<")
-_INLINE = re.compile(rb"<" + _PREFIX + rb"is\b")
 _MERGE_REF = re.compile(rb"<" + _PREFIX + rb"mergeCell\b[^>]*?ref\s*=\s*[\"']([A-Za-z]+)(\d+):([A-Za-z]+)(\d+)[\"']")
 _SST_COUNTS = re.compile(rb"<" + _PREFIX + rb"sst\b([^>]*)>")
 _COUNT_ATTR = re.compile(rb"(?:count|uniqueCount)\s*=\s*[\"'](\d+)[\"']")
@@ -83,31 +76,73 @@ def _quick_extent(xml: bytes) -> SheetScan | None:
 
 
 def scan_sheet_xml(xml: bytes) -> SheetScan:
-    """Extent, error values and uncached formulas of one worksheet part, by a regex walk."""
+    """Extent, error values and uncached formulas of one worksheet part: one regex pass for the
+    common sheet, else one streaming parse (lxml iterparse, ~100 MB/s; the lazy-regex walk it
+    replaces ran at ~6 MB/s and took 13 s on a real 870 KB sheet)."""
     quick = _quick_extent(xml)
     if quick is not None:
         return quick
     scan = SheetScan()
-    row_number = 0
-    for row_match in _ROW.finditer(xml):
-        number = _ROW_NUMBER.search(row_match.group(1))
-        row_number = int(number.group(1)) if number else row_number + 1
-        col = -1
-        for cell in _CELL.finditer(row_match.group(2) or b""):
-            attrs, inner = cell.group(1), cell.group(2) or b""
-            ref = _CELL_REF.search(attrs)
-            col = column_index(ref.group(1)) if ref else col + 1
-            row = int(ref.group(2)) - 1 if ref else row_number - 1
-            value = _VALUE.search(inner)
-            has_formula = _FORMULA.search(inner) is not None
-            if not (value or has_formula or _INLINE.search(inner)):
-                continue  # styled but empty: calamine skips it too
-            scan.rows, scan.cols = max(scan.rows, row + 1), max(scan.cols, col + 1)
-            if value and _ERROR_TYPE.search(attrs):
-                scan.errors[(row, col)] = CellError(value.group(1).decode("utf-8", "replace").strip())
-            elif has_formula and not value and not _INLINE.search(inner):
-                scan.errors[(row, col)] = CellError("nocache")
+    row_number, col = 0, -1
+    for event, element in _stream(xml, ("{*}row", "{*}c")):
+        if _local(element.tag) == "row":
+            if event == "start":
+                number = element.get("r", "")
+                row_number = int(number) if number.isdigit() else row_number + 1
+                col = -1
+            else:
+                _forget(element)
+            continue
+        if event == "start":
+            continue
+        ref = _CELL_REF_TEXT.fullmatch(element.get("r", "").strip())
+        col = column_index(ref.group(1).encode()) if ref else col + 1
+        row = int(ref.group(2)) - 1 if ref else row_number - 1
+        value = formula = inline = None
+        for child in element:
+            name = _local(child.tag) if isinstance(child.tag, str) else ""
+            if name == "v" and child.text:
+                value = child.text
+            elif name == "f":
+                formula = child
+            elif name == "is":
+                inline = child
+        if value is None and formula is None and inline is None:
+            continue  # styled but empty: calamine skips it too
+        scan.rows, scan.cols = max(scan.rows, row + 1), max(scan.cols, col + 1)
+        if value is not None and element.get("t") == "e":
+            scan.errors[(row, col)] = CellError(value.strip())
+        elif formula is not None and value is None and inline is None:
+            scan.errors[(row, col)] = CellError("nocache")
     return scan
+
+
+_CELL_REF_TEXT = re.compile(r"\$?([A-Za-z]{1,3})\$?(\d+)")
+
+
+def _stream(xml: bytes, tags: tuple[str, ...]):
+    """Start and end events of `tags` in XML whose declarations were already refused (guards);
+    entities are never resolved, nothing is fetched, and damaged XML is read as far as it goes."""
+    from lxml import etree
+
+    events = etree.iterparse(io.BytesIO(xml), events=("start", "end"), tag=tags, recover=True,
+                             resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        yield from events
+    except etree.XMLSyntaxError:
+        return  # what was read before the damage stands; the reader will judge the rest
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _forget(element) -> None:
+    """Free a finished element and the siblings before it: memory stays flat on long sheets."""
+    element.clear()
+    parent = element.getparent()
+    while parent is not None and element.getprevious() is not None:
+        del parent[0]
 
 
 def worksheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
@@ -144,30 +179,41 @@ def check_shared_string_counts(parts: dict[str, bytes], filename: str | None) ->
             raise refusal("corrupt", filename, f"sharedStrings declares {int(count)} strings")
 
 
-_ODS_ROW = re.compile(rb"<table:table-row\b([^>]*?)(?:/>|>(.*?)</table:table-row>)", re.DOTALL)
-_ODS_CELL = re.compile(rb"<table:(?:covered-)?table-cell\b([^>]*?)(?:/>|>(.*?)</table:(?:covered-)?table-cell>)",
-                       re.DOTALL)
-_ODS_ROWS_REPEATED = re.compile(rb"number-rows-repeated\s*=\s*[\"'](\d+)[\"']")
-_ODS_COLS_REPEATED = re.compile(rb"number-columns-repeated\s*=\s*[\"'](\d+)[\"']")
+_TABLE_NS = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+_OFFICE_NS = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
+_ODS_CELLS = (_TABLE_NS + "table-cell", _TABLE_NS + "covered-table-cell")
 
 
 def ods_dense_cells(content_xml: bytes) -> int:
-    """Cells a dense reader would allocate for content.xml, counting repeated rows and cells."""
-    total_rows = last_row_end = widest = 0
-    for row in _ODS_ROW.finditer(content_xml):
-        repeat = _ODS_ROWS_REPEATED.search(row.group(1))
-        row_repeat = int(repeat.group(1)) if repeat else 1
+    """The most cells a dense reader would allocate for one sheet of content.xml: per sheet, the rows
+    up to the last one with content times its widest row, repeats counted. LibreOffice pads every
+    sheet with a million repeated empty rows; those are not cells (calamine skips them too)."""
+    largest = rows = last_row_end = widest = 0
+    for event, element in _stream(content_xml, (_TABLE_NS + "table", _TABLE_NS + "table-row")):
+        if element.tag == _TABLE_NS + "table":
+            if event == "start":
+                rows = last_row_end = widest = 0
+            else:
+                largest = max(largest, last_row_end * widest)
+            continue
+        if event == "start":
+            continue
         col = last_col_end = 0
-        for cell in _ODS_CELL.finditer(row.group(2) or b""):
-            repeat = _ODS_COLS_REPEATED.search(cell.group(1))
-            col += int(repeat.group(1)) if repeat else 1
-            inner = (cell.group(2) or b"").strip()
-            if b"value-type" in cell.group(1) or (inner and inner != b"<text:p/>"):
+        for cell in element:
+            if cell.tag not in _ODS_CELLS:
+                continue
+            col += _repeat(cell.get(_TABLE_NS + "number-columns-repeated"))
+            if cell.get(_OFFICE_NS + "value-type") is not None or "".join(cell.itertext()).strip():
                 last_col_end = col
-        total_rows += row_repeat
+        rows += _repeat(element.get(_TABLE_NS + "number-rows-repeated"))
         if last_col_end:
-            last_row_end, widest = total_rows, max(widest, last_col_end)
-    return last_row_end * widest
+            last_row_end, widest = rows, max(widest, last_col_end)
+        _forget(element)
+    return max(largest, last_row_end * widest)  # a sheet left open by damaged XML counts too
+
+
+def _repeat(value: str | None) -> int:
+    return int(value) if value and value.strip().isdigit() else 1
 
 
 def read_zip_workbook(data: bytes, fmt: str, filename: str, limits: Limits) -> TableFile:

@@ -10,7 +10,7 @@ from typing import Callable
 from mailbot.config import Limits
 from mailbot.errors import UnreadableFile
 from mailbot.rules.model import TableFile
-from mailbot.tables.guards import ZIP_ERRORS, check_zip_directory, inflate_member, refusal
+from mailbot.tables.guards import NOT_A_TABLE_KINDS, ZIP_ERRORS, check_zip_directory, inflate_member, refusal
 
 # Reads one member's bytes given its name; raises UnreadableFile when it holds no table.
 MemberReader = Callable[[bytes, str], list[TableFile]]
@@ -53,7 +53,7 @@ def read_archive(data: bytes, filename: str, limits: Limits, read_member: Member
         raise refusal("corrupt", filename, f"bad zip: {exc}") from exc
     check_zip_directory(zf, limits, filename)
     tables: list[TableFile] = []
-    first_problem: UnreadableFile | None = None
+    problems: list[tuple[str, UnreadableFile]] = []
     for info in infos:
         name = member_name(info)
         if info.is_dir() or is_skipped(name):
@@ -63,11 +63,15 @@ def read_archive(data: bytes, filename: str, limits: Limits, read_member: Member
             content = inflate_member(data, zf, info, filename)
             tables.extend(read_member(content, shown))
         except UnreadableFile as problem:
-            if first_problem is None:
-                first_problem = refusal(problem.kind, shown, f"in {filename}: {problem.detail}", archive=filename,
-                                        limits=limits)
+            problems.append((shown, problem))
     if tables:
         return tables
-    if first_problem is not None:
-        raise first_problem
+    attempts = [(shown, problem) for shown, problem in problems if problem.kind not in NOT_A_TABLE_KINDS]
+    if attempts:  # a table file that could not be read: say why, naming it inside the archive
+        shown, problem = attempts[0]
+        raise refusal(problem.kind, shown, f"in {filename}: {problem.detail}", archive=filename, limits=limits)
+    if problems:  # photos, PDFs, other files: say what the archive held instead of a table
+        kind = problems[0][1].kind
+        raise refusal(kind, filename, f"no table among {len(problems)} files", worded_as="no_table",
+                      found=[shown for shown, _ in problems])
     raise refusal("no_table", filename, "the archive holds no files")
