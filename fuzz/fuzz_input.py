@@ -156,7 +156,7 @@ class Harness:
             path = self.crash_dir / f"{kind}-{key}.bin"
             path.write_bytes(data)
             (self.crash_dir / f"{kind}-{key}.txt").write_text(f"{summary}\n\n{detail}", encoding="utf-8")
-            found["reproducer"] = str(path.relative_to(ROOT))
+            found["reproducer"] = str(path)
 
     def write_report(self) -> None:
         self.last_write = time.time()
