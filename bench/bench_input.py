@@ -21,7 +21,8 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 from conftest import write_config  # noqa: E402
 from corpus.build import cases  # noqa: E402
 from mailbot.config import load_config  # noqa: E402
-from mailbot.db.engine import make_sessionmaker, open_database  # noqa: E402
+from mailbot.db.engine import make_sessionmaker
+from mailbot.db.migrate import prepare_database  # noqa: E402
 from mailbot.ingest.isolation import WorkerPool  # noqa: E402
 from mailbot.ingest.pipeline import Inbound, Pipeline  # noqa: E402
 
@@ -46,7 +47,7 @@ def main(rounds: int) -> None:
                     state = Path(scratch) / f"{name}-{round_number}"
                     state.mkdir()
                     message_config = load_config(write_config(state))
-                    engine = open_database(message_config)
+                    engine = prepare_database(message_config)
                     pipeline = Pipeline(message_config, make_sessionmaker(engine), pool,
                                         lambda: datetime(2022, 10, 20, 3, 0, tzinfo=timezone.utc))
                     began = time.perf_counter()

@@ -37,7 +37,8 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
 with atheris.instrument_imports(include=["mailbot"]):
     from mailbot.config import Limits, load_config
-    from mailbot.db.engine import make_sessionmaker, open_database
+    from mailbot.db.engine import make_sessionmaker
+    from mailbot.db.migrate import prepare_database
     from mailbot.ingest.isolation import InlineRunner
     from mailbot.ingest.pipeline import Inbound, Pipeline
     from mailbot.tables.locate import find_tables
@@ -66,7 +67,7 @@ class Harness:
         self.state = Path(tempfile.mkdtemp(prefix="mailbot-fuzz-"))
         from conftest import write_config
         self.config = load_config(write_config(self.state))
-        self.engine = open_database(self.config)
+        self.engine = prepare_database(self.config)
         self.pipeline = Pipeline(self.config, make_sessionmaker(self.engine), InlineRunner(self.config.limits),
                                  lambda: __import__("datetime").datetime(2022, 10, 20, 3, 0,
                                                                         tzinfo=__import__("datetime").timezone.utc))

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from builders import XLSX, submission, table_xlsx
 from conftest import write_config
 from mailbot.config import load_config
-from mailbot.db.engine import make_sessionmaker, open_database
+from mailbot.db.engine import make_sessionmaker
+from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Outbox
 from mailbot.ingest.isolation import InlineRunner
 from mailbot.ingest.pipeline import Inbound, Pipeline
@@ -24,7 +25,7 @@ SENDER, MAILBOX = "beimenxx@163.com", "chuyoujiao@163.com"
 class World:
     def __init__(self, tmp_path):
         self.config = load_config(write_config(tmp_path))
-        self.engine = open_database(self.config)
+        self.engine = prepare_database(self.config)
         self.sessions = make_sessionmaker(self.engine)
         self.pipeline = Pipeline(self.config, self.sessions, InlineRunner(self.config.limits), lambda: NOW)
 
