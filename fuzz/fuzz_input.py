@@ -18,6 +18,7 @@ problems and a reproducer of each (fuzz/out/crashes/).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -35,7 +36,9 @@ import atheris
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-with atheris.instrument_imports(include=["mailbot"]):
+# --replay runs saved inputs without instrumentation, at the speed mailbot really runs.
+_REPLAY = "--replay" in sys.argv
+with (contextlib.nullcontext() if _REPLAY else atheris.instrument_imports(include=["mailbot"])):
     from mailbot.config import Limits, load_config
     from mailbot.db.engine import make_sessionmaker
     from mailbot.db.migrate import prepare_database
@@ -110,7 +113,7 @@ class Harness:
         if elapsed > self.slowest[0]:
             self.slowest = (elapsed, target)
         if elapsed > SLOW_SECONDS:
-            self._record("slow", f"{target} over {SLOW_SECONDS:g} s", data, f"{elapsed:.2f} s")
+            self._record("slow", f"{target} over {SLOW_SECONDS:g} s", data, f"{elapsed:9.2f} s")
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if rss_mb > RSS_LIMIT_MB and not self.rss_flagged:
             self.rss_flagged = True
@@ -153,6 +156,8 @@ class Harness:
         found = self.problems.setdefault(key, {"kind": kind, "summary": summary, "where": frame, "count": 0,
                                                "first_execution": self.executions, "reproducer": ""})
         found["count"] += 1
+        if kind == "slow" and detail > found.get("worst", ""):  # keep the slowest input of the kind
+            found["worst"], found["reproducer"] = detail.rjust(10), ""
         if not found["reproducer"]:
             path = self.crash_dir / f"{kind}-{key}.bin"
             path.write_bytes(data)
@@ -199,6 +204,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--report", type=Path, default=ROOT / "fuzz" / "out" / "report.json")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--replay", type=Path, nargs="+", help="run these inputs (files or folders) once each")
     args, rest = parser.parse_known_args()
     args.report.parent.mkdir(parents=True, exist_ok=True)
     corpus = args.report.parent / "corpus"
@@ -211,6 +217,17 @@ def main() -> None:
 
     signal.signal(signal.SIGALRM, expire)
     harness = Harness(args.report)
+    if args.replay:
+        paths = [p for root in args.replay for p in (sorted(root.iterdir()) if root.is_dir() else [root])]
+        for path in paths:
+            if path.suffix != ".txt":
+                began = time.monotonic()
+                harness.run(path.read_bytes())
+                if time.monotonic() - began > SLOW_SECONDS / 2:
+                    print(f"{time.monotonic() - began:6.2f} s  {path}")
+        harness.write_report()
+        print(json.dumps({k: v for k, v in json.loads(args.report.read_text()).items() if k != "problems"}))
+        return
     import atexit
     atexit.register(harness.write_report)
     argv = [sys.argv[0], f"-max_total_time={int(args.minutes * 60)}", f"-seed={args.seed}", "-max_len=2000000",
