@@ -9,6 +9,7 @@ grid is streamed with openpyxl instead (its values only; macros never run in eit
 
 from __future__ import annotations
 
+import functools
 import io
 import posixpath
 import re
@@ -39,6 +40,7 @@ class SheetScan:
     errors: dict[tuple[int, int], CellError] = field(default_factory=dict)  # 0-based (row, col)
 
 
+@functools.lru_cache(maxsize=4096)  # a sheet names a few dozen columns, thousands of times each
 def column_index(letters: bytes) -> int:
     """0-based index of a column name: A -> 0, AA -> 26."""
     index = 0
