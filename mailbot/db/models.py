@@ -44,6 +44,7 @@ class Message(Base):
         UniqueConstraint("mailbox", "folder", "uidvalidity", "uid", name="uq_messages_mailbox_uid"),
         Index("ix_messages_message_id", "message_id"),
         Index("ix_messages_sha256", "sha256"),
+        Index("ix_messages_sender", "sender"),  # a school's messages (web console, `messages list --school`)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -74,7 +75,8 @@ class Submission(Base):
     """One accepted table for one school and month. A later one replaces it; history is kept."""
 
     __tablename__ = "submissions"
-    __table_args__ = (Index("ix_submissions_school_month", "school", "month"),)
+    __table_args__ = (Index("ix_submissions_school_month", "school", "month"),
+                      Index("ix_submissions_month", "month"))  # a month's rows in force (overview, summary)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     school: Mapped[str] = mapped_column(String(255))  # the roster name
@@ -105,7 +107,8 @@ class Outbox(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_status", "status", "next_attempt_at"),
-                      Index("ix_outbox_recipient", "recipient", "created_at"))
+                      Index("ix_outbox_recipient", "recipient", "created_at"),
+                      Index("ix_outbox_message_pk", "message_pk"))  # the replies a message caused
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(255), unique=True)

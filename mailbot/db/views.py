@@ -10,16 +10,20 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+import json
+from datetime import timezone
+
+from sqlalchemy import String, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config, School
 from mailbot.db.campaign import excused_schools
 from mailbot.db.models import Excuse, Message, Outbox, Quarantine, Submission, VoidLog
 from mailbot.rules.status import InForce, month_status
-from mailbot.summary.aggregate import SCOPES, TARGET_TWO_PLUS_N, TARGET_TWO_PLUS_THREE, figures_of, school_lines
+from mailbot.summary.aggregate import (SCOPES, TARGET_TWO_PLUS_N, TARGET_TWO_PLUS_THREE, StoredRow, figures_of,
+                                       school_lines)
 from mailbot.summary.formatting import count, percent
-from mailbot.summary.load import months_on_record, rows_in_force
+from mailbot.summary.load import months_on_record
 from mailbot.summary.render import rate_text, target_verdict
 from mailbot.timeutil import deadline_of
 
@@ -49,12 +53,31 @@ def _kpi_cards(figures) -> list[dict]:
     ]
 
 
+def month_rows(session: Session, month: str) -> dict[str, StoredRow]:
+    """The rows in force for one month (as summary.load.rows_in_force gives them), read lean: the
+    time and the services come as their stored text and are decoded here with the C parsers, which
+    for 2,000 schools is most of the difference between a slow overview and a fast one."""
+    query = select(Submission.school, type_coerce(Submission.received_at, String), Submission.late,
+                   Submission.sender, Submission.schools_count, Submission.enrolled, Submission.participating,
+                   Submission.two_plus_n, Submission.n, type_coerce(Submission.services, String)).where(
+        Submission.month == month, Submission.replaced_by.is_(None), Submission.voided_at.is_(None))
+    rows = {}
+    for school, received, late, sender, count_, enrolled, participating, two_plus_n, n, services in \
+            session.execute(query.order_by(Submission.id)):
+        # UTCDateTime keeps naive UTC ("2022-10-20 12:11:00.000000"); JSON keeps the list.
+        received_at = datetime.fromisoformat(received).replace(tzinfo=timezone.utc)
+        names = tuple(x for x in (json.loads(services) if services else []) if isinstance(x, str))
+        rows[school] = StoredRow(school, month, received_at, bool(late), sender or "", count_, enrolled,
+                                 participating, bool(two_plus_n), n, names)
+    return rows
+
+
 def month_overview(session: Session, config: Config, month: str, level: str | None = None) -> dict:
     """本月概览: the KPI cards and every active school's state, figures and submitted time.
 
     `level` ("primary" or "middle") narrows both the cards and the list."""
     reporting = int(month[5:]) in config.schedule.reporting_months
-    rows = {row.school: row for row in rows_in_force(session, month, month)}
+    rows = month_rows(session, month)
     lines = school_lines(month, config.schools, rows, excused_schools(session, month),
                          config.schedule.deadline_day, config.timezone, reporting)
     scope = level if level in SCOPES else "all"

@@ -71,7 +71,14 @@ def served(app):
     """The app on a free loopback port, served by waitress in a thread; yields the base URL."""
     from waitress.server import create_server
     server = create_server(app, host="127.0.0.1", port=0, threads=4, ident="mailbot-test")
-    thread = threading.Thread(target=server.run, daemon=True)
+
+    def run():
+        try:
+            server.run()
+        except OSError:  # the listening socket closed under the loop's select(): the server stopped
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
