@@ -467,3 +467,13 @@ def test_a_file_over_its_time_budget_costs_that_file_only(monkeypatch):
 
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def test_xml_parts_of_a_damaged_workbook_are_never_read_as_csv():
+    # Found by fuzzing: a flipped byte in the name xl/workbook.xml made the file a plain zip, and its
+    # XML parts (commas in attributes) came out as CSV tables.
+    parts = zip_parts(make_xlsx([HEADER]))
+    parts["xl/workbook.xmX"] = parts.pop("xl/workbook.xml")
+    parts["[Content_Types].xmX"] = parts.pop("[Content_Types].xml")
+    problem = refused(build_zip(parts), "汇总表.xlsx")
+    assert problem.kind in ("unknown", "corrupt") and "网页" not in problem.message

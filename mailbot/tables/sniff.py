@@ -79,8 +79,8 @@ def sniff_markup(data: bytes) -> str | None:
         return "fods" if b"spreadsheet" in head else "odf_text"
     if b"urn:schemas-microsoft-com:office:spreadsheet" in head or b'progid="excel.sheet"' in head:
         return "xml_spreadsheet"
-    if b"<html" in head or b"<!doctype html" in head or b"<table" in head:
-        return "html"
+    if b"<html" in head or b"<!doctype html" in head or head.startswith((b"<table", b"<meta")):
+        return "html"  # (an Excel table part, <?xml ...?><table xmlns=...>, is XML, not a web page)
     return "unknown"
 
 
