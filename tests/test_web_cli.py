@@ -101,3 +101,31 @@ def test_listen_address_and_session_secret(tmp_path):
 def test_web_help_has_an_example():
     result = CliRunner().invoke(cli, ["web", "--help"])
     assert result.exit_code == 0 and "Example" in result.output and "user" in result.output
+
+
+def test_mailbot_web_serves_the_console_until_stopped(config_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from servers import free_port
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(config_path), "web", "--listen",
+                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUTF8": "1"})
+    try:
+        deadline, page = time.monotonic() + 60, None
+        while page is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as response:
+                    page = (response.status, response.headers["Content-Security-Policy"], response.read().decode())
+            except OSError:
+                time.sleep(0.2)
+        assert page is not None, proc.stderr.read().decode() if proc.poll() is not None else "no answer"
+        status, csp, html = page
+        assert status == 200 and "default-src 'none'" in csp and "请登录" in html
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
