@@ -10,6 +10,8 @@ from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, Lar
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from mailbot.db.states import OutboxStatus, QuarantineStatus
+
 
 class UTCDateTime(TypeDecorator):
     """Aware datetimes in, aware UTC datetimes out (SQLite keeps no time zone)."""
@@ -121,7 +123,7 @@ class Outbox(Base):
     message_id: Mapped[str] = mapped_column(String(255), index=True)  # ours, without <>
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))  # what caused it
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|sending|sent|failed
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.QUEUED)  # mailbot.db.states
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -142,7 +144,7 @@ class Quarantine(Base):
     message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
     reason: Mapped[str] = mapped_column(Text)
     candidate_schools: Mapped[list] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|approved|rejected
+    status: Mapped[str] = mapped_column(String(16), default=QuarantineStatus.PENDING)  # mailbot.db.states
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decided_by: Mapped[str | None] = mapped_column(String(255))

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.config import MailboxConfig
 from mailbot.db.models import Outbox
+from mailbot.db.states import OutboxStatus
 from mailbot.outbound.message import build_email, make_message_id
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def queue_mail(session: Session, *, key: str, kind: str, mailbox: MailboxConfig,
                       auto_submitted=auto_submitted, reply_to=reply_to, message_id=message_id, date=now)
     row = Outbox(key=key, kind=kind, mailbox=mailbox.name, from_addr=mailbox.address, recipient=to[0].lower(),
                  to_addrs=to, subject=composed.subject, message_id=message_id.strip("<>"), raw=raw,
-                 message_pk=message_pk, status="queued", attempts=0, next_attempt_at=now, created_at=now)
+                 message_pk=message_pk, status=OutboxStatus.QUEUED, attempts=0, next_attempt_at=now, created_at=now)
     session.add(row)
     session.flush()
     return row

@@ -56,6 +56,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.outbound import alarms
 from mailbot.config import Config, MailboxConfig
 from mailbot.db.models import Outbox
+from mailbot.db.states import OutboxStatus
 from mailbot.errors import ConfigError, PermanentSendError, TemporarySendError, TransportError
 from mailbot.timeutil import start_of_day
 
@@ -167,15 +168,15 @@ def requeue_abandoned(sessions: sessionmaker[Session], now: datetime, *, this_ho
     count = 0
     with sessions() as session:
         stuck = session.execute(select(Outbox.id, Outbox.claimed_by, Outbox.claimed_at)
-                                .where(Outbox.status == "sending")).all()
+                                .where(Outbox.status == OutboxStatus.SENDING)).all()
         session.commit()  # see _end_read
         for row_id, claimed_by, claimed_at in stuck:
             if not claim_is_abandoned(claimed_by, claimed_at, now, this_host=host, pid_alive=pid_alive):
                 continue
             done = session.execute(update(Outbox).where(
-                Outbox.id == row_id, Outbox.status == "sending",
+                Outbox.id == row_id, Outbox.status == OutboxStatus.SENDING,
                 Outbox.claimed_by.is_(None) if claimed_by is None else Outbox.claimed_by == claimed_by,
-            ).values(status="queued", claimed_by=None, claimed_at=None, next_attempt_at=now))
+            ).values(status=OutboxStatus.QUEUED, claimed_by=None, claimed_at=None, next_attempt_at=now))
             if done.rowcount == 1:
                 log.warning("outbox #%d was left in `sending` by %s: queued again (it may have reached the "
                             "server already; see mailbot.outbound.sending)", row_id, claimed_by)
@@ -186,13 +187,13 @@ def requeue_abandoned(sessions: sessionmaker[Session], now: datetime, *, this_ho
 
 def sent_today(session: Session, mailbox: str, day_start: datetime) -> int:
     return session.scalar(select(func.count()).select_from(Outbox).where(
-        Outbox.mailbox == mailbox, Outbox.status == "sent", Outbox.sent_at >= day_start)) or 0
+        Outbox.mailbox == mailbox, Outbox.status == OutboxStatus.SENT, Outbox.sent_at >= day_start)) or 0
 
 
 def next_due(session: Session, now: datetime, after_id: int, blocked: set[str], capped: set[str]) -> Outbox | None:
     """The oldest queued row that is due, after `after_id`, from a mailbox allowed to send.
     A capped mailbox may still send alarms; a broken one sends nothing."""
-    query = select(Outbox).where(Outbox.status == "queued", Outbox.next_attempt_at <= now, Outbox.id > after_id)
+    query = select(Outbox).where(Outbox.status == OutboxStatus.QUEUED, Outbox.next_attempt_at <= now, Outbox.id > after_id)
     if blocked:
         query = query.where(Outbox.mailbox.not_in(blocked))
     if capped:
@@ -209,8 +210,8 @@ def _end_read(session: Session) -> None:
 
 def claim(session: Session, row_id: int, token: str, now: datetime) -> bool:
     """The conditional update that makes a row ours; committed at once so others see it."""
-    won = session.execute(update(Outbox).where(Outbox.id == row_id, Outbox.status == "queued")
-                          .values(status="sending", claimed_by=token, claimed_at=now)).rowcount == 1
+    won = session.execute(update(Outbox).where(Outbox.id == row_id, Outbox.status == OutboxStatus.QUEUED)
+                          .values(status=OutboxStatus.SENDING, claimed_by=token, claimed_at=now)).rowcount == 1
     session.commit()
     return won
 
@@ -218,7 +219,7 @@ def claim(session: Session, row_id: int, token: str, now: datetime) -> bool:
 def record_sent(session: Session, row_id: int, token: str, now: datetime, refused: dict) -> None:
     note = "; ".join(f"{addr}: {code} {text}" for addr, (code, text) in refused.items()) or None
     done = session.execute(update(Outbox).where(Outbox.id == row_id, Outbox.claimed_by == token)
-                           .values(status="sent", sent_at=now, claimed_by=None, claimed_at=None,
+                           .values(status=OutboxStatus.SENT, sent_at=now, claimed_by=None, claimed_at=None,
                                    last_error=f"some recipients refused: {note}" if note else None))
     session.commit()
     if done.rowcount != 1:
@@ -317,7 +318,7 @@ def _send_one(session: Session, config: Config, mailbox: MailboxConfig, row: Out
         wait = backoff(attempts, config.sending.retry_base_seconds)
         log.warning("outbox #%d to %s: %s; retry %d/%d in %s", row.id, row.recipient, exc, attempts,
                     config.sending.max_attempts, wait)
-        release(session, row.id, token, status="queued", attempts=attempts, last_error=str(exc),
+        release(session, row.id, token, status=OutboxStatus.QUEUED, attempts=attempts, last_error=str(exc),
                 next_attempt_at=clock() + wait)
         return "retrying"
     except PermanentSendError as exc:
@@ -326,14 +327,14 @@ def _send_one(session: Session, config: Config, mailbox: MailboxConfig, row: Out
     except (TransportError, ConfigError) as exc:
         # The account, not the message: keep the row as it was and stop using this account.
         log.error("mailbox %s cannot send: %s", mailbox.name, exc)
-        release(session, row.id, token, status="queued", last_error=str(exc))
+        release(session, row.id, token, status=OutboxStatus.QUEUED, last_error=str(exc))
         alarms.send_account(session, config, mailbox, error=str(exc), now=clock())
         session.commit()
         return str(exc)
     except Exception:
         # A bug of ours, before or while talking to the server: the row was not sent by us
         # knowingly; give it back rather than leave it in `sending`.
-        release(session, row.id, token, status="queued")
+        release(session, row.id, token, status=OutboxStatus.QUEUED)
         raise
     record_sent(session, row.id, token, clock(), refused)
     log.info("sent outbox #%d %s to %s via %s", row.id, row.kind, ", ".join(row.to_addrs), mailbox.name)
@@ -343,7 +344,7 @@ def _send_one(session: Session, config: Config, mailbox: MailboxConfig, row: Out
 def _fail(session: Session, config: Config, mailbox: MailboxConfig, row: Outbox, token: str, attempts: int,
           error: str, now: datetime) -> None:
     log.error("outbox #%d to %s failed for good after %d attempt(s): %s", row.id, row.recipient, attempts, error)
-    release(session, row.id, token, status="failed", attempts=attempts, last_error=error)
+    release(session, row.id, token, status=OutboxStatus.FAILED, attempts=attempts, last_error=error)
     if row.kind != alarms.KIND:  # an alarm about a failed alarm would only fail the same way
         alarms.send_refused(session, config, mailbox, row_id=row.id, recipients=list(row.to_addrs),
                             subject=row.subject, attempts=attempts, error=error, now=now)
