@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import email.policy
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,7 +14,7 @@ from conftest import write_config
 from mailbot.config import load_config
 from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
-from mailbot.db.models import Message, Outbox, Quarantine, Submission
+from mailbot.db.models import KnownSender, Message, Outbox, Quarantine, Submission
 from mailbot.ingest.isolation import InlineRunner
 from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.ingest.quarantine import approve
@@ -32,7 +33,7 @@ class World:
         self.pipeline = Pipeline(self.config, self.sessions, InlineRunner(self.config.limits), lambda: self.now)
 
     def ingest(self, raw: bytes, mailbox: str = "chuyoujiao", **kw) -> dict:
-        return self.pipeline.process(Inbound(raw=raw, mailbox=mailbox, **kw))
+        return self.pipeline.process(Inbound(raw=raw, mailbox=mailbox, **kw)).as_json()
 
     def outbox(self) -> list[Outbox]:
         with self.sessions() as s:
@@ -83,7 +84,7 @@ def test_unknown_sender_is_quarantined_then_approved_and_remembered(world):
         assert q.candidate_schools == ["安溪县北门小学"]
         assert s.scalar(select(func.count()).select_from(Submission)) == 0
     assert [m.kind for m in world.outbox()] == ["operator_quarantine"]
-    approved = approve(world.config, world.sessions, lambda: world.now, q.id, [], True, "tester")
+    approved = approve(world.config, world.sessions, lambda: world.now, q.id, [], True, "tester").as_json()
     assert approved["outcome"] == "accepted" and approved["reply"]["to"] == ["teacher@qq.com"]
     again = world.ingest(submission("teacher@qq.com", "chuyoujiao@163.com", [BEIMEN], subject="更正 课后服务"))
     assert again["outcome"] == "accepted"
@@ -197,3 +198,62 @@ def test_closing_the_pipeline_waits_for_the_archive_and_stops_its_thread(world):
     pipeline.close()  # a second close is harmless
     with pytest.raises(RuntimeError, match="closed"):  # nothing can be stored that would not be synced
         pipeline.archive.store(b"Subject: late\r\n\r\n")
+
+
+def _text_of(raw: bytes) -> str:
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    return parsed.get_body(("plain",)).get_content()
+
+
+def test_an_unreadable_table_is_rejected_with_its_reason_once_in_the_json_and_the_mail(world):
+    """Issue 10, defect 8: the reason was stated twice, in the result and in the rejection."""
+    raw = submission("beimenxx@163.com", "chuyoujiao@163.com", None,
+                     attachments=[("汇总表.xlsx", b"PK\x03\x04 not a zip at all", "application/octet-stream")])
+    result = world.ingest(raw)
+    assert result["outcome"] == "rejected" and len(result["errors"]) == 1
+    (reason,) = result["errors"]
+    (mail,) = world.outbox()
+    assert mail.kind == "rejection" and _text_of(mail.raw).count(reason) == 1
+
+
+def _quarantined(world) -> int:
+    assert world.ingest(submission("teacher@qq.com", "chuyoujiao@163.com", [BEIMEN]))["outcome"] == "quarantined"
+    with world.sessions() as s:
+        return s.scalar(select(Quarantine.id))
+
+
+def _still_quarantined(world, quarantine_id: int) -> None:
+    with world.sessions() as s:
+        held = s.get(Quarantine, quarantine_id)
+        assert held.status == "pending" and held.decided_at is None
+        assert s.get(Message, held.message_pk).outcome == "quarantined"
+        assert s.scalar(select(func.count()).select_from(KnownSender)) == 0
+        assert s.scalar(select(func.count()).select_from(Submission)) == 0
+    assert [m.kind for m in world.outbox()] == ["operator_quarantine"]
+
+
+def test_a_worker_failure_during_approval_leaves_the_message_in_quarantine(world):
+    quarantine_id = _quarantined(world)
+    failed = approve(world.config, world.sessions, lambda: world.now, quarantine_id, [], True, "tester",
+                     runner=BrokenRunner(world.config.limits)).as_json()
+    assert failed["outcome"] == "failed" and "a bug in a reader" in failed["errors"][0]
+    _still_quarantined(world, quarantine_id)
+    again = approve(world.config, world.sessions, lambda: world.now, quarantine_id, [], True, "tester",
+                    runner=InlineRunner(world.config.limits)).as_json()
+    assert again["outcome"] == "accepted" and again["reply"]["to"] == ["teacher@qq.com"]
+    with world.sessions() as s:
+        assert s.get(Quarantine, quarantine_id).status == "approved"
+        assert s.scalar(select(func.count()).select_from(KnownSender)) == 1
+
+
+def test_a_bug_while_processing_an_approval_commits_nothing(world, monkeypatch):
+    quarantine_id = _quarantined(world)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug while recording")
+
+    monkeypatch.setattr("mailbot.ingest.pipeline.record_rows", broken)
+    failed = approve(world.config, world.sessions, lambda: world.now, quarantine_id, [], True, "tester",
+                     runner=InlineRunner(world.config.limits)).as_json()
+    assert failed["outcome"] == "failed" and "a bug while recording" in failed["errors"][0]
+    _still_quarantined(world, quarantine_id)

@@ -70,7 +70,8 @@ class World:
 
     def poll(self, **kwargs) -> tuple[list[dict], list]:
         results: list[dict] = []
-        reports = poll_mailboxes(self.config, self.sessions, self.pipeline, self.clock, results.append, **kwargs)
+        reports = poll_mailboxes(self.config, self.sessions, self.pipeline, self.clock,
+                                 lambda result: results.append(result.as_json()), **kwargs)
         return results, reports
 
     def count(self, model, *where) -> int:
@@ -119,7 +120,7 @@ def test_every_sample_polled_gives_what_ingest_gives(tmp_path, dovecot):
 
     results, reports = polled.poll()
     # Ingest the same files in the order the poll reads them: mailbox by mailbox, oldest first.
-    ingested = [by_file.pipeline.process(Inbound(raw=path.read_bytes(), mailbox=mb.name, label=str(path)))
+    ingested = [by_file.pipeline.process(Inbound(raw=path.read_bytes(), mailbox=mb.name, label=str(path))).as_json()
                 for mb in by_file.config.mailboxes for _n, path, expect in samples if expect["mailbox"] == mb.name]
 
     assert all(r.ok for r in reports)

@@ -38,11 +38,11 @@ def ingest(c: Context, mailbox, as_json, school, month, files):
     failed = False
     for result in ingest_files(config, c.sessions(), c.clock, name, [Path(f) for f in files], files,
                                school=school, month=month):
-        failed |= result["outcome"] == "failed"
+        failed |= result.outcome == "failed"
         if as_json:
-            echo_json(result)
+            echo_json(result.as_json())
         else:
-            print_result(result)
+            print_result(result.as_json())
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
@@ -63,7 +63,8 @@ def poll(c: Context, as_json, no_send):
       mailbot poll --json | jq .outcome
     """
     from mailbot.ingest.poll import poll_and_send
-    report = poll_and_send(c.config, c.sessions(), c.clock, echo_json if as_json else print_result,
+    show = echo_json if as_json else print_result
+    report = poll_and_send(c.config, c.sessions(), c.clock, lambda result: show(result.as_json()),
                            send=not no_send)
     for mb in report.mailboxes:
         counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(mb.outcomes.items())) or "nothing new"
@@ -128,9 +129,9 @@ def quarantine_approve(c: Context, quarantine_id, remember, schools, as_json):
     from mailbot.ingest.quarantine import approve
     result = approve(c.config, c.sessions(), c.clock, quarantine_id, list(schools), remember, operator())
     if as_json:
-        echo_json(result)
+        echo_json(result.as_json())
     else:
-        print_result(result)
+        print_result(result.as_json())
 
 
 @quarantine.command("reject")

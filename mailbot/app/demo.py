@@ -88,7 +88,8 @@ class Demo:
     def poll(self, pipeline) -> None:
         from mailbot.ingest.poll import poll_and_send
 
-        def show(result: dict) -> None:
+        def show(outcome) -> None:
+            result = outcome.as_json()
             rows = "; ".join(f"{r['school']} 在校{r['enrolled']} 参与{r['participating']} N={r['n']}"
                              for r in result.get("rows", []) if r.get("ok"))
             problems = " ".join(e for r in result.get("rows", []) for e in r.get("errors", [])) or " ".join(

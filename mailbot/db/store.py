@@ -8,8 +8,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from mailbot.db.models import KnownSender, Message, Outbox, Quarantine, Submission
+from mailbot.db.states import QuarantineStatus
+from mailbot.rules.outcome import PROCESSED_OUTCOMES
 
-FINAL_OUTCOMES = ("accepted", "rejected", "quarantined", "ignored", "duplicate")
 REPLY_KINDS = ("receipt", "rejection")
 
 
@@ -28,7 +29,7 @@ def find_processed_twin(session: Session, message_id: str | None, sha256: str, e
     condition = Message.message_id == message_id if message_id else Message.sha256 == sha256
     return session.execute(select(Message.id, Message.message_id, Message.sender).where(
         condition, Message.id != exclude_pk,
-        Message.outcome.in_(("accepted", "rejected", "quarantined", "ignored"))).order_by(Message.id).limit(1)).first()
+        Message.outcome.in_(sorted(PROCESSED_OUTCOMES))).order_by(Message.id).limit(1)).first()
 
 
 def submission_in_force(session: Session, school: str, month: str) -> Submission | None:
@@ -68,4 +69,14 @@ def known_senders(session: Session) -> dict[str, set[str]]:
 
 def pending_quarantine(session: Session) -> list[tuple[Quarantine, Message]]:
     return list(session.execute(select(Quarantine, Message).join(Message, Quarantine.message_pk == Message.id)
-                                .where(Quarantine.status == "pending").order_by(Quarantine.id)).tuples())
+                                .where(Quarantine.status == QuarantineStatus.PENDING)
+                                .order_by(Quarantine.id)).tuples())
+
+
+def hold(session: Session, message_pk: int, reason: str, candidate_schools: list[str], now: datetime) -> Quarantine:
+    """Put a message in quarantine, pending the operator's decision."""
+    held = Quarantine(message_pk=message_pk, reason=reason, candidate_schools=candidate_schools,
+                      status=QuarantineStatus.PENDING, created_at=now)
+    session.add(held)
+    session.flush()
+    return held

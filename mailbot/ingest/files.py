@@ -9,12 +9,13 @@ from typing import Iterator
 from mailbot.config import Config
 from mailbot.ingest.isolation import WorkerPool
 from mailbot.ingest.pipeline import Inbound, Pipeline
+from mailbot.rules.outcome import Result
 
 log = logging.getLogger(__name__)
 
 
 def ingest_files(config: Config, sessions, clock, mailbox: str, paths: list[Path], labels: list[str],
-                 school: str | None = None, month: str | None = None) -> Iterator[dict]:
+                 school: str | None = None, month: str | None = None) -> Iterator[Result]:
     with WorkerPool(config.limits) as runner:
         if school is not None:
             from mailbot.ingest.manual import enter_table

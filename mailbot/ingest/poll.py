@@ -49,6 +49,7 @@ from mailbot.ingest.poll_ledger import (ledger_at, load_state, processed_ids, re
 from mailbot.ingest.poll_plan import Triage, advance_mark, triage
 from mailbot.outbound import alarms
 from mailbot.outbound.sending import SendReport, send_outbox
+from mailbot.rules.outcome import Outcome, Result
 from mailbot.rules.roster import Roster
 from mailbot.transports.imap_responses import RemoteMessage
 from mailbot.transports.inbox import Inbox, InboxSession, open_inbox as default_open_inbox
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 
 MARK_SAVE_SECONDS = 1.0
 
-ResultCallback = Callable[[dict], None]
+ResultCallback = Callable[[Result], None]
 
 
 @dataclass
@@ -83,7 +84,7 @@ class PollReport:
 
     @property
     def ok(self) -> bool:
-        return (not self.skipped_busy and all(m.ok and not m.outcomes.get("failed") for m in self.mailboxes)
+        return (not self.skipped_busy and all(m.ok and not m.outcomes.get(Outcome.FAILED) for m in self.mailboxes)
                 and (self.sending is None or self.sending.ok))
 
 
@@ -94,15 +95,16 @@ class _Tally:
     def __init__(self, report: MailboxPoll, on_result: ResultCallback | None):
         self.report, self.on_result = report, on_result
 
-    def __call__(self, result: dict) -> None:
-        self.report.outcomes[result["outcome"]] = self.report.outcomes.get(result["outcome"], 0) + 1
+    def __call__(self, result: Result) -> None:
+        outcome = result.outcome.value
+        self.report.outcomes[outcome] = self.report.outcomes.get(outcome, 0) + 1
         if self.on_result is not None:
             self.on_result(result)
 
 
 def download_and_process(pipeline: Pipeline, inbox: Inbox, session: InboxSession, mailbox: MailboxConfig,
                          keys: list, label: Callable[[object], str], report: MailboxPoll,
-                         fetch_batch_bytes: int) -> Iterator[tuple[object, dict]]:
+                         fetch_batch_bytes: int) -> Iterator[tuple[object, Result]]:
     """(key, committed result) for each message downloaded: the step IMAP and Maildir share."""
     in_flight: deque = deque()
 
@@ -160,7 +162,7 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
             for uid, result in download_and_process(pipeline, inbox, imap, mailbox, to_fetch, label, report,
                                                     fetch_batch_bytes):
                 settled.add(uid)
-                if result["outcome"] == "accepted" and mailbox.move_processed_to:
+                if result.outcome == Outcome.ACCEPTED and mailbox.move_processed_to:
                     imap.move(uid, mailbox.move_processed_to)
                 tally(result)
                 if time.monotonic() - saved_at >= MARK_SAVE_SECONDS:
@@ -185,8 +187,8 @@ def _triage_and_record(config: Config, mailbox: MailboxConfig, sessions: session
                       max_message_bytes=config.limits.max_message_bytes)
         now = clock()
         unread = [record_unread(session, mailbox.name, folder, uidvalidity, m, outcome, label(m.uid), now)
-                  for m, outcome in [(m, "duplicate") for m in plan.duplicate]
-                  + [(m, "ignored") for m, _why in plan.ignore]]
+                  for m, outcome in [(m, Outcome.DUPLICATE) for m in plan.duplicate]
+                  + [(m, Outcome.IGNORED) for m, _why in plan.ignore]]
         session.commit()
     for message, why in plan.ignore:
         log.info("ignored unread mailbox=%s uid=%s sender=%s: %s", mailbox.name, message.uid,

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.db.models import MailboxState, Message
 from mailbot.ingest.poll_plan import unread_result
+from mailbot.rules.outcome import PROCESSED_OUTCOMES, Outcome, Result
 from mailbot.transports.imap_responses import RemoteMessage
 
-PROCESSED = ("accepted", "rejected", "quarantined", "ignored")  # what a Message-ID twin must have
 SQL_CHUNK = 500
 
 
@@ -34,21 +34,21 @@ def ledger_at(session: Session, mailbox: str, folder: str, uidvalidity: int, uid
             Message.mailbox == mailbox, Message.folder == folder, Message.uidvalidity == uidvalidity,
             Message.uid.in_(chunk)))
         for uid, outcome, attempts in rows:
-            (retry if outcome in (None, "failed") and attempts < max_attempts else settled).add(uid)
+            (retry if outcome in (None, Outcome.FAILED) and attempts < max_attempts else settled).add(uid)
     return settled, retry
 
 
 def retry_below_mark(session: Session, mailbox: str, folder: str, uidvalidity: int, max_attempts: int) -> set[str]:
     return set(session.scalars(select(Message.uid).where(
         Message.mailbox == mailbox, Message.folder == folder, Message.uidvalidity == uidvalidity,
-        or_(Message.outcome.is_(None), Message.outcome == "failed"), Message.attempts < max_attempts)))
+        or_(Message.outcome.is_(None), Message.outcome == Outcome.FAILED), Message.attempts < max_attempts)))
 
 
 def processed_ids(session: Session, message_ids: list[str]) -> set[str]:
     found: set[str] = set()
     for chunk in _chunks(sorted(set(message_ids))):
         found.update(session.scalars(select(Message.message_id).where(
-            Message.message_id.in_(chunk), Message.outcome.in_(PROCESSED))))
+            Message.message_id.in_(chunk), Message.outcome.in_(sorted(PROCESSED_OUTCOMES)))))
     return found
 
 
@@ -71,11 +71,11 @@ def save_mark(sessions: sessionmaker[Session], mailbox: str, folder: str, uidval
 
 
 def record_unread(session: Session, mailbox: str, folder: str, uidvalidity: int, message: RemoteMessage,
-                  outcome: str, label: str, now: datetime) -> dict:
+                  outcome: Outcome, label: str, now: datetime) -> Result:
     """Put a message decided without downloading into the ledger (no archive copy: not read)."""
     result = unread_result(label, mailbox, message, outcome)
     session.add(Message(mailbox=mailbox, folder=folder, uidvalidity=uidvalidity, uid=str(message.uid),
                         source="imap", message_id=message.message_id, sha256="", archive_path="",
                         size=message.size, sender=message.from_addr, subject="", received_at=now, read_at=now,
-                        outcome=outcome, errors=[], warnings=[], attempts=1, result=result))
+                        outcome=outcome, errors=[], warnings=[], attempts=1, result=result.as_json()))
     return result

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from mailbot.rules.classify import own_mail_reason
+from mailbot.rules.outcome import Outcome, Result
 from mailbot.transports.imap_responses import RemoteMessage
 
 
@@ -55,7 +56,6 @@ def advance_mark(mark: int, wanted: Iterable[int], settled: set[int]) -> int:
     return mark
 
 
-def unread_result(label: str, mailbox: str, message: RemoteMessage, outcome: str) -> dict:
-    """The `ingest --json` object of a message decided without downloading it."""
-    return {"file": label, "message_id": message.message_id, "mailbox": mailbox, "sender": message.from_addr,
-            "outcome": outcome, "month": None, "rows": [], "errors": [], "warnings": [], "reply": None}
+def unread_result(label: str, mailbox: str, message: RemoteMessage, outcome: Outcome) -> Result:
+    """The result of a message decided without downloading it."""
+    return Result(label, outcome, message.message_id, mailbox, message.from_addr)

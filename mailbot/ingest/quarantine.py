@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from sqlalchemy import select
 
-from mailbot.ingest.archive import read_archived
 from mailbot.config import Config
 from mailbot.db.models import KnownSender, Message, Quarantine
+from mailbot.db.states import QuarantineStatus
 from mailbot.errors import MailbotError
+from mailbot.ingest.archive import read_archived
 from mailbot.ingest.isolation import WorkerPool
 from mailbot.ingest.pipeline import Inbound, Pipeline
+from mailbot.rules.outcome import Result
 from mailbot.rules.roster import Roster
 
 
@@ -17,16 +21,20 @@ def _pending(session, quarantine_id: int) -> tuple[Quarantine, Message]:
     q = session.get(Quarantine, quarantine_id)
     if q is None:
         raise MailbotError(f"no quarantined message with id {quarantine_id} (see `mailbot quarantine list`)")
-    if q.status != "pending":
+    if q.status != QuarantineStatus.PENDING:
         raise MailbotError(f"quarantine {quarantine_id} was already {q.status}")
     return q, session.get(Message, q.message_pk)
 
 
 def approve(config: Config, sessions, clock, quarantine_id: int, schools: list[str], remember: bool,
-            operator: str) -> dict:
-    """Process the message as if the school had sent it: rows recorded, receipt to the sender."""
+            operator: str, *, runner=None) -> Result:
+    """Process the message as if the school had sent it: rows recorded, receipt to the sender.
+
+    The approval, the remembered sender and the processing are one transaction: if the worker
+    fails or processing breaks, the message is still pending in quarantine and can be approved
+    again (the result is `failed`)."""
     roster = Roster(config.schools)
-    with sessions.begin() as session:
+    with sessions() as session:  # read only: check before the workers start
         q, message = _pending(session, quarantine_id)
         chosen = schools or list(q.candidate_schools)
         unknown = [s for s in chosen if s not in roster.by_name]
@@ -35,19 +43,26 @@ def approve(config: Config, sessions, clock, quarantine_id: int, schools: list[s
         raw = read_archived(config.state_dir, message.archive_path)
         inbound = Inbound(raw=raw, mailbox=message.mailbox, source="operator", folder=message.folder,
                           uidvalidity=message.uidvalidity, uid=message.uid, label=f"quarantine:{quarantine_id}")
-        q.status, q.decided_at, q.decided_by = "approved", clock(), operator
+        message_pk = message.id
+
+    def record_approval(session) -> None:
+        q, message = _pending(session, quarantine_id)  # again: another operator may have decided meanwhile
+        q.status, q.decided_at, q.decided_by = QuarantineStatus.APPROVED, clock(), operator
         if remember:
             existing = {(k.email, k.school) for k in session.scalars(select(KnownSender))}
             for school in chosen:
                 if (message.sender, school) not in existing:
                     session.add(KnownSender(email=message.sender, school=school, created_at=clock(),
                                             created_by=operator))
-        message_pk = message.id
-    with WorkerPool(config.limits) as runner, Pipeline(config, sessions, runner, clock) as pipeline:
-        return pipeline.reprocess(inbound, message_pk, chosen)
+
+    with contextlib.ExitStack() as stack:
+        if runner is None:
+            runner = stack.enter_context(WorkerPool(config.limits))
+        pipeline = stack.enter_context(Pipeline(config, sessions, runner, clock))
+        return pipeline.reprocess(inbound, message_pk, chosen, within=record_approval)
 
 
 def reject(sessions, clock, quarantine_id: int, reason: str, operator: str) -> None:
     with sessions.begin() as session:
         q, message = _pending(session, quarantine_id)
-        q.status, q.decided_at, q.decided_by, q.note = "rejected", clock(), operator, reason or None
+        q.status, q.decided_at, q.decided_by, q.note = QuarantineStatus.REJECTED, clock(), operator, reason or None

@@ -1,5 +1,8 @@
 """What mailbot answers (SPEC 4): receipts and rejections to schools, notices to the operator.
-Builds the template contexts from the decision and queues the mail in the caller's transaction."""
+
+Renders only: whether to answer, to whom, and every warning are in the `Decision`
+(mailbot.rules.decide). Builds the template contexts from it and queues the mail in the caller's
+transaction."""
 
 from __future__ import annotations
 
@@ -8,15 +11,15 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from mailbot.db import store
 from mailbot.outbound.compose import compose
 from mailbot.config import Config, MailboxConfig
 from mailbot.db.models import Message, Quarantine
-from mailbot.rules.labels import LEVEL_LABELS, SECTION_LABELS
+from mailbot.rules.labels import SECTION_LABELS
 from mailbot.rules.month import month_label
 from mailbot.outbound.outbox import queue_mail
+from mailbot.rules.outcome import Decision
 from mailbot.rules.roster import Roster
-from mailbot.timeutil import deadline_of, label_date, label_datetime, start_of_day
+from mailbot.timeutil import deadline_of, label_date, label_datetime
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,6 @@ def section_label(mailbox: MailboxConfig) -> str:
 class Responder:
     def __init__(self, config: Config):
         self.config = config
-        self.own_addresses = {mb.address for mb in config.mailboxes}
         self._templates: dict[tuple, bytes] = {}
 
     def template(self, school: str | None, level: str | None, month: str | None) -> tuple[str, bytes, str]:
@@ -44,26 +46,14 @@ class Responder:
                                                   mailbox_address=mailbox.address)
         return template_filename(school, month), self._templates[key], XLSX_TYPE
 
-    def respond(self, session: Session, inbound, record: Message, msg, decision, roster: Roster, recorded,
-                received_at: datetime, now: datetime) -> dict | None:
-        mailbox = self.config.mailbox(inbound.mailbox)
-        if decision.outcome == "quarantined":
-            self._quarantine(session, mailbox, record, msg, decision, received_at, now)
-            return None
-        if decision.outcome not in ("accepted", "rejected"):
-            return None
-        # RFC 3834: answer the Reply-To address if the school set one, else the sender.
-        to = [msg.reply_to[0]] if msg.reply_to and msg.reply_to[0] not in self.own_addresses else [msg.from_addr]
-        cap = self.config.replies.max_per_sender_per_day
-        if store.replies_today(session, to[0], start_of_day(now, self.config.timezone)) >= cap:
-            log.warning("reply cap reached for %s (%d today): no reply to message %s", to[0], cap, msg.message_id)
-            decision.warnings.append(f"今日已向该邮箱自动回复{cap}次，本次不再回复。")
-            return None
-        if decision.outcome == "accepted":
-            kind, context, attachments = "receipt", self._receipt_context(mailbox, decision, recorded, roster,
-                                                                         received_at), []
+    def reply(self, session: Session, mailbox: MailboxConfig, record: Message, msg, decision: Decision,
+              roster: Roster, recorded, received_at: datetime, now: datetime) -> dict:
+        """Render the answer the decision asks for and queue it; return the result's `reply` object."""
+        kind, to = decision.reply.kind, decision.reply.to
+        if kind == "receipt":
+            context, attachments = self._receipt_context(mailbox, decision, recorded, received_at), []
         else:
-            kind, context, attachments = self._rejection(mailbox, decision, roster, received_at)
+            context, attachments = self._rejection(mailbox, decision, roster, received_at)
         composed = compose(kind, context)
         queue_mail(session, key=f"reply:{record.id}", kind=kind, mailbox=mailbox, to=to, composed=composed,
                    now=now, attachments=attachments, in_reply_to=msg.message_id,
@@ -77,18 +67,11 @@ class Responder:
         return {"mailbox_label": section_label(mailbox), "month_label": month_label(month) if month else "",
                 "deadline_label": label_date(deadline) if deadline else f"每月{self.config.schedule.deadline_day}日"}
 
-    def _receipt_context(self, mailbox: MailboxConfig, decision, recorded, roster: Roster, received_at) -> dict:
+    def _receipt_context(self, mailbox: MailboxConfig, decision: Decision, recorded, received_at) -> dict:
         months = sorted({r.row.month for r in recorded})
         ctx = self._common(mailbox, months[0])
         if len(months) > 1:
             ctx["month_label"] = "、".join(month_label(m) for m in months)
-        wrong = sorted({roster.by_name[r.row.school].level for r in recorded} - set(mailbox.levels))
-        note = ""
-        if wrong:
-            right = self.config.mailbox_for_level(wrong[0])
-            note = (f"本校为{LEVEL_LABELS[wrong[0]]}，课后服务汇总表应报送{SECTION_LABELS[wrong[0]]}邮箱 "
-                    f"{right.address}。本次数据已照常登记，下次请发送至该邮箱。")
-            decision.warnings.append(note)
         ctx.update({
             "school_names": sorted({r.row.school for r in recorded}, key=[r.row.school for r in recorded].index),
             "rows": [{"school": r.row.school, "schools_count": r.row.schools_count, "enrolled": r.row.enrolled,
@@ -103,11 +86,12 @@ class Responder:
             "replaces": [{"school": r.row.school,
                           "received_label": label_datetime(r.replaced.received_at, self.config.timezone)}
                          for r in recorded if r.replaced is not None],
-            "wrong_mailbox_note": note,
+            "wrong_mailbox_note": decision.wrong_mailbox_note,
         })
         return ctx
 
-    def _rejection(self, mailbox: MailboxConfig, decision, roster: Roster, received_at: datetime):
+    def _rejection(self, mailbox: MailboxConfig, decision: Decision, roster: Roster,
+                   received_at: datetime) -> tuple[dict, list]:
         months = [r.month for r in decision.rows if r.month]
         local = received_at.astimezone(self.config.timezone)
         month = months[0] if months else f"{local.year:04d}-{local.month:02d}"
@@ -117,15 +101,11 @@ class Responder:
         ctx.update({"school_names": schools, "problems": problems or ["表格中没有可登记的数据。"]})
         attachments = [self.template(name, roster.by_name[name].level, month) for name in schools
                        if name in roster.by_name] or [self.template(None, mailbox.levels[0], month)]
-        return "rejection", ctx, attachments
+        return ctx, attachments
 
     # -- operator notices --------------------------------------------------------------------------
-    def _quarantine(self, session: Session, mailbox: MailboxConfig, record: Message, msg, decision,
-                    received_at: datetime, now: datetime) -> None:
-        q = Quarantine(message_pk=record.id, reason=decision.reason, candidate_schools=decision.sender_schools,
-                       status="pending", created_at=now)
-        session.add(q)
-        session.flush()
+    def tell_operator_of_quarantine(self, session: Session, mailbox: MailboxConfig, record: Message, msg,
+                                    decision: Decision, q: Quarantine, received_at: datetime, now: datetime) -> None:
         if not self.config.operator_email:
             log.warning("quarantined message %s from %s: no [operator] email to tell", msg.message_id, msg.from_addr)
             return

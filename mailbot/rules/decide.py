@@ -1,0 +1,235 @@
+"""Every decision about one message, from data (SPEC 3.4-4): its outcome, its problems and
+warnings, and whether it is answered.
+
+`decide` runs `OUTCOME_RULES` in order; the first rule that returns a decision wins, the way a
+Mailman chain does. Each rule reads `Facts`, which computes what several rules need (the
+sender's schools, the rows) once, when first asked. Then `with_reply` says whether the decision is
+answered (the reply cap included) and adds the warnings that go with the answer.
+
+Nothing here reads the database or the clock: the pipeline gathers that into `Context` first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Callable, Mapping
+from zoneinfo import ZoneInfo
+
+from mailbot.rules import classify
+from mailbot.rules.automatic import automatic_reason
+from mailbot.rules.identify import drop_repeated_rows, identify_rows
+from mailbot.rules.labels import LEVEL_LABELS, SECTION_LABELS
+from mailbot.rules.model import ParsedMessage, RawTable, RowResult
+from mailbot.rules.month import month_of
+from mailbot.rules.outcome import Decision, Outcome, Reply, Twin
+from mailbot.rules.roster import Roster
+from mailbot.rules.rows import interpret_row
+
+if TYPE_CHECKING:  # plain data from the worker; the rules never run it
+    from mailbot.ingest.analysis import Analysis
+
+# Attachment kinds that are not an attempt at sending the table (a signature logo, a photo).
+NOT_TABLE_KINDS = {"image", "pdf", "unknown", "empty", "rtf"}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the decision needs beyond the message itself, gathered by the pipeline."""
+
+    received_at: datetime  # aware: the message's date, else its newest Received, else when read
+    timezone: ZoneInfo  # the bureau's, for the month a table is for
+    mailbox_levels: tuple[str, ...]  # the school levels the receiving mailbox serves
+    address_for_level: Mapping[str, str]  # where each level's schools should send
+    own_addresses: frozenset[str]  # the bureau's mailboxes: never answered, never a reply address
+    message_bytes: int
+    max_message_bytes: int
+    reply_cap: int  # replies per recipient per day
+    replies_today: int  # replies already queued today to `reply_recipient(message)`
+    our_message_ids: frozenset[str] = frozenset()  # of the message's In-Reply-To/References, ours
+    twin: Twin | None = None  # an earlier processed copy of this message
+    trusted_schools: tuple[str, ...] | None = None  # the operator approved it as sent by these
+
+
+def decide(msg: ParsedMessage, analysis: Analysis, roster: Roster, context: Context) -> Decision:
+    facts = Facts(msg, analysis, roster, context)
+    for rule in OUTCOME_RULES:
+        decision = rule(facts)
+        if decision is not None:
+            return with_reply(decision, facts)
+    raise AssertionError("the last rule always decides")
+
+
+def reply_recipient(msg: ParsedMessage, own_addresses: frozenset[str] | set[str]) -> str:
+    """RFC 3834: answer the Reply-To address if the school set one, else the sender."""
+    if msg.reply_to and msg.reply_to[0] not in own_addresses:
+        return msg.reply_to[0]
+    return msg.from_addr
+
+
+def table_rows(tables: list[RawTable], roster: Roster, sender_schools: list[str],
+               month_for: Callable[[RawTable], str]) -> list[RowResult]:
+    """Every data row of these tables, its values interpreted, its school identified, its month
+    set to `month_for(table)`."""
+    rows: list[RowResult] = []
+    for table in tables:
+        month = month_for(table)
+        found = [interpret_row(raw, table.layout) for raw in table.rows]
+        for row in found:
+            row.month = month
+        identify_rows(found, sender_schools, roster, len(table.rows))
+        rows.extend(found)
+    return rows
+
+
+class Facts:
+    """What the rules ask about one message; each computed at most once."""
+
+    def __init__(self, msg: ParsedMessage, analysis: Analysis, roster: Roster, context: Context):
+        self.msg, self.analysis, self.roster, self.context = msg, analysis, roster, context
+
+    @cached_property
+    def sender_schools(self) -> list[str]:
+        if self.context.trusted_schools is not None:
+            return list(self.context.trusted_schools)
+        return self.roster.schools_of_sender(self.msg.from_addr)
+
+    @cached_property
+    def trusted(self) -> bool:
+        approved = self.context.trusted_schools is not None
+        return bool(self.sender_schools) and (approved or not self.msg.auth_failed)
+
+    @cached_property
+    def tables(self) -> list[RawTable]:
+        return [t for ex in self.analysis.extracted for t in ex.tables]
+
+    @cached_property
+    def problems(self) -> list[str]:
+        """Why each attachment that looked like a table could not be read."""
+        return [ex.unreadable.message for ex in self.analysis.extracted
+                if ex.unreadable is not None and ex.unreadable.kind not in NOT_TABLE_KINDS]
+
+    @cached_property
+    def rows(self) -> list[RowResult]:
+        local_sent = self.context.received_at.astimezone(self.context.timezone)
+        return table_rows(self.tables, self.roster, self.sender_schools,
+                          lambda table: month_of([table.title_text, self.msg.subject, table.file], local_sent))
+
+
+# -- the outcome rules, in order ------------------------------------------------------------------
+
+def duplicate(f: Facts) -> Decision | None:
+    """The same message (Message-ID, else bytes) was processed before; an approval is not a repeat."""
+    if f.context.twin is not None and f.context.trusted_schools is None:
+        return Decision(Outcome.DUPLICATE, twin=f.context.twin, reason=f"duplicate of message #{f.context.twin.id}")
+    return None
+
+
+def automatic_mail(f: Facts) -> Decision | None:
+    """Auto-replies, bounces, lists and the bureau's own mail are never taken or answered."""
+    why = automatic_reason(f.msg) or classify.own_mail_reason(f.msg, set(f.context.own_addresses))
+    return Decision(Outcome.IGNORED, reason=why) if why else None
+
+
+def oversized(f: Facts) -> Decision | None:
+    """Answered from the headers alone: the body of an oversized message is never parsed."""
+    if not f.analysis.oversized:
+        return None
+    schools = list(f.context.trusted_schools or ()) or f.roster.schools_of_sender(f.msg.from_addr)
+    if not schools or f.msg.auth_failed:
+        return Decision(Outcome.IGNORED, reason="oversized message from an unknown sender")
+    size_mb = f.context.message_bytes / 1024 / 1024
+    limit_mb = f.context.max_message_bytes / 1024 / 1024
+    return Decision(Outcome.REJECTED, sender_schools=schools, reason="message over the size limit", errors=[
+        f"邮件大小约 {size_mb:.0f} MB，超过系统可接收的 {limit_mb:.0f} MB。汇总表文件通常只有几十 KB，"
+        "请只附上填写好的表格文件（不要附照片或扫描件）后重新发送。"])
+
+
+def stranger_without_attachments(f: Facts) -> Decision | None:
+    if not f.trusted and not f.msg.attachments:
+        return Decision(Outcome.IGNORED, reason="unknown sender, nothing attached")
+    return None
+
+
+def stranger(f: Facts) -> Decision | None:
+    """A table from someone not in the roster (or forged) waits for the operator."""
+    if f.trusted:
+        return None
+    if not any(t.rows for t in f.tables):
+        return Decision(Outcome.IGNORED, reason="unknown sender, no table")
+    why = "forged sender (SPF/DKIM fail)" if f.msg.auth_failed and f.sender_schools else "sender not in the roster"
+    candidates = sorted({r.school for r in f.rows if r.school})
+    return Decision(Outcome.QUARANTINED, rows=f.rows, reason=why, sender_schools=candidates)
+
+
+def other_business(f: Facts) -> Decision | None:
+    """A registered school writing about something else is left for the staff."""
+    attempt = (bool(f.tables) or classify.mentions_submission(f.msg)
+               or classify.replies_to_us(f.msg, set(f.context.our_message_ids)))
+    return None if attempt else Decision(Outcome.IGNORED, reason="registered sender, not about the report")
+
+
+def submission(f: Facts) -> Decision:
+    """A submission attempt: accepted when one row is valid, else rejected with every reason."""
+    rows = drop_repeated_rows(f.rows)
+    if any(r.ok for r in rows):
+        return Decision(Outcome.ACCEPTED, rows=rows, errors=f.problems, sender_schools=f.sender_schools)
+    errors = f.problems + ([] if rows else why_nothing(f))
+    return Decision(Outcome.REJECTED, rows=rows, errors=errors, sender_schools=f.sender_schools,
+                    reason="nothing valid to record")
+
+
+OUTCOME_RULES: tuple[Callable[[Facts], Decision | None], ...] = (
+    duplicate, automatic_mail, oversized, stranger_without_attachments, stranger, other_business, submission)
+
+
+def why_nothing(f: Facts) -> list[str]:
+    """The plain-Chinese reasons a submission attempt had nothing to record, beyond `f.problems`
+    (each unreadable table file has already said why, and is not said twice)."""
+    if f.tables:
+        return ["表格中没有找到填写了数据的学校行（表头下方为空）。请在表头下方逐行填写本校数据后重新发送。"]
+    if f.msg.big_attachment_links:
+        return ["邮件中的表格是以“超大附件”（下载链接）方式发送的，系统无法自动下载。"
+                "请将表格文件直接作为普通附件添加到邮件中重新发送。"]
+    if f.problems:
+        return []
+    unreadable = [ex.unreadable for ex in f.analysis.extracted if ex.unreadable is not None]
+    if unreadable or f.analysis.pictures:
+        names = [ex.attachment_name for ex in f.analysis.extracted] + f.analysis.pictures
+        shown = "、".join(f"《{n}》" for n in names if n) or ""
+        return [f"附件{shown}不是可读取的表格文件（可能是照片、扫描件或 PDF）。"
+                "请发送填写好的电子表格本身（.xlsx、.xls 或 .docx），盖章扫描件可另行附上。"]
+    if f.msg.attachments:
+        return ["附件中没有找到《城区义务教育阶段学校课后服务开展情况汇总表》的表头"
+                "（需包含“学校名称”“在校学生数”“参与课后服务学生数”等列）。请使用附带的模板填写后重新发送。"]
+    return ["邮件中没有附件。请将填写好的汇总表（.xlsx、.xls 或 .docx）作为附件重新发送。"]
+
+
+# -- the answer -----------------------------------------------------------------------------------
+
+def with_reply(decision: Decision, f: Facts) -> Decision:
+    """Accepted and rejected submissions are answered, at most `reply_cap` times a day per
+    recipient (SPEC 4); a receipt for a school that wrote to the other level's mailbox says where
+    to send next time."""
+    if decision.outcome not in (Outcome.ACCEPTED, Outcome.REJECTED):
+        return decision
+    to = reply_recipient(f.msg, f.context.own_addresses)
+    cap = f.context.reply_cap
+    if f.context.replies_today >= cap:
+        return replace(decision, reply_capped=True,
+                       warnings=[*decision.warnings, f"今日已向该邮箱自动回复{cap}次，本次不再回复。"])
+    if decision.outcome == Outcome.REJECTED:
+        return replace(decision, reply=Reply("rejection", [to]))
+    note = wrong_mailbox_note(decision.recorded_rows, f.roster, f.context)
+    return replace(decision, reply=Reply("receipt", [to]), wrong_mailbox_note=note,
+                   warnings=[*decision.warnings, note] if note else decision.warnings)
+
+
+def wrong_mailbox_note(recorded: list[RowResult], roster: Roster, context: Context) -> str:
+    wrong = sorted({roster.by_name[r.school].level for r in recorded} - set(context.mailbox_levels))
+    if not wrong:
+        return ""
+    level = wrong[0]
+    return (f"本校为{LEVEL_LABELS[level]}，课后服务汇总表应报送{SECTION_LABELS[level]}邮箱 "
+            f"{context.address_for_level[level]}。本次数据已照常登记，下次请发送至该邮箱。")
