@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailbot.db.models import Outbox
+from mailbot.db.states import OutboxStatus
 from mailbot.errors import MailbotError
 from mailbot.outbound.message import CRLF, _checked_address, make_message_id
 
@@ -55,7 +56,7 @@ def retry_failed(session: Session, outbox_id: int, now: datetime, to: list[str] 
     old = session.get(Outbox, outbox_id)
     if old is None:
         raise RetryError(f"no outbox email with id {outbox_id}")
-    if old.status != "failed":
+    if old.status != OutboxStatus.FAILED:
         raise RetryError(f"outbox {outbox_id} is {old.status}, not failed: only a failed email is retried")
     try:
         recipients = list(dict.fromkeys(_checked_address(a) for a in (to or old.to_addrs)))
@@ -71,7 +72,7 @@ def retry_failed(session: Session, outbox_id: int, now: datetime, to: list[str] 
     row = Outbox(key=key, kind=old.kind, mailbox=old.mailbox, from_addr=old.from_addr,
                  recipient=recipients[0].lower(), to_addrs=recipients, subject=old.subject, message_id=message_id,
                  raw=readdressed(bytes(old.raw), to=recipients, message_id=message_id, date=now),
-                 message_pk=old.message_pk, status="queued", attempts=0, next_attempt_at=now, created_at=now)
+                 message_pk=old.message_pk, status=OutboxStatus.QUEUED, attempts=0, next_attempt_at=now, created_at=now)
     session.add(row)
     session.flush()
     log.info("outbox %d (%s) retried as %d to %s", old.id, old.kind, row.id, ", ".join(recipients))

@@ -150,11 +150,13 @@ def quarantine_approve(quarantine_id: int):
         return redirect(url_for("mail.quarantine"))
     with svc.sessions.begin() as session:
         audit.record(session, actor=actor(), action="quarantine_approve", target=f"quarantine {quarantine_id}",
-                     now=svc.clock(), school=school, remember=remember, outcome=result.get("outcome"))
-    if result.get("outcome") == "accepted":
+                     now=svc.clock(), school=school, remember=remember, outcome=result.outcome.value)
+    if result.outcome == "accepted":
         flash(f"已批准，{school}的报送已登记" + ("，并已记住该发件地址。" if remember else "。"), "ok")
+    elif result.outcome == "failed":  # nothing was committed: the message is still pending
+        flash("系统处理这封邮件时出错，尚未批准，邮件仍在待审核列表中，请稍后重试。", "error")
     else:
-        flash(f"已批准，但表格未能登记（结果：{OUTCOME_LABELS.get(result.get('outcome'), result.get('outcome'))}）。"
+        flash(f"已批准，但表格未能登记（结果：{OUTCOME_LABELS.get(result.outcome, result.outcome)}）。"
               "详情见收件记录。", "error")
     return redirect(url_for("mail.quarantine"))
 
