@@ -53,7 +53,8 @@ def main(rounds: int) -> None:
                     began = time.perf_counter()
                     result = pipeline.process(Inbound(raw=raw, mailbox="chuyoujiao", label=name))
                     timings.setdefault(name, []).append(time.perf_counter() - began)
-                    outcomes[name] = result["outcome"]
+                    outcomes[name] = result.outcome.value
+                    pipeline.close()
                     engine.dispose()
                     for worker in pool._idle:
                         peak_worker = max(peak_worker, vm_hwm_mb(worker.process.pid))

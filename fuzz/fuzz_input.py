@@ -123,8 +123,8 @@ class Harness:
 
     def _message(self, raw: bytes) -> None:
         result = self.pipeline.process(Inbound(raw=raw, mailbox="chuyoujiao", label="fuzz"))
-        if result["outcome"] == "failed":
-            raise AssertionError(f"outcome failed: {result['errors'][:1]}")
+        if result.outcome == "failed":
+            raise AssertionError(f"outcome failed: {result.errors[:1]}")
 
     def _attachment(self, selector: int, content: bytes) -> None:
         from builders import submission

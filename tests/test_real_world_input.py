@@ -30,7 +30,7 @@ class World:
         self.pipeline = Pipeline(self.config, self.sessions, InlineRunner(self.config.limits), lambda: NOW)
 
     def ingest(self, raw: bytes) -> dict:
-        return self.pipeline.process(Inbound(raw=raw, mailbox="chuyoujiao"))
+        return self.pipeline.process(Inbound(raw=raw, mailbox="chuyoujiao")).as_json()
 
     def outbox(self) -> list[Outbox]:
         with self.sessions() as session:

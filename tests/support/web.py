@@ -32,7 +32,7 @@ def ingest_samples(config, sessions, clock=lambda: SAMPLE_NOW) -> list[dict]:
         expect = json.loads((case / "expect.json").read_text(encoding="utf-8"))
         by_mailbox.setdefault(expect["mailbox"], []).append(case / "message.eml")
     for mailbox, paths in by_mailbox.items():
-        results += list(ingest_files(config, sessions, clock, mailbox, paths, [str(p) for p in paths]))
+        results += [r.as_json() for r in ingest_files(config, sessions, clock, mailbox, paths, [str(p) for p in paths])]
     return results
 
 
