@@ -38,7 +38,7 @@ def hostile_console(tmp_path):
     from mailbot.ingest.files import ingest_files
     results = list(ingest_files(console.config, console.sessions, console.clock, "chuyoujiao",
                                 [tmp_path / "a.eml", tmp_path / "b.eml"], ["a.eml", "b.eml"]))
-    assert [r["outcome"] for r in results] == ["accepted", "quarantined"], results
+    assert [r.outcome for r in results] == ["accepted", "quarantined"], results
     with console.sessions.begin() as session:  # a server answer quoting the hostile text, on a failed receipt
         receipt = session.scalar(select(Outbox.id).where(Outbox.recipient == "xss@example.test"))
         session.execute(update(Outbox).where(Outbox.id == receipt).values(
