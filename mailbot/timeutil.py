@@ -39,3 +39,29 @@ def label_date(moment: datetime) -> str:
 def current_month(now: datetime, tz: ZoneInfo) -> str:
     """The month of `now` in the bureau's time zone, as "YYYY-MM"."""
     return str(Month.of(now, tz))
+
+
+
+def people_time(moment: datetime | None, tz: ZoneInfo) -> str:
+    """A time as people read it in the CLI: `2022-10-20 20:11 +08:00`, in the configured zone."""
+    if moment is None:
+        return "-"
+    local = moment.astimezone(tz)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
+
+
+def iso_local(moment: datetime | None, tz: ZoneInfo) -> str | None:
+    """ISO-8601 with the configured zone's offset, for JSON: `2022-10-20T20:11:00+08:00`."""
+    if moment is None:
+        return None
+    return moment.astimezone(tz).isoformat()
+
+
+def parse_local_minute(text: str, tz: ZoneInfo) -> datetime:
+    """`YYYY-MM-DD HH:MM` typed by the operator, in the configured zone; ValueError otherwise."""
+    try:
+        naive = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M")
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a time like 2022-10-23 16:30 (YYYY-MM-DD HH:MM)") from exc
+    return naive.replace(tzinfo=tz)

@@ -1,0 +1,45 @@
+"""The installation id: a random token made with the database and kept in it.
+
+Message-IDs are derived from the outbox key so that an email queued again after a crash keeps its
+id; the key alone (`reply:17`) repeats across installations and after a database is made anew,
+so two different emails could share a Message-ID (the demo's reply 2 and a live receipt did).
+Every Message-ID therefore also carries this installation's id: unique across installations,
+stable for the life of the database (a restored backup keeps its own id and its own history).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+
+from sqlalchemy import String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from mailbot.db.models import Base, UTCDateTime
+
+TOKEN_BYTES = 8  # 16 hex characters: collisions between installations are out of the question
+
+
+class Installation(Base):
+    """One row: this database's installation id."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def new_token() -> str:
+    return secrets.token_hex(TOKEN_BYTES)
+
+
+def installation_id(session: Session) -> str:
+    """This database's id; made (in the caller's transaction) the first time it is asked for, for a
+    database the migration did not give one."""
+    token = session.scalar(select(Installation.token).order_by(Installation.id).limit(1))
+    if token is None:
+        token = new_token()
+        session.add(Installation(token=token, created_at=datetime.now(timezone.utc)))
+        session.flush()
+    return token

@@ -1,0 +1,61 @@
+"""One time zone for people (issue 9, list item 6; SPEC 8): what the operator reads and what an
+email says is in the configured zone with its offset, whatever zone the machine is set to."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from builders import BEIMEN_ROW, submission
+from conftest import write_config
+from ops_world import Database, parsed
+
+MACHINE_ZONE = {"TZ": "UTC"}  # a server left on UTC, as most are
+
+
+def mailbot(config: Path, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config), *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONUTF8": "1", **MACHINE_ZONE})
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def stranger_table(tmp_path: Path) -> Path:
+    eml = tmp_path / "stranger.eml"
+    eml.write_bytes(submission("someone@qq.com", "chuyoujiao@163.com", [BEIMEN_ROW],
+                               date=datetime.fromisoformat("2022-10-20T20:11:00+08:00")))
+    return eml
+
+
+def test_quarantine_list_shows_local_time_with_its_offset(tmp_path):
+    config = write_config(tmp_path)
+    mailbot(config, "ingest", str(stranger_table(tmp_path)))
+
+    text = mailbot(config, "quarantine", "list").stdout
+    (item,) = json.loads(mailbot(config, "quarantine", "list", "--json").stdout)
+
+    assert "2022-10-20 20:11 +08:00" in text
+    assert item["received_at"] == "2022-10-20T20:11:00+08:00"
+
+
+def test_outgoing_date_headers_carry_the_bureau_s_offset(tmp_path):
+    config = write_config(tmp_path)
+    eml = tmp_path / "table.eml"
+    eml.write_bytes(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN_ROW]))
+    mailbot(config, "ingest", str(eml))
+
+    (receipt,) = Database(config).outbox()
+
+    assert str(parsed(receipt.raw)["Date"]).endswith("+0800")
+
+
+def test_log_lines_carry_the_configured_zone(tmp_path):
+    config = write_config(tmp_path)
+    proc = mailbot(config, "ingest", str(stranger_table(tmp_path)))
+
+    first = next(line for line in proc.stderr.splitlines() if " INFO " in line)
+    assert "+08:00" in first.split(" INFO ")[0], first
