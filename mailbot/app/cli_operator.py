@@ -1,0 +1,371 @@
+"""The operator's view and mends (SPEC 8): messages, submissions, one outbox email, retrying a failed
+one, the remembered senders. Each command has --json (ISO-8601 times with the configured offset);
+the text form shows times as `2022-10-20 20:11 +08:00` and lines up Chinese names.
+
+The data comes from the read queries the web console uses too (mailbot.db.views), so the two
+doors show the same thing. `register(cli)` adds the commands to the main group.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import click
+
+from mailbot.display import table
+from mailbot.timeutil import iso_local, people_time
+
+OUTCOMES = ("accepted", "rejected", "quarantined", "ignored", "duplicate", "failed", "baseline")
+
+
+def people_json(value, tz: ZoneInfo):
+    """JSON-ready data: datetimes as ISO-8601 in the configured zone, bytes left out."""
+    if isinstance(value, datetime):
+        return iso_local(value, tz)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: people_json(v, tz) for k, v in value.items() if not isinstance(v, (bytes, bytearray))}
+    if isinstance(value, (list, tuple)):
+        return [people_json(v, tz) for v in value]
+    return value
+
+
+def echo_json(value, tz: ZoneInfo) -> None:
+    click.echo(json.dumps(people_json(value, tz), ensure_ascii=False))
+
+
+def _context():
+    from mailbot.app.cli import Context
+    return click.get_current_context().find_object(Context)
+
+
+def _operator() -> str:
+    from mailbot.app.cli import _operator as who
+    return who()
+
+
+def _month(_ctx, _param, value):
+    from mailbot.config import _is_month
+    if value is not None and not _is_month(value):
+        raise click.BadParameter(f"{value!r} is not a month like 2022-10")
+    return value
+
+
+month_option = click.option("--month", callback=_month, metavar="YYYY-MM", help="Only this month.")
+json_option = click.option("--json", "as_json", is_flag=True, help="JSON on stdout (times ISO-8601 with offset).")
+
+
+def _school_name(config, text: str | None) -> str | None:
+    """A roster name or alias, as `excuse` takes it; bad usage when it is neither."""
+    if text is None:
+        return None
+    from mailbot.db.campaign import CampaignError, resolve_school
+    try:
+        return resolve_school(config, text)
+    except CampaignError as exc:
+        raise click.BadParameter(str(exc), param_hint="--school") from exc
+
+
+# -- messages ---------------------------------------------------------------------------------------
+@click.group()
+def messages():
+    """Every message mailbot saw (mail polled and files ingested), with its outcome and reason.
+
+    \b
+    Example:
+      mailbot messages list --month 2022-10 --outcome rejected
+      mailbot messages show 17
+    """
+
+
+@messages.command("list")
+@month_option
+@click.option("--outcome", type=click.Choice(OUTCOMES), help="Only this outcome.")
+@click.option("--school", metavar="NAME", help="Only messages from this school's addresses or recorded for it.")
+@click.option("--mailbox", metavar="NAME", help="Only this [[mailbox]].")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@json_option
+def messages_list(month, outcome, school, mailbox, limit, as_json):
+    """List messages, newest first: when, from, subject, outcome and why.
+
+    The month is the month a message was received in (the configured time zone).
+
+    \b
+    Example:
+      mailbot messages list --school 安溪县北门小学 --month 2022-10
+    """
+    from mailbot.db.views import list_messages
+    c = _context()
+    config = c.config
+    if mailbox is not None:
+        config.mailbox(mailbox)
+    with c.sessions()() as session:
+        found = list_messages(session, config, month=month, outcome=outcome, school=_school_name(config, school),
+                              mailbox=mailbox, limit=limit)
+    items = found["messages"]
+    if as_json:
+        echo_json(items, config.timezone)
+        return
+    if not items:
+        click.echo("no message matches")
+        return
+    rows = [[m["id"], people_time(m["received_at"], config.timezone), m["mailbox"], m["outcome"] or "in progress",
+             m["sender"] or "-", (m["subject"] or "")[:40]] for m in items]
+    for line, m in zip(table([["id", "received", "mailbox", "outcome", "from", "subject"]] + rows, ">")[1:], items):
+        click.echo(line)
+        if m["reason"]:
+            click.echo(f"      {m['reason'][:200]}")
+    if found["total"] > len(items):
+        click.echo(f"({len(items)} of {found['total']} shown; narrow with --month/--outcome/--school or raise --limit)")
+
+
+@messages.command("show")
+@click.argument("message_id", type=int)
+@json_option
+def messages_show(message_id, as_json):
+    """One message: what it was, what mailbot decided and why, the rows it carried, the
+    submissions it made and the emails it caused.
+
+    \b
+    Example:
+      mailbot messages show 17
+    """
+    from mailbot.db.views import message_detail
+    c = _context()
+    tz = c.config.timezone
+    with c.sessions()() as session:
+        detail = message_detail(session, message_id)
+    if detail is None:
+        raise click.BadParameter(f"no message with id {message_id} (see `mailbot messages list`)",
+                                 param_hint="MESSAGE_ID")
+    if as_json:
+        echo_json(detail, tz)
+        return
+    click.echo(f"message {detail['id']}  {detail['outcome'] or 'in progress'}")
+    for label, value in [("mailbox", f"{detail['mailbox']} ({detail['source']})"), ("from", detail["sender"]),
+                         ("subject", detail["subject"]), ("sent (Date)", people_time(detail["date"], tz)),
+                         ("received", people_time(detail["received_at"], tz)),
+                         ("read", people_time(detail["read_at"], tz)), ("Message-ID", detail["message_id"] or "-"),
+                         ("why", detail["reason"] or "-")]:
+        click.echo(f"  {label:<12} {value}")
+    for row in detail["rows"]:
+        click.echo(f"  row {'ok ' if row.get('ok') else 'ERR'} {row.get('school')}  在校 {row.get('enrolled')}  "
+                   f"参与 {row.get('participating')}  N={row.get('n')}")
+    for sub in detail["submissions"]:
+        click.echo(f"  submission {sub['id']}  {sub['school']} {sub['month']}  {sub['state']}"
+                   + ("  late" if sub["late"] else ""))
+    if detail.get("quarantine"):
+        q = detail["quarantine"]
+        click.echo(f"  quarantine {q['id']}  {q['status']}  {q['reason']}")
+    for mail in detail["mail"]:
+        click.echo(f"  email {mail['id']}  {mail['kind']}  {mail['status']}  to {', '.join(mail['to'])}: "
+                   f"{mail['subject']}  (mailbot outbox show {mail['id']})")
+
+
+# -- submissions ------------------------------------------------------------------------------------
+@click.group()
+def submissions():
+    """Accepted tables: the IDs `void` takes, and which one is in force for each school and month.
+
+    \b
+    Example:
+      mailbot submissions list --month 2022-10
+    """
+
+
+@submissions.command("list")
+@month_option
+@click.option("--school", metavar="NAME", help="Only this school (roster name or alias).")
+@json_option
+def submissions_list(month, school, as_json):
+    """List submissions, newest month first: in force, replaced by a later one, or voided.
+
+    \b
+    Example:
+      mailbot submissions list --school 安溪县北门小学
+    """
+    from mailbot.db.views import list_submissions
+    c = _context()
+    config = c.config
+    with c.sessions()() as session:
+        items = list_submissions(session, month=month, school=_school_name(config, school))
+    if as_json:
+        echo_json(items, config.timezone)
+        return
+    if not items:
+        click.echo("no submission matches")
+        return
+    rows = [[s["id"], s["month"], s["state"], "late" if s["late"] else "on time",
+             people_time(s["received_at"], config.timezone), s["school"], s["enrolled"], s["participating"],
+             f"N={s['n']}", s["entered_by"] and f"entered by {s['entered_by']}" or s["sender"]] for s in items]
+    for line in table([["id", "month", "state", "", "received", "school", "在校", "参与", "", "from"]] + rows,
+                      ">>>>><>>"):
+        click.echo(line)
+
+
+# -- outbox show / retry ----------------------------------------------------------------------------
+def rendered_email(raw: bytes) -> dict:
+    """An email as a person reads it: decoded headers, the plain text, the attachments' names."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    body = msg.get_body(("plain", "html"))
+    text = body.get_content() if body is not None else ""
+    headers = {name: str(msg[name]) for name in ("From", "To", "Reply-To", "Subject", "Date", "Message-ID",
+                                                 "In-Reply-To", "Auto-Submitted") if msg[name] is not None}
+    return {"headers": headers, "text": text,
+            "attachments": [part.get_filename() or "(unnamed)" for part in msg.iter_attachments()]}
+
+
+@click.command("show")
+@click.argument("outbox_id", type=int)
+@click.option("--raw", "show_raw", is_flag=True, help="Print the exact bytes as sent (MIME) instead.")
+@json_option
+def outbox_show(outbox_id, show_raw, as_json):
+    """One email mailbot queued or sent, rendered as the recipient reads it.
+
+    \b
+    Example:
+      mailbot outbox show 12
+      mailbot outbox show 12 --raw > reply.eml
+    """
+    from mailbot.db.views import outbox_detail
+    c = _context()
+    tz = c.config.timezone
+    with c.sessions()() as session:
+        detail = outbox_detail(session, outbox_id)
+    if detail is None:
+        raise click.BadParameter(f"no outbox email with id {outbox_id} (see `mailbot outbox list`)",
+                                 param_hint="OUTBOX_ID")
+    if show_raw:
+        click.echo(detail["raw"].decode("ascii", "replace"), nl=False)
+        return
+    shown = rendered_email(detail["raw"])
+    if as_json:
+        echo_json({**detail, **shown}, tz)
+        return
+    click.echo(f"outbox {detail['id']}  {detail['kind']}  {detail['status']}  attempts {detail['attempts']}"
+               + (f"  sent {people_time(detail['sent_at'], tz)}" if detail["sent_at"] else "")
+               + (f"\n  last answer: {detail['last_error']}" if detail["last_error"] else ""))
+    for retry in detail["retries"]:
+        click.echo(f"  retried as outbox {retry['id']} ({retry['status']}) to {', '.join(retry['to'])}")
+    for name, value in shown["headers"].items():
+        click.echo(f"{name}: {value}")
+    click.echo("")
+    click.echo(shown["text"].rstrip("\n"))
+    for name in shown["attachments"]:
+        click.echo(f"[attachment] {name}")
+
+
+@click.command("retry")
+@click.argument("outbox_id", type=int)
+@click.option("--to", "to", multiple=True, metavar="ADDRESS", help="Send to this corrected address instead.")
+@json_option
+def outbox_retry(outbox_id, to, as_json):
+    """Queue a failed email again, optionally to a corrected address. The failed one is kept as it
+    was; the retry is a new outbox email, sent with the next `mailbot outbox send` (or poll).
+    Both are recorded in the audit trail.
+
+    \b
+    Example:
+      mailbot outbox retry 12 --to beimenxx@163.com
+    """
+    from mailbot.db import audit
+    from mailbot.outbound.retry import RetryError, retry_failed
+    c = _context()
+    now = c.clock()
+    with c.sessions()() as session:
+        try:
+            row = retry_failed(session, outbox_id, now, list(to) or None)
+        except RetryError as exc:
+            raise click.BadParameter(str(exc), param_hint="OUTBOX_ID") from exc
+        audit.record(session, actor=_operator(), action="outbox_retry", target=f"outbox {outbox_id}", now=now,
+                     retry_id=row.id, to=list(row.to_addrs))
+        session.commit()
+        result = {"id": row.id, "retry_of": outbox_id, "kind": row.kind, "to": list(row.to_addrs),
+                  "status": row.status}
+    if as_json:
+        echo_json(result, c.config.timezone)
+    else:
+        click.echo(f"outbox {outbox_id} queued again as outbox {row.id} to {', '.join(result['to'])}; "
+                   "it goes out with the next `mailbot outbox send`")
+
+
+def add_outbox_commands(outbox_group: click.Group) -> None:
+    for command in (outbox_show, outbox_retry):
+        outbox_group.add_command(command)
+
+
+# -- senders ----------------------------------------------------------------------------------------
+@click.group()
+def senders():
+    """Addresses remembered on approval (`quarantine approve --remember`): list and forget them.
+
+    \b
+    Example:
+      mailbot senders list
+      mailbot senders forget teacher@qq.com
+    """
+
+
+@senders.command("list")
+@json_option
+def senders_list(as_json):
+    """List the remembered addresses and the school each reports for.
+
+    \b
+    Example:
+      mailbot senders list --json
+    """
+    from mailbot.db.senders import list_senders
+    c = _context()
+    with c.sessions()() as session:
+        items = list_senders(session)
+    if as_json:
+        echo_json(items, c.config.timezone)
+        return
+    if not items:
+        click.echo("no remembered sender")
+        return
+    for line in table([[s["email"], s["school"], people_time(s["created_at"], c.config.timezone),
+                        f"by {s['created_by'] or '-'}"] for s in items]):
+        click.echo(line)
+
+
+@senders.command("forget")
+@click.argument("address")
+@click.option("--school", metavar="NAME", help="Forget it only for this school.")
+@json_option
+def senders_forget(address, school, as_json):
+    """Forget a remembered address: its next table is quarantined again. Recorded in the audit trail.
+
+    \b
+    Example:
+      mailbot senders forget teacher@qq.com
+    """
+    from mailbot.db import audit
+    from mailbot.db.senders import UnknownSender, forget_sender
+    c = _context()
+    now = c.clock()
+    with c.sessions()() as session:
+        try:
+            gone = forget_sender(session, address, _school_name(c.config, school))
+        except UnknownSender as exc:
+            raise click.BadParameter(f"{exc} (see `mailbot senders list`)", param_hint="ADDRESS") from exc
+        audit.record(session, actor=_operator(), action="sender_forget", target=gone[0]["email"], now=now,
+                     schools=[g["school"] for g in gone])
+        session.commit()
+    if as_json:
+        echo_json(gone, c.config.timezone)
+    else:
+        click.echo(f"forgot {gone[0]['email']} for {', '.join(g['school'] for g in gone)}")
+
+
+def register(cli_group: click.Group) -> None:
+    """Add the operator's commands to the main `mailbot` group (and two to its `outbox` group)."""
+    for group in (messages, submissions, senders):
+        cli_group.add_command(group)
+    add_outbox_commands(cli_group.commands["outbox"])
