@@ -62,16 +62,19 @@ class Run:
 
 
 def stop_at_random_points(config: Path, tmp_path: Path, done, rng: random.Random, max_runs: int = 12,
-                          longest_pause: float = 5.0) -> list[tuple[int, float]]:
-    """Start and SIGTERM the daemon at random moments until `done()`; every stop's (status, seconds)."""
+                          longest_pause: float = 5.0) -> list[tuple[int, float, bool]]:
+    """Start and SIGTERM the daemon at random moments until `done()`; every stop's (status,
+    seconds, whether work was left: the stop came in the middle)."""
     stops = []
     for number in range(max_runs):
         run = Run(config, tmp_path, number)
         run.wait_ready()
         time.sleep(rng.uniform(0.0, longest_pause))
-        stops.append(run.stop())
-        assert stops[-1][0] == 0, "".join(run.lines)
-        if done():
+        status, seconds = run.stop()
+        assert status == 0, "".join(run.lines)
+        finished = done()
+        stops.append((status, seconds, not finished))
+        if finished:
             break
     return stops
 
@@ -92,11 +95,11 @@ def test_sigterm_during_a_long_send_stops_within_10_s_and_sends_nothing_twice(tm
     stops = stop_at_random_points(config, tmp_path, lambda: all(o.status == "sent" for o in db.outbox()), rng)
 
     print("stops (exit status, seconds):", stops)
-    assert all(status == 0 and seconds < STOP_WITHIN_SECONDS for status, seconds in stops), stops
+    assert all(status == 0 and seconds < STOP_WITHIN_SECONDS for status, seconds, _left in stops), stops
     ids = Counter(parsed(mail.data)["Message-ID"] for mail in smtp_server.received)
     assert len(ids) == 30 and set(ids.values()) == {1}, ids  # all sent, none twice
     assert all(o.status == "sent" for o in db.outbox())
-    assert len(stops) > 1  # the stops really came in the middle of the send
+    assert any(left for _status, _seconds, left in stops)  # stops really came in the middle of the send
 
 
 def test_sigterm_during_a_long_poll_stops_within_10_s_and_loses_nothing(tmp_path, dovecot, smtp_server):
@@ -114,10 +117,10 @@ def test_sigterm_during_a_long_poll_stops_within_10_s_and_loses_nothing(tmp_path
         processed = [m for m in db.ledger() if m.outcome not in ("baseline", None)]
         return len(processed) == 100 and all(o.status == "sent" for o in db.outbox())
 
-    stops = stop_at_random_points(config, tmp_path, done, random.Random(11), max_runs=20, longest_pause=8.0)
+    stops = stop_at_random_points(config, tmp_path, done, random.Random(11), max_runs=20, longest_pause=2.5)
 
     print("stops (exit status, seconds):", stops)
-    assert all(status == 0 and seconds < STOP_WITHIN_SECONDS for status, seconds in stops), stops
+    assert all(status == 0 and seconds < STOP_WITHIN_SECONDS for status, seconds, _left in stops), stops
     assert done(), db.outcomes()
     ledger = [m for m in db.ledger() if m.outcome != "baseline"]
     assert Counter(m.outcome for m in ledger) == {"accepted": 100}  # none failed, none twice
@@ -125,4 +128,4 @@ def test_sigterm_during_a_long_poll_stops_within_10_s_and_loses_nothing(tmp_path
     assert len({s.message_pk for s in db.submissions()}) == len(db.submissions()) == 100
     ids = Counter(parsed(mail.data)["Message-ID"] for mail in smtp_server.received)
     assert set(ids.values()) == {1} and len(ids) == len(db.outbox()) == 100
-    assert len(stops) > 1
+    assert any(left for _status, _seconds, left in stops)  # stops really came in the middle of the poll
