@@ -1,5 +1,5 @@
 """The pure rules behind the first-contact baseline and the reply age limit (mailbot.ingest.baseline),
-and the display-width padding the CLI tables use (mailbot.display)."""
+and the display-width padding the CLI tables use (mailbot.app.display)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot.display import display_width, pad, table
+from mailbot.app.display import display_width, pad, table
 from mailbot.ingest.baseline import (Seen, is_new_baseline_after_uidvalidity_change, parse_since,
                                      split_first_contact, start_of_date, withheld_because_old)
 

@@ -13,7 +13,8 @@ import sys
 
 import click
 
-from mailbot.app import commands_campaign, commands_mail, commands_outbox, commands_reports, commands_service
+from mailbot.app import (commands_campaign, commands_mail, commands_operator, commands_outbox, commands_reports,
+                         commands_service)
 from mailbot.app.options import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context
 from mailbot.errors import ConfigError, MailbotError
 from mailbot.web import cli as commands_web
@@ -21,7 +22,8 @@ from mailbot.web import cli as commands_web
 COMMAND_MODULES = (
     commands_mail,  # ingest, poll, quarantine
     commands_reports,  # status, summary, export
-    commands_outbox,  # outbox list|send
+    commands_outbox,  # outbox list|send|show|retry
+    commands_operator,  # messages list|show, submissions list, senders list|forget
     commands_campaign,  # remind, excuse, void
     commands_service,  # db upgrade, check, run, demo
     commands_web,  # web [user add|list|passwd|remove]

@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import click
 
 
 def echo_json(obj) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, default=str))
+
+
+def people_json(value, tz: ZoneInfo):
+    """JSON-ready data for people: datetimes as ISO-8601 in the configured zone with its offset
+    (SPEC 8), bytes left out."""
+    from mailbot.timeutil import iso_local
+    if isinstance(value, datetime):
+        return iso_local(value, tz)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: people_json(v, tz) for k, v in value.items() if not isinstance(v, (bytes, bytearray))}
+    if isinstance(value, (list, tuple)):
+        return [people_json(v, tz) for v in value]
+    return value
+
+
+def echo_people_json(obj, tz: ZoneInfo) -> None:
+    click.echo(json.dumps(people_json(obj, tz), ensure_ascii=False))
 
 
 def print_result(result: dict) -> None:

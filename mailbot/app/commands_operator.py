@@ -3,60 +3,26 @@ one, the remembered senders. Each command has --json (ISO-8601 times with the co
 the text form shows times as `2022-10-20 20:11 +08:00` and lines up Chinese names.
 
 The data comes from the read queries the web console uses too (mailbot.db.views), so the two
-doors show the same thing. `register(cli)` adds the commands to the main group.
+doors show the same thing. (`outbox show` and `outbox retry` are in commands_outbox.py.)
 """
 
 from __future__ import annotations
 
-import email
-import email.policy
-import json
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
-
 import click
 
-from mailbot.display import table
-from mailbot.timeutil import iso_local, people_time
+from mailbot.app.options import Context, check_month, operator
+from mailbot.app.output import echo_people_json
+from mailbot.app.display import table
+from mailbot.timeutil import people_time
 
 OUTCOMES = ("accepted", "rejected", "quarantined", "ignored", "duplicate", "failed", "baseline")
 
 
-def people_json(value, tz: ZoneInfo):
-    """JSON-ready data: datetimes as ISO-8601 in the configured zone, bytes left out."""
-    if isinstance(value, datetime):
-        return iso_local(value, tz)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: people_json(v, tz) for k, v in value.items() if not isinstance(v, (bytes, bytearray))}
-    if isinstance(value, (list, tuple)):
-        return [people_json(v, tz) for v in value]
-    return value
-
-
-def echo_json(value, tz: ZoneInfo) -> None:
-    click.echo(json.dumps(people_json(value, tz), ensure_ascii=False))
-
-
-def _context():
-    from mailbot.app.cli import Context
+def _context() -> Context:
     return click.get_current_context().find_object(Context)
 
 
-def _operator() -> str:
-    from mailbot.app.cli import _operator as who
-    return who()
-
-
-def _month(_ctx, _param, value):
-    from mailbot.config import _is_month
-    if value is not None and not _is_month(value):
-        raise click.BadParameter(f"{value!r} is not a month like 2022-10")
-    return value
-
-
-month_option = click.option("--month", callback=_month, metavar="YYYY-MM", help="Only this month.")
+month_option = click.option("--month", callback=check_month, metavar="YYYY-MM", help="Only this month.")
 json_option = click.option("--json", "as_json", is_flag=True, help="JSON on stdout (times ISO-8601 with offset).")
 
 
@@ -109,7 +75,7 @@ def messages_list(month, outcome, school, mailbox, limit, as_json):
                               mailbox=mailbox, limit=limit)
     items = found["messages"]
     if as_json:
-        echo_json(items, config.timezone)
+        echo_people_json(items, config.timezone)
         return
     if not items:
         click.echo("no message matches")
@@ -144,7 +110,7 @@ def messages_show(message_id, as_json):
         raise click.BadParameter(f"no message with id {message_id} (see `mailbot messages list`)",
                                  param_hint="MESSAGE_ID")
     if as_json:
-        echo_json(detail, tz)
+        echo_people_json(detail, tz)
         return
     click.echo(f"message {detail['id']}  {detail['outcome'] or 'in progress'}")
     for label, value in [("mailbox", f"{detail['mailbox']} ({detail['source']})"), ("from", detail["sender"]),
@@ -195,7 +161,7 @@ def submissions_list(month, school, as_json):
     with c.sessions()() as session:
         items = list_submissions(session, month=month, school=_school_name(config, school))
     if as_json:
-        echo_json(items, config.timezone)
+        echo_people_json(items, config.timezone)
         return
     if not items:
         click.echo("no submission matches")
@@ -206,97 +172,6 @@ def submissions_list(month, school, as_json):
     for line in table([["id", "month", "state", "", "received", "school", "在校", "参与", "", "from"]] + rows,
                       ">>>>><>>"):
         click.echo(line)
-
-
-# -- outbox show / retry ----------------------------------------------------------------------------
-def rendered_email(raw: bytes) -> dict:
-    """An email as a person reads it: decoded headers, the plain text, the attachments' names."""
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    body = msg.get_body(("plain", "html"))
-    text = body.get_content() if body is not None else ""
-    headers = {name: str(msg[name]) for name in ("From", "To", "Reply-To", "Subject", "Date", "Message-ID",
-                                                 "In-Reply-To", "Auto-Submitted") if msg[name] is not None}
-    return {"headers": headers, "text": text,
-            "attachments": [part.get_filename() or "(unnamed)" for part in msg.iter_attachments()]}
-
-
-@click.command("show")
-@click.argument("outbox_id", type=int)
-@click.option("--raw", "show_raw", is_flag=True, help="Print the exact bytes as sent (MIME) instead.")
-@json_option
-def outbox_show(outbox_id, show_raw, as_json):
-    """One email mailbot queued or sent, rendered as the recipient reads it.
-
-    \b
-    Example:
-      mailbot outbox show 12
-      mailbot outbox show 12 --raw > reply.eml
-    """
-    from mailbot.db.views import outbox_detail
-    c = _context()
-    tz = c.config.timezone
-    with c.sessions()() as session:
-        detail = outbox_detail(session, outbox_id)
-    if detail is None:
-        raise click.BadParameter(f"no outbox email with id {outbox_id} (see `mailbot outbox list`)",
-                                 param_hint="OUTBOX_ID")
-    if show_raw:
-        click.echo(detail["raw"].decode("ascii", "replace"), nl=False)
-        return
-    shown = rendered_email(detail["raw"])
-    if as_json:
-        echo_json({**detail, **shown}, tz)
-        return
-    click.echo(f"outbox {detail['id']}  {detail['kind']}  {detail['status']}  attempts {detail['attempts']}"
-               + (f"  sent {people_time(detail['sent_at'], tz)}" if detail["sent_at"] else "")
-               + (f"\n  last answer: {detail['last_error']}" if detail["last_error"] else ""))
-    for retry in detail["retries"]:
-        click.echo(f"  retried as outbox {retry['id']} ({retry['status']}) to {', '.join(retry['to'])}")
-    for name, value in shown["headers"].items():
-        click.echo(f"{name}: {value}")
-    click.echo("")
-    click.echo(shown["text"].rstrip("\n"))
-    for name in shown["attachments"]:
-        click.echo(f"[attachment] {name}")
-
-
-@click.command("retry")
-@click.argument("outbox_id", type=int)
-@click.option("--to", "to", multiple=True, metavar="ADDRESS", help="Send to this corrected address instead.")
-@json_option
-def outbox_retry(outbox_id, to, as_json):
-    """Queue a failed email again, optionally to a corrected address. The failed one is kept as it
-    was; the retry is a new outbox email, sent with the next `mailbot outbox send` (or poll).
-    Both are recorded in the audit trail.
-
-    \b
-    Example:
-      mailbot outbox retry 12 --to beimenxx@163.com
-    """
-    from mailbot.db import audit
-    from mailbot.outbound.retry import RetryError, retry_failed
-    c = _context()
-    now = c.clock()
-    with c.sessions()() as session:
-        try:
-            row = retry_failed(session, outbox_id, now, list(to) or None)
-        except RetryError as exc:
-            raise click.BadParameter(str(exc), param_hint="OUTBOX_ID") from exc
-        audit.record(session, actor=_operator(), action="outbox_retry", target=f"outbox {outbox_id}", now=now,
-                     retry_id=row.id, to=list(row.to_addrs))
-        session.commit()
-        result = {"id": row.id, "retry_of": outbox_id, "kind": row.kind, "to": list(row.to_addrs),
-                  "status": row.status}
-    if as_json:
-        echo_json(result, c.config.timezone)
-    else:
-        click.echo(f"outbox {outbox_id} queued again as outbox {row.id} to {', '.join(result['to'])}; "
-                   "it goes out with the next `mailbot outbox send`")
-
-
-def add_outbox_commands(outbox_group: click.Group) -> None:
-    for command in (outbox_show, outbox_retry):
-        outbox_group.add_command(command)
 
 
 # -- senders ----------------------------------------------------------------------------------------
@@ -325,7 +200,7 @@ def senders_list(as_json):
     with c.sessions()() as session:
         items = list_senders(session)
     if as_json:
-        echo_json(items, c.config.timezone)
+        echo_people_json(items, c.config.timezone)
         return
     if not items:
         click.echo("no remembered sender")
@@ -355,17 +230,13 @@ def senders_forget(address, school, as_json):
             gone = forget_sender(session, address, _school_name(c.config, school))
         except UnknownSender as exc:
             raise click.BadParameter(f"{exc} (see `mailbot senders list`)", param_hint="ADDRESS") from exc
-        audit.record(session, actor=_operator(), action="sender_forget", target=gone[0]["email"], now=now,
+        audit.record(session, actor=operator(), action="sender_forget", target=gone[0]["email"], now=now,
                      schools=[g["school"] for g in gone])
         session.commit()
     if as_json:
-        echo_json(gone, c.config.timezone)
+        echo_people_json(gone, c.config.timezone)
     else:
         click.echo(f"forgot {gone[0]['email']} for {', '.join(g['school'] for g in gone)}")
 
 
-def register(cli_group: click.Group) -> None:
-    """Add the operator's commands to the main `mailbot` group (and two to its `outbox` group)."""
-    for group in (messages, submissions, senders):
-        cli_group.add_command(group)
-    add_outbox_commands(cli_group.commands["outbox"])
+COMMANDS = (messages, submissions, senders)
