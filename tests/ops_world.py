@@ -11,7 +11,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from mailbot.config import load_config
-from mailbot.db.engine import make_sessionmaker, open_database
+from mailbot.db.engine import make_sessionmaker
+from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Message, Outbox, Submission
 
 
@@ -20,7 +21,7 @@ class Database:
 
     def __init__(self, config_path: Path):
         self.config = load_config(config_path)
-        self.engine = open_database(self.config)
+        self.engine = prepare_database(self.config)
         self.sessions = make_sessionmaker(self.engine)
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
+from mailbot.app.preflight import config_problems, server_problems
 from mailbot.config import Config, MailboxConfig
 from mailbot.errors import ConfigError, MailbotError
 
@@ -93,16 +94,30 @@ def check_outbox_dir(mailbox: MailboxConfig) -> dict:
     return {"writable": True}
 
 
+def _server_probe(mb: MailboxConfig, role: str, action: Callable[[], dict]) -> Probe:
+    """Try one server, unless its settings are wrong already (a missing secret or CA file, TLS
+    that does not fit the port): that is a configuration error, said without trying."""
+    server = getattr(mb, role)
+    probe = Probe(mb.name, role, f"{server.host}:{server.port}")
+    problems = server_problems(mb, role, server)
+    if problems:
+        probe.config_error, probe.error = True, "; ".join(problems)
+        return probe
+    return _attempt(probe, action)
+
+
 def check_config(config: Config) -> list[Probe]:
-    """Try every mailbox's servers; never raises for a server's failure."""
-    probes: list[Probe] = []
+    """Try every mailbox's servers; never raises for a server's failure. The configuration's own
+    problems (mailbot.app.preflight) come first, as probes of role "config"."""
+    probes = [Probe("config", "config", str(config.path or ""), config_error=True, error=problem)
+              for problem in config_problems(config)]
     for mb in config.mailboxes:
         if mb.imap is not None:
-            probes.append(_attempt(Probe(mb.name, "imap", f"{mb.imap.host}:{mb.imap.port}"), lambda: check_imap(mb)))
+            probes.append(_server_probe(mb, "imap", lambda: check_imap(mb)))
         else:
             probes.append(_attempt(Probe(mb.name, "maildir", str(mb.maildir)), lambda: check_maildir(mb)))
         if mb.smtp is not None:
-            probes.append(_attempt(Probe(mb.name, "smtp", f"{mb.smtp.host}:{mb.smtp.port}"), lambda: check_smtp(mb)))
+            probes.append(_server_probe(mb, "smtp", lambda: check_smtp(mb)))
         else:
             probes.append(_attempt(Probe(mb.name, "outbox_dir", str(mb.outbox_dir)), lambda: check_outbox_dir(mb)))
     return probes

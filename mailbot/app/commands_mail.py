@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from mailbot.app.options import EXIT_FAILED, EXIT_OK, Context, month_option, operator, pass_ctx
 from mailbot.app.output import echo_json, print_result, sending_line
+from mailbot.timeutil import iso_local, people_time
 
 
 @click.command()
@@ -100,7 +102,8 @@ def quarantine_list(c: Context, as_json):
     """
     from mailbot.db import store
     with c.sessions()() as session:
-        items = [{"id": q.id, "sender": m.sender, "subject": m.subject, "received_at": m.received_at.isoformat(),
+        tz = c.config.timezone
+        items = [{"id": q.id, "sender": m.sender, "subject": m.subject, "received_at": iso_local(m.received_at, tz),
                   "reason": q.reason, "candidate_schools": q.candidate_schools}
                  for q, m in store.pending_quarantine(session)]
     if as_json:
@@ -109,7 +112,8 @@ def quarantine_list(c: Context, as_json):
     if not items:
         click.echo("nothing in quarantine")
     for i in items:
-        click.echo(f"{i['id']:>4}  {i['received_at'][:16]}  {i['sender']}  {i['subject']}\n"
+        shown = people_time(datetime.fromisoformat(i["received_at"]), tz)
+        click.echo(f"{i['id']:>4}  {shown}  {i['sender']}  {i['subject']}\n"
                    f"      {i['reason']}; schools in the table: {', '.join(i['candidate_schools']) or '-'}")
 
 

@@ -29,13 +29,19 @@ def status(c: Context, month, as_json):
     if as_json:
         echo_json(result)
         return
+    from mailbot.app.display import table
     t = result["totals"]
     click.echo(f"{month}  deadline {result['deadline']}  required {t['required']}  on time {t['on_time']}  "
                f"late {t['late']}  missing {t['missing']}")
+    rows = []
     for s in result["schools"]:
-        figures = (f"{s['enrolled']:>6} {s['participating']:>6}  2+N {'是' if s['two_plus_n'] else '否'} N={s['n']}"
-                   if s["enrolled"] is not None else "")
-        click.echo(f"  {s['state']:<8} {s['level']:<7} {s['name']}  {figures}")
+        reported = s["enrolled"] is not None
+        rows.append([s["state"], s["level"], s["name"], s["enrolled"] if reported else "",
+                     s["participating"] if reported else "",
+                     (f"2+N {'是' if s['two_plus_n'] else '否'}" if reported else ""),
+                     f"N={s['n']}" if reported else ""])
+    for line in table(rows, "<<<>><<"):  # padded by display width: Chinese names take two cells a character
+        click.echo(f"  {line}")
 
 
 @click.command()
@@ -64,7 +70,12 @@ def summary(c: Context, month, out_dir, send, force):
     with c.sessions()() as session:
         package = build_package(session, c.config, month, now)
         if out_dir is not None:
-            for path in write_preview(package, out_dir):
+            try:
+                written = write_preview(package, out_dir)
+            except OSError as exc:
+                raise click.ClickException(f"cannot write the preview to {out_dir}: "
+                                           f"{exc.strerror or exc}") from exc
+            for path in written:
                 click.echo(f"wrote {path}", err=True)
         if send:
             queued = queue_summary(session, c.config, package, now, force)
@@ -95,6 +106,7 @@ def export(c: Context, first, last, out_file):
     Example:
       mailbot export --from 2022-03 --to 2022-10 --out 台账.xlsx
     """
+    from mailbot.db.campaign import excused_schools
     from mailbot.summary.ledger import build_ledger, ledger_months
     from mailbot.summary.load import months_on_record, rows_in_force, submission_history
     from mailbot.timeutil import current_month
@@ -110,6 +122,7 @@ def export(c: Context, first, last, out_file):
             raise click.BadParameter(str(exc), param_hint="--from/--to") from exc
         data = build_ledger(config.schools, rows_in_force(session, first, last),
                             submission_history(session, first, last), months,
+                            excused={month: excused_schools(session, month) for month in months},
                             deadline_day=config.schedule.deadline_day, tz=config.timezone,
                             reporting_months=config.schedule.reporting_months)
     out_file.parent.mkdir(parents=True, exist_ok=True)

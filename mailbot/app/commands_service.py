@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mailbot.app.options import Context, pass_ctx
+from mailbot.app.options import EXIT_USAGE, Context, pass_ctx
 from mailbot.app.output import echo_json
 
 
@@ -70,13 +70,23 @@ def run(c: Context):
     """Run the daemon: poll the mailboxes, send the outbox, the reminder stages and the monthly
     summary on schedule, until SIGTERM or Ctrl-C (exit 0). Meant for systemd (deploy/).
 
+    It starts only on a configuration `mailbot check` finds no error in: every password and CA
+    file resolves, the operator and the summary's recipients are set (else exit 2, before READY).
+
     \b
     Example:
       mailbot --config /etc/mailbot/config.toml run
     """
     from mailbot.app.daemon import Daemon
     from mailbot.app.jobs import DaemonJobs
+    from mailbot.app.preflight import preflight
     from mailbot.ingest.idle import start_watchers
+    problems = preflight(c.config)  # before READY: systemd then shows the unit failed, with the reason
+    if problems:
+        for problem in problems:
+            click.echo(f"configuration error: {problem}", err=True)
+        click.echo("mailbot run: not started (mailbot check says the same)", err=True)
+        raise SystemExit(EXIT_USAGE)
     with DaemonJobs(c.config, c.sessions(), c.clock) as jobs:  # closed once the jobs in hand are done
         daemon = Daemon(c.config, jobs.by_name(),
                         watch=lambda wake, stop: start_watchers(c.config.mailboxes, wake, stop))

@@ -32,7 +32,7 @@ import time as clock
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from apscheduler.events import EVENT_SCHEDULER_STARTED
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -139,6 +139,8 @@ class Daemon:
         self._started = threading.Event()
         self._busy = threading.Condition()
         self._running_jobs = 0
+        self._running: set[str] = set()  # names of the jobs running now
+        self._poll_again = False  # IDLE announced mail while a poll was running
         self.scheduler: BlockingScheduler | None = None
 
     # -- building --------------------------------------------------------------------------------
@@ -161,6 +163,7 @@ class Daemon:
             scheduler.add_job(self.notifier.watchdog, IntervalTrigger(seconds=interval), id="watchdog",
                               name="watchdog")
         scheduler.add_listener(self._on_started, EVENT_SCHEDULER_STARTED)
+        scheduler.add_listener(self._after_job, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         return scheduler
 
     def _guarded(self, name: str, func: Job) -> Callable[[], None]:
@@ -170,6 +173,7 @@ class Daemon:
                 return
             with self._busy:
                 self._running_jobs += 1
+                self._running.add(name)
             started = clock.monotonic()
             try:
                 result = func(self.stopping.is_set)
@@ -182,6 +186,7 @@ class Daemon:
             finally:
                 with self._busy:
                     self._running_jobs -= 1
+                    self._running.discard(name)
                     self._busy.notify_all()
         job.__name__ = f"mailbot_{name}"
         return job
@@ -218,7 +223,26 @@ class Daemon:
         return True
 
     def wake_poll(self, reason: str = "") -> None:
-        """Run the poll job now (new mail announced by IDLE); a poll already running is enough."""
+        """Run the poll job now (new mail announced by IDLE). While a poll is running it runs once
+        more when that one is done (the new mail may have come after its search); asking the
+        scheduler to start a second one would only log a WARNING about max_instances."""
+        with self._busy:
+            if "poll" in self._running:
+                self._poll_again = True
+                log.debug("new mail (%s) while polling: polling again afterwards", reason)
+                return
+        self._run_poll_now(reason)
+
+    def _after_job(self, event) -> None:
+        """A listener: APScheduler calls it once the job's instance is released."""
+        if event.job_id != "poll":
+            return
+        with self._busy:
+            again, self._poll_again = self._poll_again, False
+        if again:
+            self._run_poll_now("mail announced during the last poll")
+
+    def _run_poll_now(self, reason: str) -> None:
         if self.scheduler is not None and not self.stopping.is_set():
             try:
                 self.scheduler.modify_job("poll", next_run_time=datetime.now(self.config.timezone))

@@ -30,8 +30,10 @@ class Context:
     @property
     def config(self):
         if self._config is None:
+            from mailbot.app.logtime import use_zone
             from mailbot.config import load_config
             self._config = load_config(self.config_path)
+            use_zone(self._config.timezone)  # log stamps in the bureau's zone, whatever the machine's
         return self._config
 
     @property

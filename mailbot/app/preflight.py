@@ -58,13 +58,19 @@ def preflight(config: Config) -> list[str]:
             server = getattr(mailbox, role)
             if server is not None:
                 problems += server_problems(mailbox, role, server)
+    return problems + config_problems(config)
+
+
+def config_problems(config: Config) -> list[str]:
+    """The problems of the configuration as a whole (no server's)."""
+    problems: list[str] = []
     if not config.operator_email:
-        problems.append("[operator] email is not set: quarantine notices, failures and alarms would go to nobody; "
-                        'add [operator] email = "..."')
+        problems.append("operator.email is not set: quarantine notices, failures and alarms would go to nobody; "
+                        'add a table [operator] with email = "..."')
     if not config.summary_recipients:
-        problems.append("[summary] recipients is empty: the monthly summary would go to nobody; "
-                        'add [summary] recipients = ["..."]')
+        problems.append("summary.recipients is empty: the monthly summary would go to nobody; "
+                        'add a table [summary] with recipients = ["..."]')
     if not config.schools:
-        problems.append("no school is configured: add [[school]] entries (name, level, emails) or "
+        problems.append("no school is configured: add [[school]] tables (name, level, emails) or "
                         "general.roster_file")
     return problems

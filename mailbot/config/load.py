@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -154,7 +155,7 @@ def config_from_dict(data: dict, base: Path, path: Path | None = None) -> Config
                       "web"})
     general = root.sub("general") or TomlTable({}, "general", base)
     general.check_known({"timezone", "state_dir", "database_url", "roster_file", "ignored_retention_days",
-                         "alarm_after_minutes"})
+                         "alarm_after_minutes", "first_poll_since"})
     tz_name = general.get("timezone", str, "Asia/Shanghai")
     try:
         tz = ZoneInfo(tz_name)
@@ -166,12 +167,12 @@ def config_from_dict(data: dict, base: Path, path: Path | None = None) -> Config
     mailbox_list = root.get("mailbox", list, [])
     if not mailbox_list:
         raise ConfigError("at least one [[mailbox]] is required (name, address, levels and a transport)")
-    mailboxes = [_mailbox(TomlTable(m, f"mailbox[{i}]", base)) for i, m in enumerate(mailbox_list)]
+    mailboxes = [_mailbox(TomlTable(m, _named("mailbox", i, m), base)) for i, m in enumerate(mailbox_list)]
     names = [mb.name for mb in mailboxes]
     if len(set(names)) != len(names):
         raise ConfigError(f"mailbox names must be unique, got {names}")
 
-    schools = [_school(TomlTable(s, f"school[{i}]", base)) for i, s in enumerate(root.get("school", list, []))]
+    schools = [_school(TomlTable(s, _named("school", i, s), base)) for i, s in enumerate(root.get("school", list, []))]
     roster_file = general.path("roster_file")
     if roster_file is not None:
         schools += load_roster_csv(roster_file)
@@ -201,4 +202,22 @@ def config_from_dict(data: dict, base: Path, path: Path | None = None) -> Config
         alarm_after_minutes=general.get("alarm_after_minutes", float, 60.0),
         ignored_retention_days=general.get("ignored_retention_days", int, 30),
         web=_dataclass_section(root.sub("web"), WebConsole),
+        first_poll_since=_day(general, "first_poll_since"),
     )
+
+
+def _named(kind: str, index: int, table) -> str:
+    """How errors name the index-th [[kind]] table: by its name when it has one (`mailbox "zjg"`),
+    else by its place (`mailbox[1]`)."""
+    name = table.get("name") if isinstance(table, dict) else None
+    return f'{kind} "{name}"' if isinstance(name, str) and name.strip() else f"{kind}[{index}]"
+
+
+def _day(t: TomlTable, key: str) -> date | None:
+    value = t.get(key, (str, date))
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{t.where}.{key} must be a date like 2022-09-01, not {value!r}") from exc

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -121,6 +121,7 @@ class Limits:
 @dataclass
 class Replies:
     max_per_sender_per_day: int = 10
+    reply_max_age_days: float = 14.0  # no automatic reply to mail that waited longer (SPEC 5); 0: no limit
 
 
 @dataclass
@@ -157,6 +158,7 @@ class Config:
     alarm_after_minutes: float = 60.0
     ignored_retention_days: int = 30
     web: WebConsole = field(default_factory=WebConsole)
+    first_poll_since: date | None = None  # the first poll imports (unanswered) mail since this day
 
     @property
     def archive_dir(self) -> Path:
