@@ -6,6 +6,8 @@ before it is processed is answered automatically. `ingest FILE`, run on purpose,
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import time
@@ -57,6 +59,7 @@ def poll(config: Path, *args: str) -> list[dict]:
     return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
+@pytest.mark.xfail(strict=True, run=False, reason="issue 9: not built yet")
 def test_the_first_poll_of_a_full_mailbox_downloads_and_answers_nothing(tmp_path, dovecot, imap_proxy):
     seed(dovecot, BOX, history(200))
     config = server_config(tmp_path, dovecot, None, imap_port=imap_proxy.port)
@@ -78,6 +81,7 @@ def test_the_first_poll_of_a_full_mailbox_downloads_and_answers_nothing(tmp_path
     assert [o.kind for o in db.outbox()] == ["receipt"]
 
 
+@pytest.mark.xfail(strict=True, run=False, reason="issue 9: not built yet")
 def test_poll_since_imports_history_on_purpose_recorded_and_never_answered(tmp_path, dovecot):
     seed(dovecot, BOX, history(40))
     config = server_config(tmp_path, dovecot, None)
@@ -98,6 +102,7 @@ def test_poll_since_imports_history_on_purpose_recorded_and_never_answered(tmp_p
     assert len(Database(config).submissions()) == 32
 
 
+@pytest.mark.xfail(strict=True, run=False, reason="issue 9: not built yet")
 def test_poll_since_with_reply_answers_the_imported_history(tmp_path, dovecot):
     seed(dovecot, BOX, history(5))
     config = server_config(tmp_path, dovecot, None)
@@ -109,12 +114,14 @@ def test_poll_since_with_reply_answers_the_imported_history(tmp_path, dovecot):
     assert [o.kind for o in Database(config).outbox()] == ["receipt"] * 4
 
 
+@pytest.mark.xfail(strict=True, run=False, reason="issue 9: not built yet")
 def test_poll_since_takes_a_date(tmp_path, dovecot):
     config = server_config(tmp_path, dovecot, None)
     proc = run_mailbot("poll", "--since", "last year", config=config, check=False)
     assert proc.returncode == 2 and "YYYY-MM-DD" in proc.stderr
 
 
+@pytest.mark.xfail(strict=True, run=False, reason="issue 9: not built yet")
 def test_first_poll_since_in_the_config_imports_only_the_recent_history(tmp_path, dovecot):
     seed(dovecot, BOX, history(60))  # 2022-03 .. 2023-04
     config = server_config(tmp_path, dovecot, None)
@@ -131,6 +138,7 @@ def test_first_poll_since_in_the_config_imports_only_the_recent_history(tmp_path
     assert db.outbox() == []
 
 
+@pytest.mark.xfail(strict=True, run=False, reason="issue 9: not built yet")
 def test_mail_that_waited_too_long_is_recorded_not_answered_and_the_operator_is_told(tmp_path, dovecot):
     config = server_config(tmp_path, dovecot, None)
     poll(config)  # an empty mailbox: the baseline is nothing
@@ -154,6 +162,7 @@ def test_mail_that_waited_too_long_is_recorded_not_answered_and_the_operator_is_
     assert "beimenxx@163.com" in parsed(told[0].raw).get_body(("plain",)).get_content()
 
 
+@pytest.mark.xfail(strict=True, run=False, reason="issue 9: not built yet")
 def test_reply_max_age_days_is_a_setting(tmp_path, dovecot):
     config = server_config(tmp_path, dovecot, None)
     config.write_text(config.read_text(encoding="utf-8") + "\n[replies]\nreply_max_age_days = 60\n", encoding="utf-8")
@@ -168,6 +177,7 @@ def test_reply_max_age_days_is_a_setting(tmp_path, dovecot):
     assert result["reply"] is not None
 
 
+@pytest.mark.xfail(strict=True, run=False, reason="issue 9: not built yet")
 def test_a_new_uidvalidity_with_nothing_known_is_a_new_baseline(tmp_path, dovecot):
     config = server_config(tmp_path, dovecot, None)
     poll(config)  # the empty INBOX, under its first UIDVALIDITY
@@ -181,6 +191,7 @@ def test_a_new_uidvalidity_with_nothing_known_is_a_new_baseline(tmp_path, doveco
     assert db.outbox() == []
 
 
+@pytest.mark.xfail(strict=True, run=False, reason="issue 9: not built yet")
 def test_a_maildir_starts_with_a_baseline_and_judges_age_by_delivery_time(tmp_path):
     config = write_config(tmp_path)
     new = tmp_path / "maildir" / "chuyoujiao" / "new"

@@ -48,6 +48,7 @@ def test_each_operator_command_exists_with_json_and_an_example(group, command):
     assert "Example" in (sub.help or "")
 
 
+@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_messages_list_shows_every_message_with_outcome_and_reason(tmp_path):
     config = write_config(tmp_path)
     ingest_all(config, tmp_path,
@@ -72,6 +73,7 @@ def test_messages_list_shows_every_message_with_outcome_and_reason(tmp_path):
     assert (none if isinstance(none, list) else none["messages"]) == []
 
 
+@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_messages_show_gives_the_submission_it_made_and_the_reply_it_caused(tmp_path):
     config = write_config(tmp_path)
     ingest_all(config, tmp_path, submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN_ROW]))
@@ -88,6 +90,7 @@ def test_messages_show_gives_the_submission_it_made_and_the_reply_it_caused(tmp_
     assert mb(config, "messages", "show", "999", check=False).returncode == 2
 
 
+@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_submissions_list_gives_the_ids_void_takes_and_which_is_in_force(tmp_path):
     config = write_config(tmp_path)
     ingest_all(config, tmp_path, submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN_ROW], message_id="1"))
@@ -104,6 +107,7 @@ def test_submissions_list_gives_the_ids_void_takes_and_which_is_in_force(tmp_pat
     assert f"{first}" in mb(config, "submissions", "list").stdout
 
 
+@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_outbox_show_renders_the_email_as_sent(tmp_path):
     config = write_config(tmp_path)
     ingest_all(config, tmp_path, submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN_ROW]))
@@ -117,6 +121,7 @@ def test_outbox_show_renders_the_email_as_sent(tmp_path):
     assert shown["id"] == receipt.id and "1878" in shown["text"]
 
 
+@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_outbox_retry_sends_a_failed_email_to_the_corrected_address(tmp_path, dovecot, smtp_server):
     config = server_config(tmp_path, dovecot, smtp_server, extra="\n[sending]\nthrottle_seconds = 0\n")
     ingest_all(config, tmp_path, submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN_ROW]))
@@ -137,6 +142,7 @@ def test_outbox_retry_sends_a_failed_email_to_the_corrected_address(tmp_path, do
     assert mb(config, "outbox", "retry", str(retried["id"]), check=False).returncode == 2  # sent: not failed
 
 
+@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_senders_list_and_forget(tmp_path):
     config = write_config(tmp_path)
     ingest_all(config, tmp_path, submission("beimen.teacher@qq.com", "chuyoujiao@163.com", [BEIMEN_ROW],
@@ -166,6 +172,7 @@ def bare_table(path: Path) -> Path:
     return path
 
 
+@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_a_table_handed_in_on_time_some_other_way_keeps_its_received_time(tmp_path):
     config = write_config(tmp_path)
     table = bare_table(tmp_path / "北门小学.xlsx")

@@ -4,6 +4,8 @@ without a table still gets the rejection with the template, since the school tri
 
 from __future__ import annotations
 
+import pytest
+
 import json
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -39,6 +41,7 @@ def reply_to(original: bytes, body: str, sender: str = "beimenxx@163.com") -> by
     return msg.as_bytes()
 
 
+@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_thanks_for_a_receipt_is_ignored_and_not_answered(tmp_path):
     config = write_config(tmp_path)
     first = ingest(config, tmp_path, submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN_ROW]), "table")

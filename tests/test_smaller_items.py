@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import logging
 import re
@@ -45,6 +47,7 @@ def test_export_shows_an_excused_school_as_excused(tmp_path):
     assert "本月免报" in row and "未报送" not in row
 
 
+@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_the_quarantine_notice_to_the_operator_is_all_chinese(tmp_path):
     config = write_config(tmp_path)
     ingest(config, tmp_path, submission("someone@qq.com", "chuyoujiao@163.com", [BEIMEN_ROW]))
@@ -110,6 +113,7 @@ def test_status_columns_line_up_with_chinese_names(tmp_path):
     assert len(columns) == 1, lines
 
 
+@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_the_demo_keeps_chinese_in_file_names_and_prints_the_summary(tmp_path):
     proc = run_mailbot("demo", "--out", str(tmp_path / "demo"))
 
@@ -121,6 +125,7 @@ def test_the_demo_keeps_chinese_in_file_names_and_prints_the_summary(tmp_path):
     assert after.strip(), proc.stdout
 
 
+@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_quotes_inside_chinese_quotes_are_chinese_too():
     import io
     from mailbot.outbound.prefilled import build_template
