@@ -24,9 +24,10 @@ def test_minimal_config_gets_defaults(tmp_path):
 
 
 @pytest.mark.parametrize("change, key", [
-    (lambda d: d["mailbox"][0].pop("levels"), "mailbox[0].levels"),
-    (lambda d: d["mailbox"][0].update(levels=["high"]), "mailbox[0].levels"),
-    (lambda d: d["school"][0].update(level="大学"), "school[0].level"),
+    (lambda d: d["mailbox"][0].pop("levels"), 'mailbox "chuyoujiao".levels'),  # tables by name, not index
+    (lambda d: d["mailbox"][0].update(levels=["high"]), 'mailbox "chuyoujiao".levels'),
+    (lambda d: d["school"][0].update(level="大学"), 'school "安溪县北门小学".level'),
+    (lambda d: d["mailbox"][0].update(name=None, levels=["high"]), "mailbox[0]"),  # no usable name: the index
     (lambda d: d.update(general={"timezone": "Mars/Base"}), "general.timezone"),
     (lambda d: d.update(schedule={"deadline_day": "24"}), "schedule.deadline_day"),
     (lambda d: d["mailbox"][0].pop("maildir"), "needs a transport"),
