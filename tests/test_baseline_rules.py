@@ -9,8 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailbot.app.display import display_width, pad, table
-from mailbot.ingest.baseline import (Seen, is_new_baseline_after_uidvalidity_change, parse_since,
-                                     split_first_contact, start_of_date, withheld_because_old)
+from mailbot.ingest.baseline import Seen, parse_since, split_first_contact, start_of_date, withheld_because_old
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
 TZ = ZoneInfo("Asia/Shanghai")
@@ -36,13 +35,6 @@ def test_the_age_limit_withholds_only_what_waited_longer_than_the_limit():
     assert withheld_because_old(None, NOW, 14) is None  # ingest FILE: exempt
     assert withheld_because_old(NOW + timedelta(days=1), NOW, 14) is None  # a clock ahead of ours
     assert withheld_because_old(NOW - timedelta(days=99), NOW, 0) is None  # 0 turns the limit off
-
-
-def test_a_new_uidvalidity_is_a_new_baseline_only_when_nothing_matches():
-    assert is_new_baseline_after_uidvalidity_change(5, 6, ["a", None], {"x"})
-    assert not is_new_baseline_after_uidvalidity_change(5, 6, ["a", "x"], {"x"})
-    assert not is_new_baseline_after_uidvalidity_change(None, 6, ["a"], set())  # first contact: decided elsewhere
-    assert not is_new_baseline_after_uidvalidity_change(6, 6, ["a"], set())
 
 
 def test_since_is_a_date():

@@ -128,7 +128,6 @@ def test_starttls_on_the_implicit_tls_port_is_refused_with_a_hint_at_once(tmp_pa
     assert time.monotonic() - started < 30
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_a_refused_login_names_the_user_and_the_server_apart(tmp_path, dovecot):
     wrong = tmp_path / "wrong"
     wrong.write_text("not-it")

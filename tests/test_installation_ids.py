@@ -19,7 +19,6 @@ def demo_message_ids(out: Path) -> set[str]:
     return {str(parsed(path.read_bytes())["Message-ID"]) for path in (out / "outbox").rglob("*.eml")}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_two_demo_runs_give_disjoint_message_ids(tmp_path):
     first, second = demo_message_ids(tmp_path / "one"), demo_message_ids(tmp_path / "two")
 
@@ -27,7 +26,6 @@ def test_two_demo_runs_give_disjoint_message_ids(tmp_path):
     assert first.isdisjoint(second)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_a_database_made_anew_does_not_reuse_message_ids(tmp_path):
     eml = tmp_path / "table.eml"
     eml.write_bytes(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN_ROW]))
@@ -40,7 +38,6 @@ def test_a_database_made_anew_does_not_reuse_message_ids(tmp_path):
     assert ids[0] != ids[1]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_the_installation_id_stays_with_the_database(tmp_path):
     config = write_config(tmp_path)
     for number in range(2):

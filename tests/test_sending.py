@@ -104,7 +104,20 @@ def test_throttle_sleeps_between_sends_not_before_the_first(tmp_path, smtp_serve
 
     world.send(sleep=slept.append)
 
-    assert slept == [3.0, 3.0]
+    assert sum(slept) == pytest.approx(6.0)  # 3 s before the 2nd and the 3rd (in short steps: a stop cuts it)
+
+
+def test_a_stop_during_the_throttle_pause_sends_no_more_and_claims_nothing(tmp_path, smtp_server):
+    world = World(tmp_path, smtp_server, "[sending]\nthrottle_seconds = 3\n")
+    world.queue(3)
+    slept = []
+
+    report = world.send(sleep=slept.append, should_stop=lambda: sum(slept) >= 1.0)
+
+    assert report.sent == 1 and report.stopped
+    assert sum(slept) < 1.5  # cut short, not the whole 3 s
+    assert sorted(r.status for r in world.rows()) == ["queued", "queued", "sent"]  # nothing left in `sending`
+    assert world.send().sent == 2 and len(world.smtp.received) == 3
 
 
 def test_directory_outbox_writes_one_file_per_row(tmp_path):

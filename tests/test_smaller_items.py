@@ -113,7 +113,6 @@ def test_status_columns_line_up_with_chinese_names(tmp_path):
     assert len(columns) == 1, lines
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_the_demo_keeps_chinese_in_file_names_and_prints_the_summary(tmp_path):
     proc = run_mailbot("demo", "--out", str(tmp_path / "demo"))
 

@@ -44,7 +44,6 @@ def test_quarantine_list_shows_local_time_with_its_offset(tmp_path):
     assert item["received_at"] == "2022-10-20T20:11:00+08:00"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_outgoing_date_headers_carry_the_bureau_s_offset(tmp_path):
     config = write_config(tmp_path)
     eml = tmp_path / "table.eml"

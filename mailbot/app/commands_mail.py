@@ -48,28 +48,52 @@ def ingest(c: Context, mailbox, as_json, school, month, files):
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
+def _since_day(_ctx, _param, value):
+    from mailbot.ingest.baseline import parse_since
+    if value is None:
+        return None
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message on stdout (as ingest --json).")
 @click.option("--no-send", is_flag=True, help="Only read the mailboxes; leave the outbox for later.")
+@click.option("--since", "since", callback=_since_day, metavar="YYYY-MM-DD",
+              help="Also import the mail since that day that the first poll left as baseline "
+                   "(recorded and counted, answered by nobody).")
+@click.option("--reply", is_flag=True, help="With --since: answer the imported mail as if it had just arrived.")
 @pass_ctx
-def poll(c: Context, as_json, no_send):
+def poll(c: Context, as_json, no_send, since, reply):
     """One pass over every mailbox, then send the outbox.
 
     New mail is found by UID (IMAP) or by file (Maildir), read without marking it read, and run
-    through the same pipeline as `ingest`. Exit status 1 when a mailbox could not be read, a
-    message failed, or an account could not send.
+    through the same pipeline as `ingest`. The first poll of a mailbox records the mail already
+    there as `baseline`, without reading or answering it; --since imports it on purpose. Mail that
+    waited more than [replies] reply_max_age_days is recorded without an automatic reply (the
+    operator is told). Exit status 1 when a mailbox could not be read, a message failed, or an
+    account could not send.
 
     \b
     Examples:
       mailbot poll
       mailbot poll --json | jq .outcome
+      mailbot poll --since 2022-09-01
     """
-    from mailbot.ingest.poll import poll_and_send
+    from mailbot.ingest.poll import History, poll_and_send
+    if reply and since is None:
+        raise click.UsageError("--reply goes with --since (mail that arrives is answered anyway)")
+    history = History(since, reply) if since is not None else None
     show = echo_json if as_json else print_result
     report = poll_and_send(c.config, c.sessions(), c.clock, lambda result: show(result.as_json()),
-                           send=not no_send)
+                           send=not no_send, history=history)
     for mb in report.mailboxes:
         counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(mb.outcomes.items())) or "nothing new"
+        if mb.baseline:
+            counts += f"; first contact: {mb.baseline} message(s) already there recorded as baseline " \
+                      "(not read, not answered; poll --since imports them)"
         status_text = "ok" if mb.ok else f"FAILED: {mb.error}"
         click.echo(f"{mb.mailbox}: {status_text}; {counts}", err=True)
     if report.skipped_busy:

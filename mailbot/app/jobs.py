@@ -1,8 +1,9 @@
 """The daemon's jobs, as `mailbot run` schedules them (mailbot.app.daemon fires them on triggers).
 
 Each job takes `should_stop`, a function that says whether SIGTERM arrived, and checks it between
-its units of work (read the mailboxes; send the outbox; purge old archives), so a stop waits only
-for the unit in hand. What the jobs share for the daemon's whole life, one WorkerPool and one
+its units of work (read the mailboxes; send the outbox; purge old archives) and hands it on: the
+poll notices it between messages, the send between emails and during the throttle pause, so a stop
+waits only for the message or email in hand. What the jobs share for the daemon's whole life, one WorkerPool and one
 Pipeline with its Archive, is made by the first poll and closed by `DaemonJobs.close()`.
 
 When the monthly summary is due is decided by the pure `summary_due`.
@@ -57,11 +58,12 @@ class DaemonJobs:
         from mailbot.ingest.poll import poll_and_send
         from mailbot.ingest.retention import purge_ignored_archives
         from mailbot.outbound.sending import send_outbox
-        report = poll_and_send(self.config, self.sessions, self.clock, pipeline=self.pipeline(), send=False)
+        report = poll_and_send(self.config, self.sessions, self.clock, pipeline=self.pipeline(), send=False,
+                               should_stop=should_stop)
         read = sum(sum(m.outcomes.values()) for m in report.mailboxes)
         if should_stop():
             return read
-        send_outbox(self.config, self.sessions, self.clock)
+        send_outbox(self.config, self.sessions, self.clock, should_stop=should_stop)
         if should_stop():
             return read
         with self.sessions.begin() as session:
@@ -89,7 +91,7 @@ class DaemonJobs:
         with self.sessions.begin() as session:
             queued = queue_summary(session, self.config, build_package(session, self.config, month, now), now)
         if not should_stop():
-            send_outbox(self.config, self.sessions, self.clock)
+            send_outbox(self.config, self.sessions, self.clock, should_stop=should_stop)
         return 1 if queued is not None else 0
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ each other or from cli.py."""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime
 
 import click
 
@@ -25,7 +25,9 @@ class Context:
         self._engine = None
 
     def clock(self) -> datetime:
-        return self._now or datetime.now(timezone.utc)
+        """Now, in the configured zone (stored as UTC all the same): what it dates, such as an
+        email's `Date:`, then carries the bureau's offset."""
+        return self._now or datetime.now(self.config.timezone)
 
     @property
     def config(self):

@@ -12,22 +12,12 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from mailbot.db.models import Base, UTCDateTime
+from mailbot.db.models import Installation
 
 TOKEN_BYTES = 8  # 16 hex characters: collisions between installations are out of the question
-
-
-class Installation(Base):
-    """One row: this database's installation id."""
-
-    __tablename__ = "installation"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    token: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 def new_token() -> str:

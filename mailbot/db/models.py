@@ -253,3 +253,15 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))  # excuse, void, quarantine_approve, outbox_retry ...
     target: Mapped[str] = mapped_column(Text, default="")  # what it acted on, e.g. "submission 12"
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Installation(Base):
+    """One row: this database's installation id, a random token made with the database
+    (mailbot.db.installation). Every Message-ID mailbot makes carries it, so none repeats across
+    installations or after a database is made anew."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

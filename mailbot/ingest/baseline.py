@@ -12,21 +12,30 @@ time) more than `reply_max_age_days` before it is processed is recorded without 
 reply, and the operator is told: after an outage a school should not get a receipt weeks late
 without a person deciding. `mailbot ingest FILE`, run on purpose, has no arrival time and is exempt.
 
-The decisions here are pure; `record_baseline` only adds ledger rows in the caller's transaction.
+The decisions are pure functions; below them, the ledger reads and writes `mailbot.ingest.poll`
+calls (`take_baseline`, `baseline_keys`) and the one notice to the operator about mail that waited
+too long (`tell_operator_of_old_mail`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.db.models import Message
+from mailbot.db.models import MailboxState, Message
+from mailbot.ingest.poll_ledger import processed_ids
+
+log = logging.getLogger(__name__)
 
 BASELINE = "baseline"  # the ledger outcome of mail that was there before mailbot started
+SQL_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -84,16 +93,6 @@ def withheld_because_old(arrived_at: datetime | None, now: datetime, max_age_day
     return f"reached the mailbox {waited.days} days before it was processed (reply_max_age_days = {max_age_days:g})"
 
 
-def is_new_baseline_after_uidvalidity_change(previous_uidvalidity: int | None, uidvalidity: int,
-                                             described_ids: list[str | None], known_ids: set[str]) -> bool:
-    """A changed UIDVALIDITY with not one message the ledger knows by Message-ID is another
-    folder altogether (a migration, a folder recreated with other mail): a new first contact.
-    With any match, the folder is the same mail renumbered and is matched message by message."""
-    if previous_uidvalidity is None or previous_uidvalidity == uidvalidity:
-        return False
-    return not any(mid in known_ids for mid in described_ids if mid)
-
-
 def record_baseline(session: Session, *, mailbox: str, folder: str, uidvalidity: int, items: Iterable[Seen],
                     source: str, now: datetime) -> int:
     """Add a `baseline` ledger row for each message (nothing archived: nothing was read)."""
@@ -106,3 +105,151 @@ def record_baseline(session: Session, *, mailbox: str, folder: str, uidvalidity:
                             errors=[], warnings=[], attempts=0, result=None))
         count += 1
     return count
+
+
+@dataclass(frozen=True)
+class History:
+    """`mailbot poll --since DAY [--reply]`: also import the mail since DAY that a first contact left
+    as baseline; answered only with `reply`."""
+
+    since: date
+    reply: bool = False
+
+
+@dataclass
+class Arrivals:
+    """How each downloaded message is to be answered: when it reached the mailbox (for the reply
+    age limit; None: exempt) and whether it may be answered at all (imported history is not)."""
+
+    at: dict = field(default_factory=dict)  # key -> datetime
+    unanswered: set = field(default_factory=set)  # keys imported on purpose, answered by nobody
+    exempt: set = field(default_factory=set)  # keys the operator asked to answer whatever their age
+
+
+# -- the ledger ------------------------------------------------------------------------------------
+
+
+def _chunks(items: list, size: int = SQL_CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def has_ledger(session: Session, mailbox: str, folder: str) -> bool:
+    """Whether mailbot has recorded anything from this mailbox folder (an installation that polled
+    it before baselines existed is not at first contact)."""
+    return session.scalar(select(Message.id).where(Message.mailbox == mailbox, Message.folder == folder)
+                          .limit(1)) is not None
+
+
+def known_message_ids(session: Session, message_ids: list[str]) -> set[str]:
+    """Which of these Message-IDs the ledger has, whatever became of them."""
+    found: set[str] = set()
+    for chunk in _chunks(sorted(set(message_ids))):
+        found.update(session.scalars(select(Message.message_id).where(Message.message_id.in_(chunk))))
+    return found
+
+
+def baseline_keys(session: Session, mailbox: str, folder: str, uidvalidity: int, keys: list[str]) -> set[str]:
+    """Of these UIDs or Maildir keys, those recorded as `baseline` (what `poll --since` imports)."""
+    found: set[str] = set()
+    for chunk in _chunks(keys):
+        found.update(session.scalars(select(Message.uid).where(
+            Message.mailbox == mailbox, Message.folder == folder, Message.uidvalidity == uidvalidity,
+            Message.uid.in_(chunk), Message.outcome == BASELINE)))
+    return found
+
+
+def take_baseline(sessions: sessionmaker[Session], *, mailbox: str, folder: str, uidvalidity: int,
+                  seen: list[Seen], source: str, since: datetime | None, now: datetime) -> set[str]:
+    """Record what is already in the folder as `baseline` (what arrived since `since` excepted);
+    return the keys to import unanswered."""
+    split = split_first_contact(seen, since)
+    with sessions() as session:
+        record_baseline(session, mailbox=mailbox, folder=folder, uidvalidity=uidvalidity, items=split.baseline,
+                        source=source, now=now)
+        session.commit()
+    log.log(logging.WARNING if split.baseline else logging.INFO,
+            "%s/%s: first contact: %d message(s) already there recorded as baseline (not read, not "
+            "answered)%s; `mailbot poll --since YYYY-MM-DD` imports them on purpose", mailbox, folder,
+            len(split.baseline), f", {len(split.process)} since {since:%Y-%m-%d} imported unanswered"
+            if since is not None else "")
+    return {item.uid for item in split.process}
+
+
+def first_contact_imap(config, mailbox, sessions: sessionmaker[Session], clock, imap, uidvalidity: int,
+                       first: bool) -> tuple[set[int], int]:
+    """The first poll of an IMAP folder, or a new UIDVALIDITY: record what is there as baseline;
+    return (the UIDs to import unanswered (`first_poll_since`), how many became baseline)."""
+    described = imap.describe(imap.uids_after(0))
+    with sessions() as session:
+        known = known_message_ids(session, [m.message_id for m in described if m.message_id])
+        processed = processed_ids(session, sorted(known))
+    if not first and known:
+        # The same mail renumbered: matched message by message, as before; only what was baseline
+        # under the old numbers is baseline again.
+        described = [m for m in described if m.message_id in known - processed]
+        if not described:
+            return set(), 0
+    since = (start_of_date(config.first_poll_since, config.timezone)
+             if first and config.first_poll_since is not None else None)
+    seen = [Seen(str(m.uid), m.arrived_at, m.size, m.message_id, m.from_addr) for m in described]
+    imported = take_baseline(sessions, mailbox=mailbox.name, folder=imap.folder, uidvalidity=uidvalidity, seen=seen,
+                             source="imap", since=since, now=clock())
+    return {int(uid) for uid in imported}, len(seen) - len(imported)
+
+
+def history_keys(sessions: sessionmaker[Session], mailbox, folder: str, uidvalidity: int,
+             keys: list) -> list:
+    """Of the keys found since the day asked, those a first contact left as baseline."""
+    with sessions() as session:
+        found = baseline_keys(session, mailbox.name, folder, uidvalidity, [str(k) for k in keys])
+    return [k for k in keys if str(k) in found]
+
+
+def maildir_polled(session: Session, mailbox: str, folder: str) -> bool:
+    """Whether a poll of this Maildir ever succeeded (an empty one leaves no ledger row)."""
+    state = session.scalar(select(MailboxState).where(MailboxState.mailbox == mailbox,
+                                                      MailboxState.folder == folder))
+    return state is not None and state.last_success_at is not None
+
+
+# -- telling the operator ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OldMail:
+    """A message processed without its automatic reply because it waited too long."""
+
+    sender: str
+    where: str  # the message's place, e.g. "chuyoujiao:INBOX/17"
+    outcome: str
+    arrived_at: datetime
+
+
+OUTCOME_LABELS = {"accepted": "已登记", "rejected": "未能登记（未回复学校）"}
+
+
+def tell_operator_of_old_mail(sessions: sessionmaker[Session], config, mailbox, items: list[OldMail],
+                              now: datetime) -> None:
+    """One notice per poll and mailbox listing the messages answered by nobody because they
+    waited longer than `reply_max_age_days` (the outbox key makes it once for these messages)."""
+    if not items or not config.operator_email:
+        return
+    import hashlib
+
+    from mailbot.outbound.compose import compose
+    from mailbot.outbound.outbox import queue_mail
+    from mailbot.timeutil import label_datetime
+
+    digest = hashlib.sha256("|".join(f"{i.sender}/{i.arrived_at.isoformat()}/{i.where}" for i in items)
+                            .encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    composed = compose("operator_stale", {
+        "mailbox": mailbox.address, "max_age_days": f"{config.replies.reply_max_age_days:g}",
+        "messages": [{"received_label": label_datetime(i.arrived_at, config.timezone), "sender": i.sender,
+                      "where": i.where, "outcome_label": OUTCOME_LABELS.get(i.outcome, i.outcome)}
+                     for i in items]})
+    with sessions() as session:
+        queue_mail(session, key=f"operator-stale:{mailbox.name}:{digest}", kind="operator_stale", mailbox=mailbox,
+                   to=[config.operator_email], composed=composed, now=now, auto_submitted="auto-generated",
+                   from_name="mailbot")
+        session.commit()

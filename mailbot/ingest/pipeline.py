@@ -34,6 +34,7 @@ from mailbot.db.submissions import record_rows
 from mailbot.errors import WorkerFailure
 from mailbot.ingest.analysis import Analysis, analyse
 from mailbot.ingest.archive import Archive, sha256_hex
+from mailbot.ingest.baseline import BASELINE, withheld_because_old
 from mailbot.outbound.responses import Responder
 from mailbot.rules.decide import Context, decide, reply_recipient
 from mailbot.rules.model import ParsedMessage
@@ -55,6 +56,10 @@ class Inbound:
     uidvalidity: int | None = None
     uid: str | None = None
     label: str = ""  # for logs: a file path or "INBOX/123"
+    # SPEC 5: when it reached the mailbox (INTERNALDATE, a Maildir file's time), for the reply age
+    # limit; None for what the operator hands in (`ingest FILE`): exempt.
+    arrived_at: datetime | None = None
+    answer: bool = True  # False: history imported on purpose, recorded but answered by nobody
 
 
 class Pipeline:
@@ -174,6 +179,9 @@ class Pipeline:
         record = store.find_by_location(session, inbound.mailbox, inbound.folder, inbound.uidvalidity, inbound.uid)
         if record is not None and record.outcome in FINAL_OUTCOMES:
             return record.id, self._duplicate_result(inbound, Twin(record.id, record.message_id, record.sender))
+        if record is not None and record.outcome == BASELINE:  # imported on purpose: now it is read
+            record.source, record.sha256, record.archive_path = inbound.source, digest, relative
+            record.size, record.read_at, record.outcome = len(inbound.raw), now, None
         if record is None:
             record = Message(mailbox=inbound.mailbox, folder=inbound.folder, uidvalidity=inbound.uidvalidity,
                              uid=inbound.uid, source=inbound.source, sha256=digest, archive_path=relative,
@@ -245,14 +253,18 @@ class Pipeline:
             recorded = record_rows(session, self.config, record, decision.recorded_rows, received_at, now)
         if decision.outcome == Outcome.QUARANTINED:
             held = store.hold(session, record.id, decision.reason, decision.sender_schools, now)
-            self.responder.tell_operator_of_quarantine(session, mailbox, record, msg, decision, held, received_at,
-                                                       now)
+            if inbound.answer:  # imported history: held in `quarantine list`, no notice for each one
+                self.responder.tell_operator_of_quarantine(session, mailbox, record, msg, decision, held,
+                                                           received_at, now)
         if decision.reply_capped:
             log.warning("reply cap reached for %s (%d today): no reply to message %s",
                         reply_recipient(msg, self.own_addresses), self.config.replies.max_per_sender_per_day,
                         msg.message_id)
         reply = None
-        if decision.reply is not None:
+        withheld = self._reply_withheld(inbound, now) if decision.reply is not None else None
+        if withheld:
+            log.info("no reply to message %s from %s: %s", msg.message_id, msg.from_addr, withheld)
+        elif decision.reply is not None:
             reply = self.responder.reply(session, mailbox, record, msg, decision, roster, recorded, received_at, now)
         record.outcome = decision.outcome
         record.errors = decision.errors + [e for r in decision.rows for e in r.errors]
@@ -261,6 +273,12 @@ class Pipeline:
         result = Result.of(inbound.label, inbound.mailbox, msg.message_id, msg.from_addr, decision, reply)
         record.result = result.as_json()
         return result
+
+    def _reply_withheld(self, inbound: Inbound, now: datetime) -> str | None:
+        """Why a message gets no automatic reply although its outcome has one (SPEC 5)."""
+        if not inbound.answer:
+            return "history imported on purpose (poll --since without --reply, or first_poll_since)"
+        return withheld_because_old(inbound.arrived_at, now, self.config.replies.reply_max_age_days)
 
     # -- failures --------------------------------------------------------------------------------
     def _fail(self, session: Session, inbound: Inbound, record_pk: int, exc: Exception) -> Result:

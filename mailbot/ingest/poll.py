@@ -35,7 +35,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Callable, Iterator
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,6 +43,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.config import Config, MailboxConfig
 from mailbot.db import store
 from mailbot.errors import ConfigError, TransportError
+from mailbot.ingest.baseline import (Arrivals, History, OldMail, Seen, first_contact_imap, has_ledger, history_keys,
+                                     maildir_polled,
+                                     start_of_date, take_baseline, tell_operator_of_old_mail, withheld_because_old)
 from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.ingest.poll_ledger import (ledger_at, load_state, processed_ids, record_unread, retry_below_mark,
                                         save_mark)
@@ -60,6 +63,11 @@ log = logging.getLogger(__name__)
 MARK_SAVE_SECONDS = 1.0
 
 ResultCallback = Callable[[Result], None]
+ShouldStop = Callable[[], bool]
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass
@@ -74,6 +82,9 @@ class MailboxPoll:
     decided_unread: int = 0  # ignored or duplicate without downloading
     outcomes: dict[str, int] = field(default_factory=dict)
     imap_commands: int | None = None
+    baseline: int = 0  # recorded as baseline at first contact (not read, not answered)
+    old_mail: list[OldMail] = field(default_factory=list)  # processed unanswered: waited too long
+    stopped: bool = False  # SIGTERM came: the rest waits for the next poll
 
 
 @dataclass
@@ -104,24 +115,45 @@ class _Tally:
 
 def download_and_process(pipeline: Pipeline, inbox: Inbox, session: InboxSession, mailbox: MailboxConfig,
                          keys: list, label: Callable[[object], str], report: MailboxPoll,
-                         fetch_batch_bytes: int) -> Iterator[tuple[object, Result]]:
-    """(key, committed result) for each message downloaded: the step IMAP and Maildir share."""
+                         fetch_batch_bytes: int, arrivals: Arrivals | None = None,
+                         should_stop: ShouldStop = _never) -> Iterator[tuple[object, Result]]:
+    """(key, committed result) for each message downloaded: the step IMAP and Maildir share.
+    A stop is noticed between messages: what was fed in is finished and committed, the rest waits."""
     in_flight: deque = deque()
+    arrivals = arrivals or Arrivals()
 
     def inbounds() -> Iterator[Inbound]:
         for key, raw in session.fetch_raw(keys, batch_bytes=fetch_batch_bytes):
+            if should_stop():
+                report.stopped = True
+                return
             in_flight.append(key)
             report.downloaded += 1
             yield Inbound(raw=raw, mailbox=mailbox.name, source=inbox.source, folder=session.folder,
-                          uidvalidity=session.uidvalidity, uid=str(key), label=label(key))
+                          uidvalidity=session.uidvalidity, uid=str(key), label=label(key),
+                          arrived_at=None if key in arrivals.exempt else arrivals.at.get(key),
+                          answer=key not in arrivals.unanswered)
 
     for result in pipeline.process_stream(inbounds()):
-        yield in_flight.popleft(), result
+        key = in_flight.popleft()
+        _note_old_mail(pipeline, report, result, arrivals.at.get(key), key in arrivals.unanswered | arrivals.exempt)
+        yield key, result
+
+
+def _note_old_mail(pipeline: Pipeline, report: MailboxPoll, result, arrived_at, on_purpose: bool) -> None:
+    """Remember a submission left unanswered because it waited too long (the operator is told)."""
+    if on_purpose or arrived_at is None or result.reply is not None:
+        return
+    if result.outcome not in (Outcome.ACCEPTED, Outcome.REJECTED):
+        return
+    if withheld_because_old(arrived_at, pipeline.clock(), pipeline.config.replies.reply_max_age_days):
+        report.old_mail.append(OldMail(result.sender or "", result.file, str(result.outcome), arrived_at))
 
 
 def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Session], pipeline: Pipeline,
               clock: Callable[[], datetime], report: MailboxPoll, on_result: ResultCallback | None = None, *,
-              inbox: Inbox, fetch_batch_bytes: int = 8_000_000) -> None:
+              inbox: Inbox, fetch_batch_bytes: int = 8_000_000, history: History | None = None,
+              should_stop: ShouldStop = _never) -> None:
     """Poll one IMAP mailbox; raises TransportError when the server fails (what was committed
     before stays, and the mark says so)."""
     folder = mailbox.imap.folder
@@ -132,6 +164,8 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
         uidvalidity = imap.uidvalidity
         with sessions() as session:
             state = load_state(session, mailbox.name, folder, clock())
+            previous = state.uidvalidity
+            first = previous is None and not has_ledger(session, mailbox.name, folder)
             if state.uidvalidity != uidvalidity:
                 if state.uidvalidity is not None:
                     log.warning("%s/%s: UIDVALIDITY changed %s -> %s; matching messages by Message-ID",
@@ -139,6 +173,10 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
                 state.uidvalidity, state.last_uid = uidvalidity, 0
             mark = state.last_uid
             session.commit()
+        arrivals = Arrivals()
+        if first or previous != uidvalidity:
+            arrivals.unanswered, report.baseline = first_contact_imap(config, mailbox, sessions, clock, imap,
+                                                                           uidvalidity, first)
         wanted: list[int] = []
         settled: set[int] = set()  # wanted UIDs whose outcome is committed (or that are gone)
         try:
@@ -153,14 +191,20 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
             report.new = len(unknown) + len(retry)
             described = imap.describe(unknown)
             settled.update(set(unknown) - {m.uid for m in described})  # expunged meanwhile
+            retried = imap.describe(sorted(int(u) for u in retry)) if retry else []
+            arrivals.at.update({m.uid: m.arrived_at for m in described + retried})
             plan = _triage_and_record(config, mailbox, sessions, clock, described, uidvalidity, label, report, tally)
             settled.update(m.uid for m in plan.duplicate)
             settled.update(m.uid for m, _ in plan.ignore)
 
             to_fetch = sorted(set(plan.fetch) | {int(u) for u in retry})
+            if history is not None:
+                imported = history_keys(sessions, mailbox, folder, uidvalidity, imap.uids_since(history.since))
+                (arrivals.exempt if history.reply else arrivals.unanswered).update(imported)
+                to_fetch += sorted(set(imported) - set(to_fetch))
             saved_at = time.monotonic()
             for uid, result in download_and_process(pipeline, inbox, imap, mailbox, to_fetch, label, report,
-                                                    fetch_batch_bytes):
+                                                    fetch_batch_bytes, arrivals, should_stop):
                 settled.add(uid)
                 if result.outcome == Outcome.ACCEPTED and mailbox.move_processed_to:
                     imap.move(uid, mailbox.move_processed_to)
@@ -209,18 +253,37 @@ def _save(sessions, mailbox: MailboxConfig, folder: str, uidvalidity: int, mark:
 
 def poll_maildir(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Session], pipeline: Pipeline,
                  clock: Callable[[], datetime], report: MailboxPoll, on_result: ResultCallback | None = None, *,
-                 inbox: Inbox) -> None:
-    """Scan a Maildir and feed every message the ledger has not settled to the pipeline."""
+                 inbox: Inbox, history: History | None = None, should_stop: ShouldStop = _never) -> None:
+    """Scan a Maildir and feed every message the ledger has not settled to the pipeline. The first
+    scan records what is there as baseline; a file's time is when it was delivered."""
     tally = _Tally(report, on_result)
     with inbox.session() as maildir:
         keys = maildir.list_keys()
+        arrivals = Arrivals(at={key: maildir.delivered_at(key) for key in keys})
+        with sessions() as session:
+            first = not has_ledger(session, mailbox.name, maildir.folder) and not maildir_polled(
+                session, mailbox.name, maildir.folder)
+        if first:
+            since = (start_of_date(config.first_poll_since, config.timezone)
+                     if config.first_poll_since is not None else None)
+            arrivals.unanswered = take_baseline(
+                sessions, mailbox=mailbox.name, folder=maildir.folder, uidvalidity=maildir.uidvalidity,
+                seen=[Seen(key, arrivals.at[key]) for key in keys], source="maildir", since=since, now=clock())
+            report.baseline = len(keys) - len(arrivals.unanswered)
         with sessions() as session:
             settled, _retry = ledger_at(session, mailbox.name, maildir.folder, maildir.uidvalidity, keys,
                                         config.limits.max_attempts)
         todo = [key for key in keys if key not in settled]
+        if history is not None:
+            since = start_of_date(history.since, config.timezone)
+            recent = [key for key in keys if arrivals.at.get(key) and arrivals.at[key] >= since]
+            imported = history_keys(sessions, mailbox, maildir.folder, maildir.uidvalidity, recent)
+            (arrivals.exempt if history.reply else arrivals.unanswered).update(imported)
+            todo += [key for key in imported if key not in todo]
         report.new = len(todo)
         label = f"{mailbox.name}:{{}}".format
-        for _key, result in download_and_process(pipeline, inbox, maildir, mailbox, todo, label, report, 0):
+        for _key, result in download_and_process(pipeline, inbox, maildir, mailbox, todo, label, report, 0,
+                                                 arrivals, should_stop):
             tally(result)
 
 
@@ -249,23 +312,32 @@ def note_poll(sessions: sessionmaker[Session], config: Config, mailbox: MailboxC
 def poll_mailboxes(config: Config, sessions: sessionmaker[Session], pipeline: Pipeline,
                    clock: Callable[[], datetime], on_result: ResultCallback | None = None, *,
                    open_inbox: Callable[[MailboxConfig], Inbox] = default_open_inbox,
-                   fetch_batch_bytes: int = 8_000_000) -> list[MailboxPoll]:
-    """Poll every mailbox once. A mailbox that fails is reported and alarmed; the others go on."""
+                   fetch_batch_bytes: int = 8_000_000, history: History | None = None,
+                   should_stop: ShouldStop = _never) -> list[MailboxPoll]:
+    """Poll every mailbox once. A mailbox that fails is reported and alarmed; the others go on.
+    A stop is noticed between messages and between mailboxes."""
     reports = []
     for mailbox in config.mailboxes:
+        if should_stop():
+            break
         report = MailboxPoll(mailbox.name)
         folder = mailbox.imap.folder if mailbox.imap is not None else MaildirInbox.folder
         try:
             inbox = open_inbox(mailbox)
             if mailbox.imap is not None:
                 poll_imap(config, mailbox, sessions, pipeline, clock, report, on_result, inbox=inbox,
-                          fetch_batch_bytes=fetch_batch_bytes)
+                          fetch_batch_bytes=fetch_batch_bytes, history=history, should_stop=should_stop)
             else:
-                poll_maildir(config, mailbox, sessions, pipeline, clock, report, on_result, inbox=inbox)
+                poll_maildir(config, mailbox, sessions, pipeline, clock, report, on_result, inbox=inbox,
+                             history=history, should_stop=should_stop)
             report.ok = True
         except (TransportError, ConfigError) as exc:
             report.error = str(exc)
             log.error("polling %s failed: %s", mailbox.name, exc)
+        if report.old_mail:
+            log.warning("%s: %d message(s) waited more than %g days: recorded, not answered; the operator is told",
+                        mailbox.name, len(report.old_mail), config.replies.reply_max_age_days)
+            tell_operator_of_old_mail(sessions, config, mailbox, report.old_mail, clock())
         note_poll(sessions, config, mailbox, folder, report.ok, report.error, clock())
         reports.append(report)
     return reports
@@ -289,7 +361,8 @@ def poll_lock(config: Config) -> Iterator[bool]:
 
 def poll_and_send(config: Config, sessions: sessionmaker[Session], clock: Callable[[], datetime],
                   on_result: ResultCallback | None = None, *, pipeline: Pipeline | None = None,
-                  send: bool = True, open_inbox: Callable[[MailboxConfig], Inbox] = default_open_inbox) -> PollReport:
+                  send: bool = True, open_inbox: Callable[[MailboxConfig], Inbox] = default_open_inbox,
+                  history: History | None = None, should_stop: ShouldStop = _never) -> PollReport:
     """`mailbot poll`: one pass over every mailbox, then the outbox is sent (it is sent even when
     another poll holds the lock: claims keep sending safe).
 
@@ -308,7 +381,7 @@ def poll_and_send(config: Config, sessions: sessionmaker[Session], clock: Callab
                     runner = stack.enter_context(WorkerPool(config.limits))
                     pipeline = stack.enter_context(Pipeline(config, sessions, runner, clock))
                 report.mailboxes = poll_mailboxes(config, sessions, pipeline, clock, on_result,
-                                                  open_inbox=open_inbox)
-    if send:
-        report.sending = send_outbox(config, sessions, clock)
+                                                  open_inbox=open_inbox, history=history, should_stop=should_stop)
+    if send and not should_stop():
+        report.sending = send_outbox(config, sessions, clock, should_stop=should_stop)
     return report

@@ -33,16 +33,22 @@ _UNSAFE_IN_FILENAME = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]')
 _WORD_BYTES = 45
 _MAX_FILENAME_CHARS = 150  # keeps a single encoded word well under the 998-character line limit
 _MAX_REFERENCES = 20
+_INSTALLATION = re.compile(r"[0-9a-z]{1,32}")
 
 
-def make_message_id(domain: str, key: str) -> str:
+def make_message_id(domain: str, key: str, installation: str = "") -> str:
     """A Message-ID (without angle brackets) that depends only on `key`, e.g. the outbox row's
-    unique key, so a message queued again after a crash keeps its id and is recognisably the same."""
+    unique key, and on the installation's id (mailbot.db.installation): a message queued again
+    after a crash keeps its id, and two installations (or a database made anew) never share one."""
     domain = (domain or "").strip().lower()
     if not _DOMAIN.match(domain):
         raise ValueError(f"not a mail domain: {domain!r}")
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return f"mailbot.{digest}@{domain}"
+    token = (installation or "").strip().lower()
+    if token and not _INSTALLATION.fullmatch(token):
+        raise ValueError(f"not an installation id: {installation!r}")
+    seed = f"{token}:{key}" if token else key
+    digest = hashlib.sha256(seed.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"mailbot.{token}.{digest}@{domain}" if token else f"mailbot.{digest}@{domain}"
 
 
 def _encoded_words(text: str) -> list[str]:

@@ -15,6 +15,7 @@ from email.utils import format_datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mailbot.db.installation import installation_id
 from mailbot.db.models import Outbox
 from mailbot.db.states import OutboxStatus
 from mailbot.errors import MailbotError
@@ -68,7 +69,7 @@ def retry_failed(session: Session, outbox_id: int, now: datetime, to: list[str] 
     tries = session.scalar(select(func.count()).select_from(Outbox).where(Outbox.key.startswith(f"{base}:retry:")))
     key = f"{base}:retry:{tries + 1}"
     domain = old.from_addr.rpartition("@")[2] or "mailbot.invalid"
-    message_id = make_message_id(domain, key)
+    message_id = make_message_id(domain, key, installation_id(session))
     row = Outbox(key=key, kind=old.kind, mailbox=old.mailbox, from_addr=old.from_addr,
                  recipient=recipients[0].lower(), to_addrs=recipients, subject=old.subject, message_id=message_id,
                  raw=readdressed(bytes(old.raw), to=recipients, message_id=message_id, date=now),

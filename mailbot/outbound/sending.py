@@ -84,6 +84,7 @@ class SendReport:
     requeued_abandoned: int = 0  # rows a dead process left in `sending`
     capped: list[str] = field(default_factory=list)  # mailboxes that reached today's cap
     broken_accounts: dict[str, str] = field(default_factory=dict)  # mailbox -> error
+    stopped: bool = False  # a stop was asked: the rest waits for the next run
 
     @property
     def ok(self) -> bool:
@@ -237,10 +238,29 @@ def release(session: Session, row_id: int, token: str, **values) -> None:
 # -- the run -------------------------------------------------------------------------------------
 
 
+def pause(seconds: float, should_stop: Callable[[], bool], sleep: Callable[[float], None] = time.sleep,
+          step: float = 0.1) -> bool:
+    """Wait `seconds` in short steps; False as soon as a stop is asked (the wait is cut short).
+    Counts what it asked `sleep` for, so an injected sleep (tests) is honoured exactly."""
+    waited = 0.0
+    while waited < seconds:
+        if should_stop():
+            return False
+        chunk = min(step, seconds - waited)
+        sleep(chunk)
+        waited += chunk
+    return not should_stop()
+
+
 def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable[[], datetime], *,
                 transport_for: Callable[[MailboxConfig], Transport] = open_transport,
-                sleep: Callable[[float], None] = time.sleep, limit: int | None = None) -> SendReport:
-    """Send every due row once (a row that fails waits for a later run), at most `limit` rows."""
+                sleep: Callable[[float], None] = time.sleep, limit: int | None = None,
+                should_stop: Callable[[], bool] = lambda: False) -> SendReport:
+    """Send every due row once (a row that fails waits for a later run), at most `limit` rows.
+
+    A stop (SIGTERM) is noticed before each email and during the throttle pause, which comes
+    before the claim: a stopping sender leaves nothing claimed, so nothing waits in `sending` and
+    nothing is sent twice; the rest goes out with the next run."""
     report = SendReport(requeued_abandoned=requeue_abandoned(sessions, clock()))
     token = claim_token()
     mailboxes = {mb.name: mb for mb in config.mailboxes}
@@ -254,6 +274,9 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
         with sessions() as session:
             day_start = start_of_day(clock(), config.timezone)
             while limit is None or report.sent + report.retrying + report.failed < limit:
+                if should_stop():
+                    report.stopped = True
+                    break
                 now = clock()
                 row = next_due(session, now, after_id, blocked, capped)
                 _end_read(session)
@@ -275,10 +298,13 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
                     alarms.daily_cap(session, config, mailbox, now=now)
                     session.commit()
                     continue
+                if not first and config.sending.throttle_seconds > 0:
+                    if not pause(config.sending.throttle_seconds, should_stop, sleep):
+                        report.stopped = True
+                        break
+                    now = clock()
                 if not claim(session, row.id, token, now):
                     continue  # another process took it
-                if not first and config.sending.throttle_seconds > 0:
-                    sleep(config.sending.throttle_seconds)
                 first = False
                 outcome = _send_one(session, config, mailbox, row, token, clock, transports, transport_for)
                 if outcome == "sent":

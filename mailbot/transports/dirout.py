@@ -15,7 +15,9 @@ from typing import Iterable
 
 from mailbot.errors import PermanentSendError, TemporarySendError
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]")
+# Letters and digits of any script stay (a school's name in Chinese is the readable part of a key);
+# path separators, control and shell-awkward characters do not.
+_UNSAFE = re.compile(r"[^\w.@+=-]")
 MAX_NAME = 120
 
 

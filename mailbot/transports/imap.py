@@ -17,6 +17,7 @@ import imaplib
 import logging
 import ssl
 import time
+from datetime import date
 from typing import Any, Callable, Iterator, TypeVar
 
 from mailbot import __version__
@@ -81,7 +82,7 @@ class ImapSession:
         self.readonly = readonly
         self._sizes: dict[int, int] = {}
         self.broken = False  # set once a call failed: the connection is not to be trusted again
-        where = f"{server.username}@{server.host}"
+        where = f"{server.username} on {server.host}:{server.port}"  # the user is often an address itself
         password = server.password()
         if not (server.username + password).isascii():
             # imaplib would raise UnicodeEncodeError, whose text includes the password itself.
@@ -125,6 +126,12 @@ class ImapSession:
         first = max(int(last_uid), 0) + 1
         found = self._call("UID SEARCH", lambda: self._client.search([b"UID", f"{first}:*".encode()]))
         return sorted(uid for uid in (int_or(u, 0) for u in found) if uid > last_uid)
+
+    def uids_since(self, day: date) -> list[int]:
+        """UIDs of the messages that reached the folder on or after `day` (IMAP SEARCH SINCE, by
+        INTERNALDATE, which servers compare in their own zone: a day's edge is approximate)."""
+        found = self._call("UID SEARCH SINCE", lambda: self._client.search([b"SINCE", day]))
+        return sorted(uid for uid in (int_or(u, 0) for u in found) if uid > 0)
 
     def describe(self, uids: list[int]) -> list[RemoteMessage]:
         """Size, flags, structure and a few headers of each message, in batched FETCHes.

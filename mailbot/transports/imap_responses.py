@@ -11,6 +11,7 @@ import email.parser
 import email.policy
 import email.utils
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Iterable, Iterator
 
 from mailbot.mail import bodystructure
@@ -20,7 +21,7 @@ from mailbot.rules.automatic import automatic_reason, header_token, is_autoreply
 # The headers a description fetches: who, which message, and what the automatic and own-mail
 # rules read ("X-Mailbot" marks mail mailbot sent itself).
 HEADER_FIELDS = " ".join(("FROM", "MESSAGE-ID", "X-MAILBOT", *(h.upper() for h in AUTOMATIC_HEADERS))).encode()
-DESCRIBE_ITEMS = [b"UID", b"RFC822.SIZE", b"FLAGS", b"BODYSTRUCTURE",
+DESCRIBE_ITEMS = [b"UID", b"RFC822.SIZE", b"FLAGS", b"INTERNALDATE", b"BODYSTRUCTURE",
                   b"BODY.PEEK[HEADER.FIELDS (" + HEADER_FIELDS + b")]"]
 
 
@@ -41,6 +42,7 @@ class RemoteMessage:
     list_id: bool = False
     is_report: bool = False  # not judged before download: the pipeline sees the body
     mailbot_marker: bool = False  # carries our own X-Mailbot header
+    arrived_at: datetime | None = None  # INTERNALDATE: when it reached the mailbox (SPEC 5: reply age)
 
     @property
     def automatic(self) -> str | None:
@@ -70,7 +72,16 @@ def remote_message(uid: int, item: dict) -> RemoteMessage:
         x_autoreply=is_autoreply(headers),
         list_id="list-id" in headers,
         mailbot_marker="x-mailbot" in headers,
+        arrived_at=internal_date(item.get(b"INTERNALDATE")),
     )
+
+
+def internal_date(value: Any) -> datetime | None:
+    """INTERNALDATE as an aware datetime. imapclient gives it naive in the machine's local time
+    (its normalise_times default), or aware; anything else (an odd server) is unknown."""
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.astimezone()
 
 
 def parse_header_block(raw: bytes) -> dict[str, list[str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -30,6 +31,7 @@ class MaildirInbox:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._delivered: dict[str, float] = {}  # key -> file time, from the last list_keys()
 
     @contextlib.contextmanager
     def session(self) -> Iterator["MaildirInbox"]:
@@ -70,7 +72,14 @@ class MaildirInbox:
                     continue
                 key = message_key(entry.name)
                 found[key] = min(mtime, found.get(key, mtime))
+        self._delivered = found
         return sorted(found, key=lambda key: (found[key], key))
+
+    def delivered_at(self, key: str) -> datetime | None:
+        """When the message was delivered (its file's time, as of the last `list_keys`): what
+        SPEC 5 measures the reply age from. None for a key not listed."""
+        stamp = self._delivered.get(key)
+        return None if stamp is None else datetime.fromtimestamp(stamp, timezone.utc)
 
     def read(self, key: str) -> bytes:
         """The message's bytes exactly as stored. Raises TransportError when it is gone."""
