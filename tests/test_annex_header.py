@@ -30,7 +30,6 @@ def header_row(sheet) -> list[str]:
     raise AssertionError("no header row starting with 序号")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_the_summary_workbook_header_is_the_annex_s_word_for_word(tmp_path):
     config = write_config(tmp_path)
     out = tmp_path / "preview"
@@ -44,7 +43,6 @@ def test_the_summary_workbook_header_is_the_annex_s_word_for_word(tmp_path):
     assert header[len(ANNEX_HEADER):] == ["备注"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_the_pre_filled_template_has_the_same_header_words():
     data = build_template("安溪县北门小学", "primary", "2022-10", deadline_day=24, mailbox_address="chuyoujiao@163.com")
 

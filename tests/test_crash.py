@@ -46,8 +46,11 @@ def school_submissions() -> list[bytes]:
 
 
 def run_poll(config, kill_after: float | None) -> bool:
-    """One `mailbot poll` in its own process group; True when it was killed."""
-    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(config), "poll"],
+    """One `mailbot poll` in its own process group; True when it was killed. The mail is there
+    before the first poll, so that poll records it as baseline (SPEC 5); `--since ... --reply`
+    imports it on purpose and answers it, as the crash test wants every message processed."""
+    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(config), "poll",
+                             "--since", "2000-01-01", "--reply"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             env={**os.environ, "PYTHONUTF8": "1"})
     try:

@@ -14,14 +14,14 @@ from datetime import datetime, time as clock_time
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mailbot.app.daemon import Daemon, Notifier, job_triggers, sd_notify, watchdog_seconds
 from mailbot.app.jobs import DaemonJobs, summary_due
 from mailbot.config import Schedule, load_config
 from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
-from mailbot.db.models import Outbox
+from mailbot.db.models import Message, Outbox
 from test_reminders import make_config
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -260,19 +260,21 @@ def test_jobs_stop_between_units_and_close_what_they_share(tmp_path):
         for sub in ("cur", "new", "tmp"):
             (mailbox.maildir / sub).mkdir(parents=True)
     sample = next((Path(__file__).parent / "samples" / "cases").glob("001-*/message.eml"))
-    (config.mailboxes[0].maildir / "new" / "1.eml").write_bytes(sample.read_bytes())
     engine = prepare_database(config)
     sessions = make_sessionmaker(engine)
     threads_before = set(threading.enumerate())
     now = datetime(2022, 10, 20, 9, 30, tzinfo=TZ)  # the "upcoming" reminder stage is open
     with DaemonJobs(config, sessions, lambda: now) as jobs:
+        assert jobs.poll(lambda: False) == 0  # the first poll: the baseline of empty mailboxes
+        (config.mailboxes[0].maildir / "new" / "1.eml").write_bytes(sample.read_bytes())
         assert jobs.remind(lambda: False) == 5
-        assert jobs.poll(lambda: True) == 1  # the mailboxes were read, then the stop was seen...
-        with sessions() as session:  # ...so nothing was sent
+        assert jobs.poll(lambda: True) == 0  # the stop is seen before a message is read...
+        with sessions() as session:  # ...so nothing was read or sent
             assert {row.status for row in session.scalars(select(Outbox))} == {"queued"}
+            assert session.scalar(select(func.count()).select_from(Message)) == 0
         pipeline = jobs.pipeline()
+        assert jobs.poll(lambda: False) == 1 and jobs.pipeline() is pipeline  # one pipeline for life
         workers = [worker.process for worker in jobs._pool._idle]
-        assert jobs.poll(lambda: False) == 0 and jobs.pipeline() is pipeline  # one pipeline for life
         with sessions() as session:
             assert {row.status for row in session.scalars(select(Outbox))} == {"sent"}
     assert workers and not any(process.is_alive() for process in workers)

@@ -124,7 +124,6 @@ def test_the_demo_keeps_chinese_in_file_names_and_prints_the_summary(tmp_path):
     assert after.strip(), proc.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_quotes_inside_chinese_quotes_are_chinese_too():
     import io
     from mailbot.outbound.prefilled import build_template

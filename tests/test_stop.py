@@ -81,7 +81,6 @@ def stop_at_random_points(config: Path, tmp_path: Path, done, rng: random.Random
     return stops
 
 
-@pytest.mark.xfail(strict=True, run=False, reason="issue 9: not built yet")
 def test_sigterm_during_a_long_send_stops_within_10_s_and_sends_nothing_twice(tmp_path, dovecot, smtp_server):
     config = server_config(tmp_path, dovecot, smtp_server, extra="\n[sending]\nthrottle_seconds = 1\n")
     run_mailbot("poll", "--no-send", config=config)  # the baseline: both mailboxes are empty
@@ -105,7 +104,6 @@ def test_sigterm_during_a_long_send_stops_within_10_s_and_sends_nothing_twice(tm
     assert any(left for _status, _seconds, left in stops)  # stops really came in the middle of the send
 
 
-@pytest.mark.xfail(strict=True, run=False, reason="issue 9: not built yet")
 def test_sigterm_during_a_long_poll_stops_within_10_s_and_loses_nothing(tmp_path, dovecot, smtp_server):
     config = server_config(tmp_path, dovecot, smtp_server, extra="\n[sending]\nthrottle_seconds = 0\n")
     run_mailbot("poll", config=config)  # the baseline

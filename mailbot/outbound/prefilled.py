@@ -25,16 +25,17 @@ from mailbot.rules.month import Month
 
 TITLE = "城区义务教育阶段学校课后服务开展情况汇总表"
 
-# (header text, column width). The texts are the annex's and match SPEC 3.2: 学校数 before 学校名称,
-# 在校+学生, 参与+学生, 2+N+模式, 拓展服务.
+# (header text, column width). The texts are the plan's annex word for word: leaders forward the
+# bureau's 汇总表 upward, and a school's template must say what the bureau's says. The reader
+# recognises them by the SPEC 3.2 words (学校数, 学校名称, 在校+学生, 参与+学生, 2+N+模式, 拓展服务).
 COLUMNS: tuple[tuple[str, float], ...] = (
     ("序号", 6),
-    ("学校名称", 28),
-    ("开展课后服务学校数（所）", 14),
-    ("在校学生数（人）", 13),
-    ("参与课后服务学生数（人）", 15),
-    ('是否落实"2+N"模式', 14),
-    ("拓展服务项目名称（用“、”分隔）", 42),
+    ("城区学校名称", 26),
+    ("城区开展课后服务学校数（所）", 14),
+    ("城区学校在校学生数（人）", 13),
+    ("城区参与课后服务学生数（人）", 15),
+    ("城区学校开展“2+N”课后服务对应模式栏请填“是”，并填写具体服务项目名称", 22),
+    ("开展“N”项“拓展服务”，具体服务项目名称", 40),
 )
 HEADER_ROW = 4
 DATA_ROW = 5
@@ -101,7 +102,7 @@ def _notes(school_given: bool, level: str | None, deadline_day: int, mailbox_add
         "只填阿拉伯数字，不加单位；参与课后服务学生数不能大于在校学生数。",
         "3. “2+N”中的“2”指作业辅导、体育活动两项基本服务，“N”指学校开展的拓展服务项目数"
         "（如科普、文艺、劳动、阅读、兴趣小组、社团等）；开展3项及以上拓展服务即为“2+3”模式。",
-        "4. “是否落实\"2+N\"模式”请在下拉列表中选择“是”或“否”；“拓展服务项目名称”请逐项填写拓展服务，"
+        "4. “2+N”模式一栏请在下拉列表中选择“是”或“否”；拓展服务项目名称一栏请逐项填写拓展服务，"
         "用“、”分隔，不必填写作业辅导、体育活动。",
         f"5. 请于每月{deadline_day}日前，将本表（保持 Excel 格式）作为附件直接发送至{where}；"
         "请勿使用“超大附件”或网盘链接，也不要发送照片或扫描件。",

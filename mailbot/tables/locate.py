@@ -58,10 +58,12 @@ def column_key(text: str) -> str | None:
         return "participating"
     if ("在校" in text and "学生" in text) or "在校生" in text:
         return "enrolled"
+    # The annex's yes/no header also asks for the service names ("…对应模式栏请填“是”，并填写具体服务
+    # 项目名称"): a 2+N mode header is the yes/no column even when it mentions 项目名称.
+    if "2+N" in text and "模式" in text and "拓展服务" not in text:
+        return "two_plus_n"
     if "拓展服务" in text or "项目名称" in text:
         return "services"
-    if "2+N" in text and "模式" in text:
-        return "two_plus_n"
     return None
 
 
