@@ -77,7 +77,15 @@ def stop_at_random_points(config: Path, tmp_path: Path, done, rng: random.Random
         finished = done()
         stops.append((status, seconds, not finished))
         if finished:
-            break
+            return stops
+    # A last run, left alone until the work is done, then stopped: what the stops left is finished.
+    run = Run(config, tmp_path, max_runs)
+    run.wait_ready()
+    deadline = time.monotonic() + 120
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    status, seconds = run.stop()
+    stops.append((status, seconds, False))
     return stops
 
 
