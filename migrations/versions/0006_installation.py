@@ -1,7 +1,7 @@
 """installation id: a random token made with the database, carried by every Message-ID
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01
 """
 import secrets
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import mailbot.db.models
 
 
-revision = '0005'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
