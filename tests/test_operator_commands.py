@@ -167,7 +167,6 @@ def bare_table(path: Path) -> Path:
     return path
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_a_table_handed_in_on_time_some_other_way_keeps_its_received_time(tmp_path):
     config = write_config(tmp_path)
     table = bare_table(tmp_path / "北门小学.xlsx")

@@ -41,7 +41,6 @@ def reply_to(original: bytes, body: str, sender: str = "beimenxx@163.com") -> by
     return msg.as_bytes()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_thanks_for_a_receipt_is_ignored_and_not_answered(tmp_path):
     config = write_config(tmp_path)
     first = ingest(config, tmp_path, submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN_ROW]), "table")

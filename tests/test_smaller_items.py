@@ -47,7 +47,6 @@ def test_export_shows_an_excused_school_as_excused(tmp_path):
     assert "本月免报" in row and "未报送" not in row
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: not built yet")
 def test_the_quarantine_notice_to_the_operator_is_all_chinese(tmp_path):
     config = write_config(tmp_path)
     ingest(config, tmp_path, submission("someone@qq.com", "chuyoujiao@163.com", [BEIMEN_ROW]))

@@ -18,28 +18,43 @@ from mailbot.timeutil import iso_local, people_time
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file on stdout.")
 @click.option("--school", help="With a bare table file: the roster school it is for (entered by the operator).")
 @month_option()
+@click.option("--received", metavar="'YYYY-MM-DD HH:MM'",
+              help="With --school: when the school handed the table in (the configured zone); lateness "
+                   "is judged by it. Default: now.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @pass_ctx
-def ingest(c: Context, mailbox, as_json, school, month, files):
+def ingest(c: Context, mailbox, as_json, school, month, received, files):
     """Run local .eml files through the pipeline, exactly as if they had arrived by mail.
 
     A bare table file (.xlsx, .xls, .docx, .csv ...) is accepted with --school and --month, for a
-    table a school sent some other way; it is recorded as entered by the operator.
+    table a school sent some other way; it is recorded as entered by the operator, received when
+    --received says (on time when that is by the deadline), else now.
 
     \b
     Examples:
       mailbot ingest --mailbox zjg --json message.eml
-      mailbot ingest --school 安溪县北门小学 --month 2022-10 table.xlsx
+      mailbot ingest --school 安溪县北门小学 --month 2022-10 --received "2022-10-23 16:30" table.xlsx
     """
     from mailbot.ingest.files import ingest_files
+    from mailbot.timeutil import parse_local_minute
     config = c.config
     name = mailbox or config.mailboxes[0].name
     config.mailbox(name)
     if (school is None) != (month is None):
         raise click.UsageError("--school and --month go together (for a bare table file)")
+    received_at = None
+    if received is not None:
+        if school is None:
+            raise click.UsageError("--received goes with --school and --month (a bare table file)")
+        try:
+            received_at = parse_local_minute(received, config.timezone)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--received") from exc
+        if received_at > c.clock():
+            raise click.BadParameter(f"{received} is in the future", param_hint="--received")
     failed = False
     for result in ingest_files(config, c.sessions(), c.clock, name, [Path(f) for f in files], files,
-                               school=school, month=month):
+                               school=school, month=month, received_at=received_at):
         failed |= result.outcome == "failed"
         if as_json:
             echo_json(result.as_json())

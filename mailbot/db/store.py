@@ -53,6 +53,13 @@ def replies_today(session: Session, recipient: str, since: datetime) -> int:
         Outbox.recipient == recipient, Outbox.kind.in_(REPLY_KINDS), Outbox.created_at >= since))
 
 
+def our_mail_kinds(session: Session, ids: list[str]) -> set[str]:
+    """The kinds (receipt, rejection, reminder_due, summary ...) of our emails among these Message-IDs."""
+    if not ids:
+        return set()
+    return set(session.scalars(select(Outbox.kind).where(Outbox.message_id.in_(ids))))
+
+
 def our_message_ids(session: Session, ids: list[str]) -> set[str]:
     """Which of these Message-IDs are of mail we sent (so a school's reply to it is an attempt)."""
     if not ids:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
@@ -15,12 +16,13 @@ log = logging.getLogger(__name__)
 
 
 def ingest_files(config: Config, sessions, clock, mailbox: str, paths: list[Path], labels: list[str],
-                 school: str | None = None, month: str | None = None) -> Iterator[Result]:
+                 school: str | None = None, month: str | None = None,
+                 received_at: datetime | None = None) -> Iterator[Result]:
     with WorkerPool(config.limits) as runner:
         if school is not None:
             from mailbot.ingest.manual import enter_table
             for path, label in zip(paths, labels):
-                yield enter_table(config, sessions, runner, clock, path, label, school, month)
+                yield enter_table(config, sessions, runner, clock, path, label, school, month, received_at)
             return
         with Pipeline(config, sessions, runner, clock) as pipeline:
             # Files are read as the workers free up, so memory holds only the messages in flight.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+from datetime import datetime
 from pathlib import Path
 
 from mailbot.config import Config
@@ -22,7 +23,10 @@ from mailbot.rules.roster import Roster
 log = logging.getLogger(__name__)
 
 
-def enter_table(config: Config, sessions, runner, clock, path: Path, label: str, school: str, month: str) -> Result:
+def enter_table(config: Config, sessions, runner, clock, path: Path, label: str, school: str, month: str,
+                received_at: datetime | None = None) -> Result:
+    """Record the table for `school` and `month`, received at `received_at` (when the school handed
+    it in, as the operator says; lateness is judged by it), else now."""
     roster = Roster(config.schools)
     target = roster.match(school)
     if target is None:
@@ -38,7 +42,7 @@ def enter_table(config: Config, sessions, runner, clock, path: Path, label: str,
     if ok:
         now = clock()
         with sessions.begin() as session:
-            record_rows(session, config, None, ok, now, now, entered_by=getpass.getuser())
+            record_rows(session, config, None, ok, received_at or now, now, entered_by=getpass.getuser())
         log.info("operator entered %d row(s) for %s %s from %s", len(ok), target.name, month, path)
     return Result(label, Outcome.ACCEPTED if ok else Outcome.REJECTED, month=month if ok else None, rows=rows,
                   errors=[] if rows else ["no table with the header 学校名称 / 在校学生数 / 参与课后服务学生数 found"])

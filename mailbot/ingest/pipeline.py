@@ -242,6 +242,7 @@ class Pipeline:
             reply_cap=self.config.replies.max_per_sender_per_day,
             replies_today=store.replies_today(session, reply_recipient(msg, self.own_addresses), since),
             our_message_ids=frozenset(store.our_message_ids(session, msg.in_reply_to + msg.references)),
+            replied_kinds=frozenset(store.our_mail_kinds(session, msg.in_reply_to + msg.references)),
             twin=Twin(*twin) if twin is not None else None,
             trusted_schools=tuple(trusted_schools) if trusted_schools is not None else None)
 

@@ -30,6 +30,13 @@ def section_label(mailbox: MailboxConfig) -> str:
     return "、".join(SECTION_LABELS[level] for level in mailbox.levels)
 
 
+# What the operator's notice says for each reason the decision gives (those are English, for the log).
+QUARANTINE_REASONS = {
+    "sender not in the roster": "发件邮箱不在学校名册中（可能是学校老师的个人邮箱，也可能不是学校）",
+    "forged sender (SPF/DKIM fail)": "发件人未通过邮件服务器的身份验证（SPF/DKIM），可能是冒用学校邮箱发送的",
+}
+
+
 class Responder:
     def __init__(self, config: Config):
         self.config = config
@@ -110,7 +117,8 @@ class Responder:
             log.warning("quarantined message %s from %s: no [operator] email to tell", msg.message_id, msg.from_addr)
             return
         composed = compose("operator_quarantine", {
-            "sender": msg.from_addr, "subject": msg.subject, "quarantine_id": q.id, "reason": decision.reason,
+            "sender": msg.from_addr, "subject": msg.subject, "quarantine_id": q.id,
+            "reason": QUARANTINE_REASONS.get(decision.reason, QUARANTINE_REASONS["sender not in the roster"]),
             "received_label": label_datetime(received_at, self.config.timezone),
             "candidate_schools": decision.sender_schools})
         queue_mail(session, key=f"operator-quarantine:{record.id}", kind="operator_quarantine", mailbox=mailbox,

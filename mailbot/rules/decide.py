@@ -48,6 +48,7 @@ class Context:
     reply_cap: int  # replies per recipient per day
     replies_today: int  # replies already queued today to `reply_recipient(message)`
     our_message_ids: frozenset[str] = frozenset()  # of the message's In-Reply-To/References, ours
+    replied_kinds: frozenset[str] = frozenset()  # the kinds of those emails of ours (receipt, reminder_due ...)
     twin: Twin | None = None  # an earlier processed copy of this message
     trusted_schools: tuple[str, ...] | None = None  # the operator approved it as sent by these
 
@@ -163,6 +164,20 @@ def stranger(f: Facts) -> Decision | None:
     return Decision(Outcome.QUARANTINED, rows=f.rows, reason=why, sender_schools=candidates)
 
 
+# Our emails that ask the school for its table: a reply to one without a table is an attempt that
+# failed (answered with the template). A reply to any other email of ours (a receipt, a notice,
+# the summary) without a table is a "收到，谢谢" for the staff.
+ASKING_KINDS = ("rejection", "reminder_")
+
+
+def thanks_for_our_mail(f: Facts) -> Decision | None:
+    """A reply to a receipt, a notice or a summary that carries no table is `ignored` (SPEC 3.4)."""
+    kinds = f.context.replied_kinds
+    if not kinds or f.tables or f.problems or any(k.startswith(ASKING_KINDS) for k in kinds):
+        return None
+    return Decision(Outcome.IGNORED, reason=f"reply to our {', '.join(sorted(kinds))} without a table")
+
+
 def other_business(f: Facts) -> Decision | None:
     """A registered school writing about something else is left for the staff."""
     attempt = (bool(f.tables) or classify.mentions_submission(f.msg)
@@ -181,7 +196,8 @@ def submission(f: Facts) -> Decision:
 
 
 OUTCOME_RULES: tuple[Callable[[Facts], Decision | None], ...] = (
-    duplicate, automatic_mail, oversized, stranger_without_attachments, stranger, other_business, submission)
+    duplicate, automatic_mail, oversized, stranger_without_attachments, stranger, thanks_for_our_mail, other_business,
+    submission)
 
 
 def why_nothing(f: Facts) -> list[str]:
