@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import sys
+from datetime import datetime
 
 import click
 
@@ -40,11 +41,17 @@ def outbox_list(c: Context, status_filter, as_json):
     from mailbot.db.queries import list_outbox
     with c.sessions()() as session:
         items = list_outbox(session, status_filter)
+    tz = c.config.timezone
+    for item in items:  # stored as UTC; shown in the configured zone with its offset (SPEC 8)
+        for key in ("created_at", "sent_at"):
+            if item[key]:
+                item[key] = datetime.fromisoformat(item[key]).astimezone(tz).isoformat()
     if as_json:
         echo_json(items)
         return
     for i in items:
-        click.echo(f"{i['id']:>5}  {i['status']:<7} {i['kind']:<20} {i['mailbox']:<10} {', '.join(i['to'])}  "
+        click.echo(f"{i['id']:>5}  {i['status']:<7} {i['kind']:<20} {i['mailbox']:<10} "
+                   f"{people_time(datetime.fromisoformat(i['created_at']), tz)}  {', '.join(i['to'])}  "
                    f"{i['subject']}" + (f"  [{i['last_error']}]" if i["last_error"] else ""))
 
 
