@@ -1,7 +1,7 @@
 """Benchmark: the idle daemon's memory (issue 5: RSS after an hour of polling an empty mailbox,
 target under 80 MB).
 
-Starts a private Dovecot (the test fixture's class, tests/servers.py) with two empty section
+Starts a private Dovecot (the test fixture's class, tests/support/dovecot.py) with two empty section
 mailboxes, then `mailbot run` as a real process polling them every INTERVAL seconds instead of
 every 5 minutes (the daemon's shortest interval is 1 s), until it has done POLLS polls (300 by
 default: 25 times the 12 polls of an hour of normal polling; the start-up remind and summary
@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from servers import (DOVEADM_CANDIDATES, DOVECOT_CANDIDATES, LDA_CANDIDATES, Dovecot,  # noqa: E402
-                     _become_subreaper, _find, _private_dir)
+from support.dovecot import (DOVEADM_CANDIDATES, DOVECOT_CANDIDATES, LDA_CANDIDATES, Dovecot,  # noqa: E402
+                             _become_subreaper, _find)
+from support.loopback import private_dir  # noqa: E402
 
 TARGET_MIB = 80.0
 MAILBOXES = (("chuyoujiao", "chuyoujiao@example.test", "primary"), ("zjg", "zjg@example.test", "middle"))
@@ -117,7 +118,7 @@ def main() -> int:
         print("dovecot is not installed (apt-get install dovecot-imapd)", file=sys.stderr)
         return 2
     _become_subreaper()
-    directory = _private_dir("mailbot-bench-idle-")
+    directory = private_dir("mailbot-bench-idle-")
     server = Dovecot(directory, binary, _find(LDA_CANDIDATES, "dovecot-lda"), _find(DOVEADM_CANDIDATES, "doveadm"))
     try:
         server.start()

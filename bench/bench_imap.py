@@ -1,6 +1,6 @@
 """Benchmark: mailbot over IMAP against one private Dovecot (issue 3). Not part of CI.
 
-One Dovecot (tests/servers.py's class, on /dev/shm) is seeded with the 1,000 submissions of
+One Dovecot (tests/support/dovecot.py's class, on /dev/shm) is seeded with the 1,000 submissions of
 bench/make_corpus.py (cached in bench/out/corpus-1000) and measured three ways:
 
 (a) fetch alone: ImapSession.fetch_raw over every UID, timed inside this process from connect to
@@ -36,8 +36,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 from make_corpus import make_corpus  # noqa: E402
-from servers import (DOVEADM_CANDIDATES, DOVECOT_CANDIDATES, LDA_CANDIDATES, USERS, Dovecot,  # noqa: E402
-                     RecordingProxy, _become_subreaper, _find, _private_dir)
+from support.dovecot import (DOVEADM_CANDIDATES, DOVECOT_CANDIDATES, LDA_CANDIDATES, Dovecot,  # noqa: E402
+                             _become_subreaper, _find)
+from support.loopback import USERS, private_dir  # noqa: E402
+from support.standins import RecordingProxy  # noqa: E402
 
 from mailbot.transports.imap import ImapInbox  # noqa: E402
 
@@ -241,7 +243,7 @@ def main() -> int:
     total_bytes = sum(map(len, raws))
 
     _become_subreaper()
-    directory = _private_dir("mailbot-bench-imap-")
+    directory = private_dir("mailbot-bench-imap-")
     server = Dovecot(directory, binary, _find(LDA_CANDIDATES, "dovecot-lda"), _find(DOVEADM_CANDIDATES, "doveadm"))
     failed = False
     try:

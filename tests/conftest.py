@@ -1,53 +1,51 @@
-"""Shared test helpers: a config written from the samples' roster, and the real CLI as a subprocess."""
+"""The suite's harness: the mail-server fixtures as a plugin, one migrated database per session,
+and under CI=true no test may skip.
+
+Test modules request fixtures by name and import helpers from tests/support/ (configs, cli,
+database, ...) or the builders; never from conftest.py or from another test module.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 
-SAMPLES = Path(__file__).parent / "samples"
-ROSTER = tomllib.loads((SAMPLES / "roster.toml").read_text(encoding="utf-8"))
+from support import database
+from support.installed import in_ci
+from support.configs import write_config
+
+# The real Dovecot / aiosmtpd / silent-server fixtures (tests/servers.py): requested by name.
+pytest_plugins = ["servers"]
 
 
-def write_config(tmp: Path, extra: str = "", operator: str | None = "operator@example.test") -> Path:
-    """A maildir/outbox config for the samples' roster, state under tmp."""
-    lines = ["[general]", 'timezone = "Asia/Shanghai"', f'state_dir = "{tmp / "state"}"', "",
-             "[schedule]", "deadline_day = 24", "", "[summary]", 'recipients = ["leader@example.test"]', ""]
-    if operator:
-        lines += ["[operator]", f'email = "{operator}"', ""]
-    for mb in ROSTER["mailbox"]:
-        for sub in ("cur", "new", "tmp"):
-            (tmp / "maildir" / mb["name"] / sub).mkdir(parents=True, exist_ok=True)
-        lines += ["[[mailbox]]", f'name = "{mb["name"]}"', f'address = "{mb["address"]}"',
-                  "levels = " + json.dumps(mb["levels"]), f'maildir = "{tmp / "maildir" / mb["name"]}"',
-                  f'outbox_dir = "{tmp / "outbox" / mb["name"]}"', ""]
-    for sc in ROSTER["school"]:
-        lines += ["[[school]]", f"name = {json.dumps(sc['name'], ensure_ascii=False)}", f'level = "{sc["level"]}"',
-                  "emails = " + json.dumps(sc["emails"], ensure_ascii=False),
-                  "aliases = " + json.dumps(sc["aliases"], ensure_ascii=False), ""]
-    path = tmp / "config.toml"
-    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
-    return path
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true a skip is a failure, whatever raised it (an importorskip, a skip marker)."""
+    report = yield
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.longrepr = f"skipped under CI=true, where nothing may skip: {reason}"
+    return report
 
 
-def run_mailbot(*args: str, config: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "mailbot"] + (["--config", str(config)] if config else []) + list(args)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONUTF8": "1"})
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    return proc
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a whole module skipped at import (pytest.importorskip at module level)."""
+    report = yield
+    if in_ci() and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"module skipped under CI=true, where nothing may skip: {report.longrepr}"
+    return report
 
 
-def ingest_json(config: Path, mailbox: str, *files: Path) -> list[dict]:
-    proc = run_mailbot("ingest", "--mailbox", mailbox, "--json", *map(str, files), config=config, check=False)
-    assert proc.returncode in (0, 1), proc.stderr
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+@pytest.fixture(scope="session", autouse=True)
+def database_template(tmp_path_factory) -> Path:
+    """The directory of this session's migrated template database (made on first use)."""
+    directory = tmp_path_factory.mktemp("database-template")
+    database.use_directory(directory)
+    return directory
 
 
 @pytest.fixture

@@ -1,43 +1,20 @@
-"""`mailbot check` through the real CLI: logs in everywhere, says what it found, exits 0/1/2."""
+"""`mailbot check` through the CLI: logs in everywhere, says what it found, exits 0/1/2."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from conftest import run_mailbot, write_config
-from servers import dovecot, imap_proxy, silent_server, smtp_server  # noqa: F401, F811  (pytest fixtures)
-
-ACCOUNTS = {"chuyoujiao": "chuyoujiao@example.test", "zjg": "zjg@example.test"}
-
-
-def server_config(tmp_path: Path, imap, smtp, extra: str = "", imap_port: int | None = None,
-                  password_files: dict | None = None) -> Path:
-    """The samples' roster with both mailboxes on the test servers (imap: the Dovecot fixture,
-    smtp: the aiosmtpd fixture); `extra` is appended as more TOML."""
-    path = write_config(tmp_path, extra)
-    text = path.read_text(encoding="utf-8")
-    for name, user in ACCOUNTS.items():
-        marker = f'outbox_dir = "{tmp_path / "outbox" / name}"\n'
-        imap_pw = (password_files or {}).get(user, imap.password_files[user])
-        block = (f'[mailbox.imap]\nhost = "127.0.0.1"\nport = {imap_port or imap.port}\nsecurity = "plain"\n'
-                 f'username = "{user}"\npassword_file = "{imap_pw}"\ntimeout = 5\n')
-        if smtp is not None:
-            block += (f'[mailbox.smtp]\nhost = "127.0.0.1"\nport = {smtp.ssl_port}\nsecurity = "ssl"\n'
-                      f'username = "{user}"\npassword_file = "{smtp.password_files[user]}"\n'
-                      f'ca_file = "{smtp.ca_file}"\ntimeout = 5\n')
-        text = text.replace(marker, marker + block)
-    path.write_text(text, encoding="utf-8")
-    return path
+from support.cli import run_cli
+from support.configs import ACCOUNTS, server_config
 
 
 def test_all_servers_answer_exit_0_with_what_was_found(tmp_path, dovecot, smtp_server):
     dovecot.append(ACCOUNTS["zjg"], b"From: a@b.c\r\nSubject: x\r\n\r\nhello\r\n")
     config = server_config(tmp_path, dovecot, smtp_server)
 
-    proc = run_mailbot("check", "--json", config=config)
+    result = run_cli(config, "check", "--json")
 
-    probes = json.loads(proc.stdout)
+    probes = json.loads(result.stdout)
     assert [(p["mailbox"], p["role"], p["ok"]) for p in probes] == [
         ("chuyoujiao", "imap", True), ("chuyoujiao", "smtp", True), ("zjg", "imap", True), ("zjg", "smtp", True)]
     zjg_imap = probes[2]["details"]
@@ -51,16 +28,16 @@ def test_the_text_report_names_capabilities_a_server_lacks(tmp_path, dovecot, sm
     dovecot.reconfigure("imap_capability = IMAP4rev1 UIDPLUS")  # like 163.com: no IDLE, MOVE, CONDSTORE
     config = server_config(tmp_path, dovecot, smtp_server)
 
-    proc = run_mailbot("check", config=config)
+    result = run_cli(config, "check")
 
-    assert "not offered: IDLE, MOVE, CONDSTORE" in proc.stdout
-    assert proc.stdout.count("ok  ") == 4
+    assert "not offered: IDLE, MOVE, CONDSTORE" in result.stdout
+    assert result.stdout.count("ok  ") == 4
 
 
 def test_id_is_sent_before_the_folder_is_selected(tmp_path, dovecot, imap_proxy):
     config = server_config(tmp_path, dovecot, None, imap_port=imap_proxy.port)
 
-    run_mailbot("check", config=config)
+    run_cli(config, "check")
 
     commands = imap_proxy.commands()
     assert commands.count("ID") == 2
@@ -72,21 +49,21 @@ def test_a_refused_login_exits_1_and_names_the_account(tmp_path, dovecot, smtp_s
     wrong.write_text("not-it")
     config = server_config(tmp_path, dovecot, smtp_server, password_files={"zjg@example.test": wrong})
 
-    proc = run_mailbot("check", config=config, check=False)
+    result = run_cli(config, "check", check=False)
 
-    assert proc.returncode == 1
-    assert "FAIL zjg" in proc.stdout and "zjg@example.test" in proc.stdout and "授权码" in proc.stdout
-    assert "ok   chuyoujiao   imap" in proc.stdout
+    assert result.exit_code == 1
+    assert "FAIL zjg" in result.stdout and "zjg@example.test" in result.stdout and "授权码" in result.stdout
+    assert "ok   chuyoujiao   imap" in result.stdout
 
 
 def test_a_silent_server_exits_1_after_the_timeout(tmp_path, dovecot, silent_server):
     config = server_config(tmp_path, dovecot, None, imap_port=silent_server.port)
     config.write_text(config.read_text(encoding="utf-8").replace("timeout = 5", "timeout = 0.5"), encoding="utf-8")
 
-    proc = run_mailbot("check", config=config, check=False)
+    result = run_cli(config, "check", check=False)
 
-    assert proc.returncode == 1
-    assert proc.stdout.count("no answer within the timeout") == 2
+    assert result.exit_code == 1
+    assert result.stdout.count("no answer within the timeout") == 2
 
 
 def test_a_missing_password_variable_is_a_configuration_error_exit_2(tmp_path, dovecot):
@@ -95,16 +72,16 @@ def test_a_missing_password_variable_is_a_configuration_error_exit_2(tmp_path, d
     config.write_text(text.replace(f'password_file = "{dovecot.password_files["zjg@example.test"]}"',
                                    'password_env = "MAILBOT_TEST_UNSET_PASSWORD"'), encoding="utf-8")
 
-    proc = run_mailbot("check", config=config, check=False)
+    result = run_cli(config, "check", check=False)
 
-    assert proc.returncode == 2
-    assert "MAILBOT_TEST_UNSET_PASSWORD" in proc.stdout
+    assert result.exit_code == 2
+    assert "MAILBOT_TEST_UNSET_PASSWORD" in result.stdout
 
 
 def test_a_broken_config_file_exits_2(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text("[[mailbox]]\nname = 'x'\n", encoding="utf-8")
 
-    proc = run_mailbot("check", config=config, check=False)
+    result = run_cli(config, "check", check=False)
 
-    assert proc.returncode == 2 and "mailbox" in proc.stderr
+    assert result.exit_code == 2 and "mailbox" in result.stderr

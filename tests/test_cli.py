@@ -7,8 +7,9 @@ import json
 import pytest
 
 from builders import table_xlsx
-from conftest import SAMPLES, run_mailbot, write_config
 from mailbot.app.cli import cli
+from support.cli import run_cli, run_process
+from support.configs import SAMPLES, write_config
 
 def all_commands(group=cli, prefix=()):
     for name, command in group.commands.items():
@@ -19,10 +20,8 @@ def all_commands(group=cli, prefix=()):
 
 @pytest.mark.parametrize("command", sorted(all_commands()))
 def test_every_command_has_help_with_an_example(command):
-    from click.testing import CliRunner
-    result = CliRunner().invoke(cli, command.split() + ["--help"])
-    assert result.exit_code == 0
-    assert "Example" in result.output
+    result = run_cli(None, *command.split(), "--help")
+    assert "Example" in result.stdout
 
 
 def test_readme_documents_every_command():
@@ -38,31 +37,32 @@ def test_bare_table_entered_by_the_operator(tmp_path):
     config = write_config(tmp_path)
     table = tmp_path / "北门小学.xlsx"
     table.write_bytes(table_xlsx([["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅读"]], title=None))
-    proc = run_mailbot("ingest", "--school", "北门小学", "--month", "2022-09", "--json", str(table), config=config)
-    (result,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    (result,) = run_cli(config, "ingest", "--school", "北门小学", "--month", "2022-09", "--json", table).json_lines()
     assert result["outcome"] == "accepted" and result["month"] == "2022-09" and result["reply"] is None
     assert result["rows"][0]["school"] == "安溪县北门小学" and result["rows"][0]["n"] == 3
-    status = json.loads(run_mailbot("status", "--month", "2022-09", "--json", config=config).stdout)
+    status = run_cli(config, "status", "--month", "2022-09", "--json").json()
     school = next(s for s in status["schools"] if s["name"] == "安溪县北门小学")
     assert school["enrolled"] == 1878
 
 
 def test_school_without_month_is_bad_usage(tmp_path):
     config = write_config(tmp_path)
-    proc = run_mailbot("ingest", "--school", "北门小学", str(SAMPLES / "roster.toml"), config=config, check=False)
-    assert proc.returncode == 2
+    result = run_cli(config, "ingest", "--school", "北门小学", SAMPLES / "roster.toml", check=False)
+    assert result.exit_code == 2
 
 
 def test_json_output_is_only_json_and_status_has_the_spec_shape(tmp_path):
-    config = write_config(tmp_path)
+    """The installed script as its own process: nothing but JSON reaches the real stdout (not
+    Alembic's start-up, not a worker's output), on a state directory without a database yet."""
+    config = write_config(tmp_path, database_ready=False)
     eml = SAMPLES / "cases" / "001-163-webmail-xlsx" / "message.eml"
-    proc = run_mailbot("ingest", "--mailbox", "chuyoujiao", "--json", str(eml), config=config)
+    proc = run_process(config, "ingest", "--mailbox", "chuyoujiao", "--json", eml)
     result = json.loads(proc.stdout)
     assert set(result) == {"file", "message_id", "mailbox", "sender", "outcome", "month", "rows", "errors",
                            "warnings", "reply"}
     assert set(result["rows"][0]) >= {"school", "schools_count", "enrolled", "participating", "two_plus_n",
                                       "services", "n", "month", "ok", "errors", "warnings"}
-    status = json.loads(run_mailbot("status", "--month", "2022-10", "--json", config=config).stdout)
+    status = json.loads(run_cli(config, "status", "--month", "2022-10", "--json").stdout)
     assert set(status) == {"month", "deadline", "schools", "totals"}
     assert set(status["totals"]) == {"required", "on_time", "late", "missing", "enrolled", "participating",
                                      "two_plus_n_schools", "two_plus_three_schools"}
@@ -74,11 +74,11 @@ def test_json_output_is_only_json_and_status_has_the_spec_shape(tmp_path):
 def test_quarantine_from_the_command_line(tmp_path):
     config = write_config(tmp_path)
     eml = SAMPLES / "cases" / "009-unknown-sender-quarantined" / "message.eml"
-    run_mailbot("ingest", "--mailbox", "zjg", str(eml), config=config)
-    listed = json.loads(run_mailbot("quarantine", "list", "--json", config=config).stdout)
+    run_cli(config, "ingest", "--mailbox", "zjg", eml)
+    listed = run_cli(config, "quarantine", "list", "--json").json()
     assert len(listed) == 1 and listed[0]["candidate_schools"]
-    approved = json.loads(run_mailbot("quarantine", "approve", str(listed[0]["id"]), "--json", config=config).stdout)
+    approved = run_cli(config, "quarantine", "approve", listed[0]["id"], "--json").json()
     assert approved["outcome"] == "accepted" and approved["reply"]
-    again = run_mailbot("quarantine", "reject", str(listed[0]["id"]), config=config, check=False)
-    assert again.returncode == 1 and "already approved" in again.stderr
-    assert json.loads(run_mailbot("quarantine", "list", "--json", config=config).stdout) == []
+    again = run_cli(config, "quarantine", "reject", listed[0]["id"], check=False)
+    assert again.exit_code == 1 and "already approved" in again.stderr
+    assert run_cli(config, "quarantine", "list", "--json").json() == []

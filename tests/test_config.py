@@ -2,9 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_mailbot, write_config
 from mailbot.config import config_from_dict, decode_roster_bytes, load_config, load_roster_csv
 from mailbot.errors import ConfigError
+from support.cli import run_cli
+from support.configs import write_config
 
 MINIMAL = {"mailbox": [{"name": "chuyoujiao", "address": "Chuyoujiao@163.com", "levels": ["primary"],
                         "maildir": "mail", "outbox_dir": "out"}],
@@ -84,11 +85,11 @@ def test_csv_roster_as_excel_and_wps_save_it(tmp_path, encoding, bom):
 def test_cli_exits_2_naming_the_key(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text('[[mailbox]]\nname = "x"\naddress = "x@163.com"\nlevels = ["primary"]\n', encoding="utf-8")
-    proc = run_mailbot("status", config=path, check=False)
-    assert proc.returncode == 2
-    assert "needs a transport" in proc.stderr
-    missing = run_mailbot("status", config=tmp_path / "nope.toml", check=False)
-    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    result = run_cli(path, "status", check=False)
+    assert result.exit_code == 2
+    assert "needs a transport" in result.stderr
+    missing = run_cli(tmp_path / "nope.toml", "status", check=False)
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
 
 
 def test_example_config_loads(monkeypatch):
@@ -98,8 +99,9 @@ def test_example_config_loads(monkeypatch):
 
 
 def test_state_dir_is_created(tmp_path):
-    config = write_config(tmp_path)
-    run_mailbot("db", "upgrade", config=config)
+    config = write_config(tmp_path, database_ready=False)
+    assert not (tmp_path / "state").exists()
+    run_cli(config, "db", "upgrade")
     assert (tmp_path / "state" / "mailbot.sqlite3").exists()
 
 

@@ -15,19 +15,17 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 from sqlalchemy import func, select
 
 from builders import submission
-from conftest import ROSTER
 from mailbot.config import load_config
 from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Message, Outbox, Submission
-from servers import dovecot, smtp_server  # noqa: F401, F811  (pytest fixtures)
-from test_check import ACCOUNTS, server_config
+from support.cli import console_script
+from support.configs import ACCOUNTS, ROSTER, server_config
 
 MESSAGES = 50
 MIN_KILLS = 10
@@ -49,8 +47,7 @@ def run_poll(config, kill_after: float | None) -> bool:
     """One `mailbot poll` in its own process group; True when it was killed. The mail is there
     before the first poll, so that poll records it as baseline (SPEC 5); `--since ... --reply`
     imports it on purpose and answers it, as the crash test wants every message processed."""
-    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(config), "poll",
-                             "--since", "2000-01-01", "--reply"],
+    proc = subprocess.Popen(console_script() + ["--config", str(config), "poll", "--since", "2000-01-01", "--reply"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             env={**os.environ, "PYTHONUTF8": "1"})
     try:

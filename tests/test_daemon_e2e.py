@@ -20,14 +20,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-import servers
 from builders import submission
 from mailbot.app.jobs import DaemonJobs
 from mailbot.app.options import Context
 from mailbot.config import ServerConfig, load_config
 from mailbot.app.daemon import Daemon
 from mailbot.db.models import Submission
-from servers import dovecot, smtp_server  # noqa: F401, F811  (pytest fixtures)
+from support import loopback
 
 TZ = ZoneInfo("Asia/Shanghai")
 PRIMARY_BOX, MIDDLE_BOX = "chuyoujiao@example.test", "zjg@example.test"
@@ -51,9 +50,9 @@ def local(day: int, hour: int, minute: int = 0) -> datetime:
 @pytest.fixture(autouse=True)
 def people_are_mail_users(monkeypatch):
     """The leader and the staff get mail too. Autouse, so it runs before the server fixtures,
-    which create their password files from servers.USERS."""
-    monkeypatch.setitem(servers.USERS, LEADER, "pw-leader")
-    monkeypatch.setitem(servers.USERS, STAFF, "pw-staff")
+    which create their password files from support.loopback.USERS."""
+    monkeypatch.setitem(loopback.USERS, LEADER, "pw-leader")
+    monkeypatch.setitem(loopback.USERS, STAFF, "pw-staff")
 
 
 def write_config(tmp_path: Path, imap, smtp) -> Path:

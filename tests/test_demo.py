@@ -5,13 +5,13 @@ import json
 import time
 from email.header import decode_header, make_header
 
-from conftest import run_mailbot
+from support.cli import run_cli, run_process
 
 
 def test_demo_runs_a_whole_month(tmp_path):
     out = tmp_path / "demo"
     started = time.monotonic()
-    proc = run_mailbot("demo", "--out", str(out))
+    proc = run_process(None, "demo", "--out", out)  # the installed script, as a newcomer runs it
     assert time.monotonic() - started < 30
     status = json.loads((out / "status.json").read_text(encoding="utf-8"))
     states = {s["name"]: s["state"] for s in status["schools"]}
@@ -31,5 +31,5 @@ def test_demo_runs_a_whole_month(tmp_path):
 
 def test_demo_refuses_to_overwrite_a_folder_that_is_not_its_own(tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
-    proc = run_mailbot("demo", "--out", str(tmp_path), check=False)
-    assert proc.returncode == 2 and (tmp_path / "precious.txt").exists()
+    result = run_cli(None, "demo", "--out", tmp_path, check=False)
+    assert result.exit_code == 2 and (tmp_path / "precious.txt").exists()

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from support.installed import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "mailbot.service"
 
 
 def systemd_analyze() -> str:
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        if os.environ.get("CI"):
-            pytest.fail("systemd-analyze is missing on CI: apt-get install systemd")
-        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
-    return tool
+    return require_tool("systemd-analyze")
 
 
 def unit_settings() -> dict[str, list[str]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 
-from servers import dovecot  # noqa: F401
 from mailbot.ingest.idle import IdleWatcher
 
 MESSAGE = b"From: school@example.test\r\nTo: chuyoujiao@example.test\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -21,7 +20,7 @@ def wait_for(predicate, seconds: float = 10.0) -> bool:
     return predicate()
 
 
-def watcher(dovecot, **options):  # noqa: F811
+def watcher(dovecot, **options):
     woken: list[str] = []
     stop = threading.Event()
     w = IdleWatcher(dovecot.mailbox_config("chuyoujiao@example.test"), woken.append, stop,
@@ -30,7 +29,7 @@ def watcher(dovecot, **options):  # noqa: F811
     return w, woken, stop
 
 
-def test_new_mail_wakes_the_poll_at_once_and_stop_is_prompt(dovecot):  # noqa: F811
+def test_new_mail_wakes_the_poll_at_once_and_stop_is_prompt(dovecot):
     w, woken, stop = watcher(dovecot)
     try:
         assert wait_for(lambda: w.connections == 1)
@@ -43,7 +42,7 @@ def test_new_mail_wakes_the_poll_at_once_and_stop_is_prompt(dovecot):  # noqa: F
     assert not w.is_alive()
 
 
-def test_connection_is_renewed_and_survives_a_server_restart(dovecot):  # noqa: F811
+def test_connection_is_renewed_and_survives_a_server_restart(dovecot):
     w, woken, stop = watcher(dovecot, renew_seconds=1.0)
     try:
         assert wait_for(lambda: w.connections >= 2, 6.0)  # renewed, not held forever
@@ -60,7 +59,7 @@ def test_connection_is_renewed_and_survives_a_server_restart(dovecot):  # noqa: 
         w.join(5)
 
 
-def test_a_server_without_idle_is_left_to_the_polls(dovecot):  # noqa: F811
+def test_a_server_without_idle_is_left_to_the_polls(dovecot):
     dovecot.reconfigure("imap_capability = IMAP4rev1 UIDPLUS")
     w, woken, stop = watcher(dovecot)
     try:

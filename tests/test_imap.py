@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from mailbot.errors import TransportError
 from mailbot.transports.imap import ImapInbox
-from mailbot.transports.imap_responses import parse_header_block, plan_batches, remote_message
-from servers import dovecot, imap_proxy, silent_server  # noqa: F401, F811  (pytest fixtures)
+from mailbot.transports.imap_responses import plan_batches, remote_message
 
 CASES = Path("/work/shared/samples/cases")
 USER = "zjg@example.test"

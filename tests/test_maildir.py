@@ -9,7 +9,6 @@ import pytest
 
 from mailbot.errors import TransportError
 from mailbot.transports.maildir import MaildirInbox, message_key
-from servers import dovecot  # noqa: F401, F811  (pytest fixture)
 
 
 def make_maildir(root: Path) -> Path:

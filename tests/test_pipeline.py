@@ -4,40 +4,19 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from builders import submission
-from conftest import write_config
-from mailbot.config import load_config
-from mailbot.db.engine import make_sessionmaker
-from mailbot.db.migrate import prepare_database
-from mailbot.db.models import KnownSender, Message, Outbox, Quarantine, Submission
+from mailbot.db.models import KnownSender, Message, Quarantine, Submission
 from mailbot.ingest.isolation import InlineRunner
-from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.ingest.quarantine import approve
 from mailbot.db.queries import load_status
+from support.pipeline_world import NOW, World
 
-NOW = datetime(2022, 10, 20, 3, 0, tzinfo=timezone.utc)
 BEIMEN = ["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅读"]
-
-
-class World:
-    def __init__(self, tmp_path, extra=""):
-        self.config = load_config(write_config(tmp_path, extra))
-        self.engine = prepare_database(self.config)
-        self.sessions = make_sessionmaker(self.engine)
-        self.now = NOW
-        self.pipeline = Pipeline(self.config, self.sessions, InlineRunner(self.config.limits), lambda: self.now)
-
-    def ingest(self, raw: bytes, mailbox: str = "chuyoujiao", **kw) -> dict:
-        return self.pipeline.process(Inbound(raw=raw, mailbox=mailbox, **kw)).as_json()
-
-    def outbox(self) -> list[Outbox]:
-        with self.sessions() as s:
-            return list(s.scalars(select(Outbox).order_by(Outbox.id)))
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from builders import submission
-from conftest import SAMPLES, write_config
 from mailbot.config import load_config
 from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
@@ -29,8 +28,8 @@ from mailbot.ingest.poll import poll_mailboxes
 from mailbot.ingest.poll_plan import advance_mark, triage
 from mailbot.transports.imap import ImapInbox
 from mailbot.transports.imap_responses import RemoteMessage
-from servers import dovecot, imap_proxy, silent_server  # noqa: F401, F811  (pytest fixtures)
-from test_samples import differences
+from support.configs import SAMPLES, write_config
+from support.samples import differences
 
 NOW = datetime(2022, 10, 20, 3, 0, tzinfo=timezone.utc)
 USERS = {"chuyoujiao": "chuyoujiao@example.test", "zjg": "zjg@example.test"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 from datetime import datetime, timedelta
 from email import policy
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,35 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from mailbot.config import config_from_dict
 from mailbot.outbound.reminders import (ChineseCalendar, plan_reminders, queue_reminders, reminder_key,
                                staff_key, stage_windows)
+from support.configs import MIDDLE, PRIMARY, make_config
 
 TZ = ZoneInfo("Asia/Shanghai")
-PRIMARY = ["安溪县北门小学", "安溪县东门小学", "安溪县玉湖小学"]
-MIDDLE = ["安溪县第一中学", "安溪县蓬莱中学"]
-
-
-def make_config(tmp: Path = Path("/nonexistent"), schedule: dict | None = None, staff: bool = True,
-                operator: str | None = "operator@example.test"):
-    data = {
-        "general": {"timezone": "Asia/Shanghai", "state_dir": str(tmp / "state")},
-        "schedule": {"deadline_day": 24, **(schedule or {})},
-        "mailbox": [
-            {"name": "chuyoujiao", "address": "chuyoujiao@163.com", "levels": ["primary"],
-             "maildir": str(tmp / "md1"), "outbox_dir": str(tmp / "out1"),
-             "staff": ["xiao.li@example.test", "lao.wang@example.test"] if staff else []},
-            {"name": "zjg", "address": "zjg23236764@163.com", "levels": ["middle"],
-             "maildir": str(tmp / "md2"), "outbox_dir": str(tmp / "out2"),
-             "staff": ["zhang@example.test"] if staff else []},
-        ],
-        "school": [{"name": n, "level": "primary", "emails": [f"p{i}@163.com"], "contact": f"王老师{i}",
-                    "phone": f"0595-2300{i}"} for i, n in enumerate(PRIMARY)]
-        + [{"name": n, "level": "middle", "emails": [f"m{i}@163.com"]} for i, n in enumerate(MIDDLE)],
-    }
-    if operator:
-        data["operator"] = {"email": operator}
-    return config_from_dict(data, tmp)
 
 
 def at(text: str) -> datetime:

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from builders import BEIMEN_ROW, submission
 from mailbot.db.models import Message
 from mailbot.ingest.retention import purge_ignored_archives
-from test_pipeline import NOW, World
+from support.pipeline_world import NOW, World
 
 
 def test_ignored_archives_are_deleted_after_the_retention_and_submissions_kept(tmp_path):

@@ -16,7 +16,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from conftest import write_config
 from mailbot.outbound import alarms
 from mailbot.outbound.compose import Composed, compose
 from mailbot.config import load_config
@@ -25,7 +24,8 @@ from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Outbox
 from mailbot.outbound.outbox import queue_mail
 from mailbot.outbound.sending import backoff, claim_is_abandoned, send_outbox
-from servers import DROP, silent_server, smtp_server  # noqa: F401, F811  (pytest fixtures)
+from support.configs import write_config
+from support.smtp_server import DROP
 
 NOW = datetime(2022, 10, 20, 3, 0, tzinfo=timezone.utc)
 SCHOOL = "beimenxx@163.com"

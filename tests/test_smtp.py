@@ -18,7 +18,7 @@ from mailbot.errors import PermanentSendError, TemporarySendError, TransportErro
 from mailbot.transports.dirout import DirectoryOutbox, safe_key
 from mailbot.transports.imap import ImapInbox
 from mailbot.transports.smtp import SmtpSender, normalise_line_ends
-from servers import DROP, dovecot, silent_server, smtp_server  # noqa: F401, F811  (pytest fixtures)
+from support.smtp_server import DROP
 
 SENDER = "chuyoujiao@example.test"
 SCHOOL = "school1@example.test"

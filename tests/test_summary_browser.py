@@ -5,7 +5,6 @@ Chromium or CJK font fails the test instead of skipping it."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from datetime import datetime
@@ -16,17 +15,15 @@ from mailbot.summary.aggregate import summarise
 from support.browser import find_chromium, measure, screenshot
 from mailbot.summary.formatting import percent
 from mailbot.summary.render import render_summary
+from support.installed import missing
 from support.summary_sample import TZ, month_sequence, sample_roster, sample_rows
 
 NOW = datetime(2022, 10, 25, 10, 0, tzinfo=TZ)
 
 
 def _required(what: str, found: bool) -> None:
-    if found:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is missing; .ci/run installs it (apt-get install chromium fonts-noto-cjk)")
-    pytest.skip(f"{what} is not installed")
+    if not found:
+        missing(what, ".ci/run installs it: apt-get install chromium fonts-noto-cjk")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import zipfile
 from datetime import datetime
@@ -16,6 +15,7 @@ from mailbot.outbound.prefilled import COLUMNS, TITLE
 from mailbot.summary.aggregate import StoredRow, summarise
 from mailbot.summary.ledger import build_ledger, ledger_months, month_range
 from mailbot.summary.load import HistoryEntry
+from support.installed import require_tool
 from support.summary_sample import TZ, month_sequence, sample_roster, sample_rows
 from mailbot.summary.workbook import attachment_name, build_summary_workbook
 
@@ -83,14 +83,14 @@ def test_attachment_name():
     assert attachment_name("2022-10") == "2022年10月城区义务教育阶段学校课后服务开展情况汇总表.xlsx"
 
 
-@pytest.mark.skipif(shutil.which("libreoffice") is None, reason="LibreOffice is not installed")
 def test_libreoffice_opens_the_summary_workbook(tmp_path):
+    libreoffice = require_tool("libreoffice")
     schools = sample_roster(30)
     summary = summarise("2022-10", schools, sample_rows(schools, month_sequence("2022-10", 6)), set(),
                         deadline_day=24, tz=TZ)
     source = tmp_path / "summary.xlsx"
     source.write_bytes(build_summary_workbook(summary, TZ, NOW))
-    proc = subprocess.run(["libreoffice", f"-env:UserInstallation=file://{tmp_path / 'profile'}", "--headless",
+    proc = subprocess.run([libreoffice, f"-env:UserInstallation=file://{tmp_path / 'profile'}", "--headless",
                            "--convert-to", "pdf", "--outdir", str(tmp_path), str(source)],
                           capture_output=True, text=True, timeout=120)
     pdf = tmp_path / "summary.pdf"

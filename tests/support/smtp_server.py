@@ -1,0 +1,160 @@
+"""aiosmtpd on loopback with implicit TLS, STARTTLS and plain listeners, AUTH required; records
+what it accepts and plays faults on request. The `smtp_server` fixture (tests/servers.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mailbot.config import ServerConfig
+from support.installed import require
+from support.loopback import HOST, USERS, ServerCertificates, free_port, write_password_files
+
+if TYPE_CHECKING:
+    from support.dovecot import Dovecot
+
+
+@dataclass
+class ReceivedMail:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes  # exactly the message bytes the client sent (after dot-unstuffing)
+    port: int  # the listener it came in on
+    peer: tuple  # the client's (host, port): one value per connection
+
+
+@dataclass
+class _Faults:
+    """Replies to give instead of accepting, one per command, in order."""
+
+    queues: dict[str, collections.deque] = field(
+        default_factory=lambda: {stage: collections.deque() for stage in ("MAIL", "RCPT", "DATA")})
+
+    def take(self, stage: str) -> str | None:
+        try:
+            return self.queues[stage].popleft()
+        except IndexError:
+            return None
+
+
+DROP = "DROP"  # a fault that closes the connection instead of answering
+
+
+class _RecordingHandler:
+    def __init__(self, owner: "SmtpServer"):
+        self.owner = owner
+
+    async def _fault(self, server, stage: str) -> str | None:
+        reply = self.owner.faults.take(stage)
+        if reply == DROP:
+            server.transport.close()
+            return "421 4.4.2 connection dropped"  # never reaches the client
+        return reply
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        reply = await self._fault(server, "MAIL")
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = await self._fault(server, "RCPT")
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = await self._fault(server, "DATA")
+        if reply:
+            return reply
+        data = envelope.original_content or b""
+        port = server.transport.get_extra_info("sockname")[1]
+        self.owner.received.append(
+            ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), data, port, tuple(session.peer)))
+        if self.owner.deliver_into is not None:
+            return await self._deliver(envelope, data)
+        return "250 2.0.0 queued"
+
+    async def _deliver(self, envelope, data: bytes) -> str:
+        dove = self.owner.deliver_into
+        for rcpt in envelope.rcpt_tos:
+            proc = await asyncio.create_subprocess_exec(
+                dove.lda, "-c", str(dove.conf), "-d", rcpt, "-f", envelope.mail_from,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            _, stderr = await proc.communicate(data)
+            if proc.returncode == 67:
+                return f"550 5.1.1 <{rcpt}> unknown user"
+            if proc.returncode != 0:
+                return f"451 4.3.0 delivery failed: {stderr.decode(errors='replace')[:100]}"
+        return "250 2.0.0 delivered"
+
+
+class SmtpServer:
+    """aiosmtpd controllers sharing one recording, fault-injecting handler."""
+
+    def __init__(self, directory: Path):
+        Controller = require("aiosmtpd.controller").Controller
+
+        self.dir = directory
+        self.certs = ServerCertificates.create(directory)
+        self.password_files = write_password_files(directory)
+        self.received: list[ReceivedMail] = []
+        self.faults = _Faults()
+        self.deliver_into: Dovecot | None = None
+        handler = _RecordingHandler(self)
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ctx.load_cert_chain(str(self.certs.cert_file), str(self.certs.key_file))
+        self.ssl_port, self.starttls_port, self.plain_port = free_port(), free_port(), free_port()
+        common = dict(hostname=HOST, authenticator=_authenticate, auth_required=True)
+        self.controllers = [
+            # aiosmtpd only counts STARTTLS as TLS: implicit TLS needs auth_require_tls=False.
+            Controller(handler, port=self.ssl_port, ssl_context=server_ctx, auth_require_tls=False, **common),
+            Controller(handler, port=self.starttls_port, tls_context=server_ctx, require_starttls=True, **common),
+            Controller(handler, port=self.plain_port, auth_require_tls=False, **common),
+        ]
+
+    @property
+    def ca_file(self) -> Path:
+        return self.certs.ca_file
+
+    def start(self) -> None:
+        for controller in self.controllers:
+            controller.start()
+
+    def stop(self) -> None:
+        for controller in self.controllers:
+            try:
+                controller.stop()
+            except (AssertionError, RuntimeError):  # never started
+                pass
+
+    def fail(self, stage: str, reply: str) -> None:
+        """Answer the next MAIL, RCPT or DATA with `reply` ("451 4.3.0 try later", DROP, ...)."""
+        self.faults.queues[stage.upper()].append(reply)
+
+    def port_for(self, security: str) -> int:
+        return {"ssl": self.ssl_port, "starttls": self.starttls_port, "plain": self.plain_port}[security]
+
+    def smtp_config(self, user: str, security: str = "ssl", timeout: float = 10.0,
+                    ca_file: Path | None | str = "fixture") -> ServerConfig:
+        return ServerConfig(
+            host=HOST, port=self.port_for(security), security=security, username=user,
+            password_file=self.password_files[user],
+            ca_file=self.ca_file if ca_file == "fixture" else ca_file, timeout=timeout,
+        )
+
+
+def _authenticate(server, session, envelope, mechanism, auth_data):
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    ok = isinstance(auth_data, LoginPassword) and USERS.get(
+        auth_data.login.decode("utf-8", "replace")) == auth_data.password.decode("utf-8", "replace")
+    return AuthResult(success=ok, handled=False)
+
