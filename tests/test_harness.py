@@ -1,0 +1,63 @@
+"""The suite's own rules (issue 8): fixtures come by name from the plugins, helpers from
+tests/support/, and nothing skips under CI=true; and run_cli leaves this process as it found it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from support.cli import run_cli
+from support.installed import missing
+
+TESTS = Path(__file__).parent
+MODULES = [p for p in sorted(TESTS.glob("*.py")) + sorted((TESTS / "support").glob("*.py"))
+           if p.name != Path(__file__).name]
+
+
+def offending_lines(pattern: str) -> list[str]:
+    found = []
+    for path in MODULES:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(pattern, line):
+                found.append(f"{path.relative_to(TESTS)}:{number}: {line.strip()}")
+    return found
+
+
+def test_no_module_imports_a_test_module_or_conftest():
+    # Shared helpers live in tests/support/ (configs, cli, samples, notify, pipeline_world, ...).
+    assert offending_lines(r"^\s*(from|import) (test_\w+|conftest)\b") == []
+
+
+def test_fixtures_are_requested_by_name_not_imported():
+    # The server fixtures are a plugin (conftest.py: pytest_plugins); importing them is never needed.
+    assert offending_lines(r"^\s*from servers import|^\s*import servers\b|noqa: F811") == []
+
+
+def test_optional_dependencies_go_through_support_installed():
+    # pytest.importorskip and skipif would skip silently under CI; support.installed fails there.
+    assert offending_lines(r"pytest\.importorskip\(|@pytest\.mark\.skipif\(") == []
+
+
+def test_under_ci_a_missing_tool_fails_instead_of_skipping(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        missing("the program 'nonexistent'")
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception):
+        missing("the program 'nonexistent'")
+
+
+def test_run_cli_captures_the_logs_and_puts_logging_and_the_environment_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAILBOT_CONFIG", str(tmp_path / "the-developers-own.toml"))
+    root = logging.getLogger()
+    before = (root.level, list(root.handlers), logging.getLogger("mailbot").level)
+    result = run_cli(tmp_path / "nope.toml", "-v", "status", check=False)
+    assert result.exit_code == 2 and "does not exist" in result.stderr and result.stdout == ""
+    assert (root.level, list(root.handlers), logging.getLogger("mailbot").level) == before
+    assert os.environ["MAILBOT_CONFIG"] == str(tmp_path / "the-developers-own.toml")
+    unset = run_cli(None, "status", check=False)  # $MAILBOT_CONFIG is not seen by the command
+    assert unset.exit_code == 2 and "the-developers-own" not in unset.stderr
