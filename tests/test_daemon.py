@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from mailbot.config import Schedule, load_config
 from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Message, Outbox
+from support.cli import console_script
 from support.configs import make_config
 from support.notify import NotifyListener
 
@@ -154,9 +154,8 @@ def test_sd_notify_and_watchdog_settings(listener):
 
 
 def test_mailbot_run_exits_0_promptly_on_sigterm(config_path, listener, tmp_path):
-    launcher = "import sys; from mailbot.app.cli import main; sys.argv[0] = 'mailbot'; main()"
     env = {**os.environ, "NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "1000000", "PYTHONUTF8": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", launcher, "--config", str(config_path), "run"],
+    proc = subprocess.Popen(console_script() + ["--config", str(config_path), "run"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
