@@ -21,10 +21,10 @@ import time
 
 from sqlalchemy import inspect
 
-from conftest import write_config
 from mailbot.config import load_config
 from mailbot.db.engine import make_engine
 from mailbot.db.migrate import HEAD, prepare_database, stored_revision
+from support.configs import write_config
 
 KILLS = 30
 SEED = int(os.environ.get("MAILBOT_CRASH_SEED", "20221020"))
@@ -71,7 +71,7 @@ def schema_creation_time(config, database) -> float:
 
 
 def expected_tables(tmp_path) -> set[str]:
-    config = load_config(write_config(tmp_path / "reference"))
+    config = load_config(write_config(tmp_path / "reference", database_ready=False))
     engine = prepare_database(config)
     try:
         return set(inspect(engine).get_table_names())
@@ -82,7 +82,7 @@ def expected_tables(tmp_path) -> set[str]:
 def test_sigkill_during_schema_creation_never_bricks_the_database(tmp_path, record_property):
     rng = random.Random(SEED)
     tables = expected_tables(tmp_path)
-    config_path = write_config(tmp_path)
+    config_path = write_config(tmp_path, database_ready=False)
     config = load_config(config_path)
     database = config.state_dir / "mailbot.sqlite3"
     assert config.database_url.endswith(str(database))
@@ -113,7 +113,7 @@ def test_sigkill_during_schema_creation_never_bricks_the_database(tmp_path, reco
 
 
 def test_two_first_starts_at_once_both_succeed(tmp_path):
-    config_path = write_config(tmp_path)
+    config_path = write_config(tmp_path, database_ready=False)
     config = load_config(config_path)
     for attempt in range(3):
         shutil.rmtree(config.state_dir, ignore_errors=True)
