@@ -69,6 +69,6 @@ def web_template(tmp_path_factory) -> Path:
 def console(web_template, tmp_path):
     """The web console over a fresh copy of the sample database."""
     from support.web import Console, copy_state
-    c = Console(copy_state(web_template, tmp_path, write_config))
+    c = Console(copy_state(web_template, tmp_path))
     yield c
     c.close()

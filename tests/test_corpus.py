@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from corpus.build import cases
-from test_real_world_input import World
+from support.pipeline_world import World
 
 CASES = cases()
 

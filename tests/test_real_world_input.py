@@ -3,38 +3,13 @@ to mailbot, each as the smallest message that shows it. In process, with the inl
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
-from sqlalchemy import select
 
 from builders import XLSX, submission, table_xlsx
-from conftest import write_config
-from mailbot.config import load_config
-from mailbot.db.engine import make_sessionmaker
-from mailbot.db.migrate import prepare_database
-from mailbot.db.models import Outbox
-from mailbot.ingest.isolation import InlineRunner
-from mailbot.ingest.pipeline import Inbound, Pipeline
+from support.pipeline_world import World
 
-NOW = datetime(2022, 10, 20, 3, 0, tzinfo=timezone.utc)
 BEIMEN = ["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅读"]
 SENDER, MAILBOX = "beimenxx@163.com", "chuyoujiao@163.com"
-
-
-class World:
-    def __init__(self, tmp_path):
-        self.config = load_config(write_config(tmp_path))
-        self.engine = prepare_database(self.config)
-        self.sessions = make_sessionmaker(self.engine)
-        self.pipeline = Pipeline(self.config, self.sessions, InlineRunner(self.config.limits), lambda: NOW)
-
-    def ingest(self, raw: bytes) -> dict:
-        return self.pipeline.process(Inbound(raw=raw, mailbox="chuyoujiao")).as_json()
-
-    def outbox(self) -> list[Outbox]:
-        with self.sessions() as session:
-            return list(session.scalars(select(Outbox).order_by(Outbox.id)))
 
 
 @pytest.fixture

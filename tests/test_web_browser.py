@@ -8,7 +8,6 @@ from mailbot.db.models import AuditEntry
 from mailbot.db.campaign import excused_schools
 from mailbot.db.models import Outbox, Quarantine, Submission
 from mailbot.outbound.sending import send_outbox
-from servers import smtp_server  # noqa: F401 (fixture)
 from support.web import chromium, login, served
 
 QUARANTINED_SCHOOL = "安溪县宝华中学"  # sample 009: its table came from an unregistered QQ address
@@ -75,7 +74,7 @@ def test_clerk_approves_excuses_voids_and_sees_it_on_the_overview(console):
     assert trail == [("web:clerk", "quarantine_approve"), ("web:clerk", "excuse"), ("web:clerk", "void")]
 
 
-def test_clerk_retries_a_failed_email_to_a_corrected_address(console, smtp_server):  # noqa: F811
+def test_clerk_retries_a_failed_email_to_a_corrected_address(console, smtp_server):
     # The receipts go out through a real SMTP server, which refuses the first recipient for good.
     mailbox = console.config.mailboxes[0]
     mailbox.smtp, mailbox.outbox_dir = smtp_server.smtp_config("chuyoujiao@example.test", security="plain"), None

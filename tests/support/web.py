@@ -11,9 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from mailbot.config import load_config
+from support.configs import write_config
+from support.installed import missing, require
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 CHROMIUM = "/usr/bin/chromium"
@@ -60,10 +60,10 @@ class Console:
         self.engine.dispose()
 
 
-def copy_state(template: Path, target: Path, write_config) -> Path:
+def copy_state(template: Path, target: Path) -> Path:
     """A fresh copy of a prepared state directory, with a config pointing at it."""
     shutil.copytree(template / "state", target / "state")
-    return write_config(target)
+    return write_config(target, database_ready=False)  # the copied database, not an empty one
 
 
 @contextmanager
@@ -90,12 +90,9 @@ def served(app):
 @contextmanager
 def chromium():
     """Debian's Chromium under Playwright; skipped (failed on CI) when either is missing."""
-    import os
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = require("playwright.sync_api")
     if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing on CI: apt-get install chromium")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        missing("chromium", "apt-get install chromium")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
