@@ -92,7 +92,7 @@ def test_silent_server_times_out_within_the_configured_timeout(silent_server):
     with pytest.raises(TransportError):
         with ImapInbox(mailbox).session():
             pass
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 10  # the configured 0.3 s, not the 60 s default
 
 
 def test_silent_server_times_out_during_the_tls_handshake_too(silent_server):
@@ -101,7 +101,7 @@ def test_silent_server_times_out_during_the_tls_handshake_too(silent_server):
     with pytest.raises(TransportError):
         with ImapInbox(mailbox).session():
             pass
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 10  # the configured 0.3 s, not the 60 s default
 
 
 @pytest.mark.parametrize("script", [
@@ -152,7 +152,7 @@ def test_killed_server_fails_the_call_promptly_and_a_new_session_works_after_res
             try:
                 session.uids_after(0)
             finally:
-                assert time.monotonic() - started < 2.0  # the socket closed; no 30 s timeout
+                assert time.monotonic() - started < 10  # the socket closed; not the 30 s timeout
     dovecot.start()
     with inbox.session() as session:
         assert session.uids_after(0) == [1]
@@ -307,12 +307,12 @@ def test_idle_wakes_when_mail_arrives_and_times_out_when_none_does(dovecot):
     with ImapInbox(dovecot.mailbox_config(USER)).session() as session:
         started = time.monotonic()
         assert session.idle_wait(0.3) is False
-        assert 0.25 < time.monotonic() - started < 2
+        assert 0.25 < time.monotonic() - started < 10  # its own timeout, not the socket's
         timer = threading.Timer(0.1, dovecot.deliver, args=(USER, message(1)))
         timer.start()
         started = time.monotonic()
-        assert session.idle_wait(10) is True
-        assert time.monotonic() - started < 5
+        assert session.idle_wait(60) is True
+        assert time.monotonic() - started < 30  # woken by the arrival, not at the end of its 60 s
         timer.join()
         assert session.uids_after(0) == [1]  # the connection is usable after IDLE
 

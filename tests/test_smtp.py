@@ -132,7 +132,7 @@ def test_silent_server_is_a_temporary_failure_within_the_timeout(silent_server, 
     started = time.monotonic()
     with pytest.raises(TemporarySendError):
         SmtpSender(config).send(SENDER, [SCHOOL], raw_message())
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 10  # the configured 0.3 s, not the 60 s default
 
 
 @pytest.mark.parametrize("greeting, error", [
