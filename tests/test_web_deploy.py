@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test_deploy import systemd_analyze
+from support.installed import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "mailbot-web.service"
@@ -25,7 +25,7 @@ def settings() -> dict[str, list[str]]:
 
 
 def test_exposure_score_is_at_most_2_5():
-    proc = subprocess.run([systemd_analyze(), "security", "--offline=true", str(UNIT)],
+    proc = subprocess.run([require_tool("systemd-analyze"), "security", "--offline=true", str(UNIT)],
                           capture_output=True, text=True, timeout=60)
     match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", proc.stdout + proc.stderr)
     assert match, proc.stdout + proc.stderr
@@ -33,7 +33,7 @@ def test_exposure_score_is_at_most_2_5():
 
 
 def test_unit_verifies(tmp_path):
-    tool = systemd_analyze()
+    tool = require_tool("systemd-analyze")
     unit = tmp_path / "mailbot-web.service"
     unit.write_text(UNIT.read_text(encoding="utf-8").replace("/opt/mailbot/venv/bin/mailbot", "/bin/true"),
                     encoding="utf-8")

@@ -8,8 +8,8 @@ import json
 from sqlalchemy import select, update
 
 from builders import XLSX, submission, table_xlsx
-from conftest import write_config
 from mailbot.db.models import Outbox
+from support.configs import write_config
 from support.web import Console, add_users, chromium, ingest_samples, login, served
 
 SCRIPT = '<script>alert("school")</script>'

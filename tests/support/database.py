@@ -3,7 +3,7 @@
 Running the Alembic migrations for every test costs an Alembic import and a schema build each
 time; a copy of a file migrated once by the real migrations is the same database. Tests of the
 migrations themselves, and of a first command on an empty state directory, start without it
-(write_config(..., database=False)).
+(write_config(..., database_ready=False)).
 """
 
 from __future__ import annotations
