@@ -110,7 +110,7 @@ def test_mailbot_web_serves_the_console_until_stopped(config_path):
     import sys
     import time
     import urllib.request
-    from servers import free_port
+    from support.loopback import free_port
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(config_path), "web", "--listen",
                              f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -8,7 +8,7 @@ import openpyxl
 from sqlalchemy import select
 
 from mailbot.db.models import AuditEntry, Outbox, Quarantine
-from test_web_security import logged_in
+from support.web import logged_in
 
 
 def test_downloads_are_attachments_and_the_preview_is_sandboxed(console):

@@ -9,15 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from mailbot.db.models import Message
-from support.web import PASSWORDS, SAMPLE_NOW, csrf_of
-
-
-def logged_in(app, role: str):
-    client = app.test_client()
-    token = csrf_of(client.get("/login").text)
-    response = client.post("/login", data={"csrf": token, "name": role, "password": PASSWORDS[role]})
-    assert response.status_code == 302 and response.headers["Location"] == "/"
-    return client, csrf_of(client.get("/").text)
+from support.web import PASSWORDS, SAMPLE_NOW, csrf_of, logged_in
 
 
 def page_urls(app) -> list[str]:

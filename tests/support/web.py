@@ -109,6 +109,15 @@ def login(page, base: str, role: str) -> None:
     page.wait_for_url(f"{base}/")
 
 
+def logged_in(app, role: str):
+    """A Flask test client logged in as `role`, and the CSRF token of its pages."""
+    client = app.test_client()
+    token = csrf_of(client.get("/login").text)
+    response = client.post("/login", data={"csrf": token, "name": role, "password": PASSWORDS[role]})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    return client, csrf_of(client.get("/").text)
+
+
 def csrf_of(html: str) -> str:
     import re
     return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
