@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 import pytest
 
 from builders import submission
-from conftest import write_config
 from mailbot.config import load_config
 from mailbot.ingest.analysis import analyse
 from mailbot.rules.decide import OUTCOME_RULES, Context, decide
 from mailbot.rules.outcome import Outcome, Reply, Result, Twin
 from mailbot.rules.roster import Roster
+from support.configs import write_config
 
 BEIMEN = ["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅读"]
 RECEIVED = datetime(2022, 10, 20, 2, 0, tzinfo=timezone.utc)
