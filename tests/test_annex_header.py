@@ -12,9 +12,10 @@ import json
 
 import openpyxl
 
-from conftest import run_mailbot, write_config
 from builders import submission
 from mailbot.outbound.prefilled import build_template
+from support.cli import run_cli
+from support.configs import write_config
 
 ANNEX_HEADER = [
     "序号", "城区学校名称", "城区开展课后服务学校数（所）", "城区学校在校学生数（人）", "城区参与课后服务学生数（人）",
@@ -33,8 +34,7 @@ def header_row(sheet) -> list[str]:
 def test_the_summary_workbook_header_is_the_annex_s_word_for_word(tmp_path):
     config = write_config(tmp_path)
     out = tmp_path / "preview"
-    run_mailbot("--now", "2022-10-26T12:00:00+08:00", "summary", "--month", "2022-10", "--out", str(out),
-                config=config)
+    run_cli(config, "--now", "2022-10-26T12:00:00+08:00", "summary", "--month", "2022-10", "--out", str(out))
     (xlsx,) = out.glob("*.xlsx")
 
     header = header_row(openpyxl.load_workbook(xlsx).worksheets[0])
@@ -63,7 +63,7 @@ def test_a_template_filled_in_by_a_school_is_read_back(tmp_path):
     eml.write_bytes(submission("beimenxx@163.com", "chuyoujiao@163.com",
                                attachments=[("北门小学.xlsx", buf.getvalue(), "application/octet-stream")]))
 
-    result = json.loads(run_mailbot("ingest", "--json", str(eml), config=config).stdout)
+    result = json.loads(run_cli(config, "ingest", "--json", str(eml)).stdout)
 
     assert result["outcome"] == "accepted", result
     (row,) = result["rows"]

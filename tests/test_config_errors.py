@@ -12,11 +12,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from support.cli import run_cli
+from support.configs import server_config, write_config
+from support.notify import NotifyListener
 
-from conftest import run_mailbot, write_config
-from servers import dovecot, smtp_server  # noqa: F401, F811  (pytest fixtures)
-from test_check import server_config
-from test_daemon import NotifyListener
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,9 +69,9 @@ def test_a_missing_ca_file_is_a_configuration_error_in_check(tmp_path, dovecot, 
     config = server_config(tmp_path, dovecot, smtp_server)
     replace(config, f'ca_file = "{smtp_server.ca_file}"', f'ca_file = "{tmp_path / "no-such-ca.pem"}"', 1)
 
-    proc = run_mailbot("check", config=config, check=False)
+    proc = run_cli(config, "check", check=False)
 
-    assert proc.returncode == 2
+    assert proc.exit_code == 2
     assert "ca_file" in proc.stdout + proc.stderr and "FileNotFoundError" not in proc.stdout + proc.stderr
 
 
@@ -80,10 +79,10 @@ def test_no_password_at_all_exits_2_naming_the_key(tmp_path, dovecot):
     config = server_config(tmp_path, dovecot, None)
     replace(config, f'password_file = "{dovecot.password_files["zjg@example.test"]}"\n', "")
 
-    proc = run_mailbot("check", config=config, check=False)
+    proc = run_cli(config, "check", check=False)
 
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 2, out
+    assert proc.exit_code == 2, out
     assert "password_env" in out and "password_file" in out and "zjg" in out
     assert "login refused" not in out.lower()
 
@@ -98,10 +97,10 @@ def test_check_refuses_a_config_where_alarms_summaries_or_schools_go_nowhere(tmp
         text = text[:text.index("[[school]]")]
     config.write_text(text, encoding="utf-8")
 
-    proc = run_mailbot("check", config=config, check=False)
+    proc = run_cli(config, "check", check=False)
 
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 2, out
+    assert proc.exit_code == 2, out
     expected = {"operator": "operator.email", "summary": "summary.recipients", "schools": "[[school]]"}[missing]
     assert expected in out
 
@@ -110,9 +109,9 @@ def test_errors_name_a_mailbox_by_its_name(tmp_path):
     config = write_config(tmp_path)
     replace(config, 'name = "zjg"\n', 'name = "zjg"\nlevels_typo = 1\n')
 
-    proc = run_mailbot("check", config=config, check=False)
+    proc = run_cli(config, "check", check=False)
 
-    assert proc.returncode == 2
+    assert proc.exit_code == 2
     assert 'mailbox "zjg"' in proc.stderr and "mailbox[1]" not in proc.stderr
 
 
@@ -121,9 +120,9 @@ def test_starttls_on_the_implicit_tls_port_is_refused_with_a_hint_at_once(tmp_pa
     replace(config, f"port = {dovecot.port}\nsecurity = \"plain\"", 'port = 993\nsecurity = "starttls"', 1)
 
     started = time.monotonic()
-    proc = run_mailbot("check", config=config, check=False)
+    proc = run_cli(config, "check", check=False)
 
-    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.exit_code == 2, proc.stdout + proc.stderr
     assert 'security = "ssl"' in proc.stdout + proc.stderr and "993" in proc.stdout + proc.stderr
     assert time.monotonic() - started < 30
 
@@ -133,9 +132,9 @@ def test_a_refused_login_names_the_user_and_the_server_apart(tmp_path, dovecot):
     wrong.write_text("not-it")
     config = server_config(tmp_path, dovecot, None, password_files={"zjg@example.test": wrong})
 
-    proc = run_mailbot("check", config=config, check=False)
+    proc = run_cli(config, "check", check=False)
 
-    assert proc.returncode == 1
+    assert proc.exit_code == 1
     assert "zjg@example.test@127.0.0.1" not in proc.stdout
     assert "zjg@example.test" in proc.stdout and f"127.0.0.1:{dovecot.port}" in proc.stdout
 

@@ -21,7 +21,7 @@ from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Message, Outbox
 from support.cli import console_script
-from support.configs import make_config
+from support.configs import fast_config, make_config
 from support.notify import NotifyListener
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -32,12 +32,6 @@ def listener(tmp_path):
     notify = NotifyListener(tmp_path / "notify.sock")
     yield notify
     notify.sock.close()
-
-
-def fast_config(tmp_path):
-    config = make_config(tmp_path)
-    config.schedule.poll_interval_minutes = 0.3 / 60  # every 0.3 s
-    return config
 
 
 def test_jobs_fire_systemd_is_told_and_sigterm_stops_cleanly(tmp_path, listener):

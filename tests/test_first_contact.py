@@ -15,10 +15,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from builders import submission
-from conftest import run_mailbot, write_config
 from ops_world import Database, archive_files, parsed
-from servers import dovecot, imap_proxy  # noqa: F401, F811  (pytest fixtures)
-from test_check import server_config
+from support.cli import run_cli
+from support.configs import server_config, write_config
 
 SCHOOLS = [("beimenxx@163.com", "安溪县北门小学"), ("cnsyxx@163.com", "安溪县城南实验小学"),
            ("axlsx@163.com", "安溪县第六实验小学")]
@@ -54,8 +53,8 @@ def seed(server, user: str, messages: list[tuple[bytes, datetime]]) -> None:
 
 
 def poll(config: Path, *args: str) -> list[dict]:
-    proc = run_mailbot("poll", "--json", *args, config=config, check=False)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_cli(config, "poll", "--json", *args, check=False)
+    assert proc.exit_code == 0, proc.stderr
     return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
@@ -113,8 +112,8 @@ def test_poll_since_with_reply_answers_the_imported_history(tmp_path, dovecot):
 
 def test_poll_since_takes_a_date(tmp_path, dovecot):
     config = server_config(tmp_path, dovecot, None)
-    proc = run_mailbot("poll", "--since", "last year", config=config, check=False)
-    assert proc.returncode == 2 and "YYYY-MM-DD" in proc.stderr
+    proc = run_cli(config, "poll", "--since", "last year", check=False)
+    assert proc.exit_code == 2 and "YYYY-MM-DD" in proc.stderr
 
 
 def test_first_poll_since_in_the_config_imports_only_the_recent_history(tmp_path, dovecot):
@@ -191,7 +190,7 @@ def test_a_maildir_starts_with_a_baseline_and_judges_age_by_delivery_time(tmp_pa
     for number, (raw, _) in enumerate(history(3)):
         (new / f"old{number}.host").write_bytes(raw)
 
-    run_mailbot("poll", config=config)
+    run_cli(config, "poll")
     db = Database(config)
     assert db.outcomes() == {"baseline": 3} and db.outbox() == []
 
@@ -203,7 +202,7 @@ def test_a_maildir_starts_with_a_baseline_and_judges_age_by_delivery_time(tmp_pa
     (new / "fresh.host").write_bytes(submission("cnsyxx@163.com", "chuyoujiao@163.com",
                                                 [["安溪县城南实验小学", 1, 2000, 1900, "是", "科普"]],
                                                 message_id="fresh"))
-    run_mailbot("poll", "--no-send", config=config)
+    run_cli(config, "poll", "--no-send")
 
     outcomes = {m.message_id: m.outcome for m in db.ledger()}
     assert outcomes["waited@test"] == outcomes["fresh@test"] == "accepted"
@@ -216,7 +215,7 @@ def test_ingest_run_on_purpose_answers_old_mail(tmp_path):
     eml = tmp_path / "old.eml"
     eml.write_bytes(old_submission(0, datetime(2022, 10, 20, 2, tzinfo=timezone.utc)))
 
-    proc = run_mailbot("ingest", "--json", str(eml), config=config)
+    proc = run_cli(config, "ingest", "--json", str(eml))
 
     result = json.loads(proc.stdout)
     assert result["outcome"] == "accepted" and result["reply"] is not None

@@ -12,11 +12,10 @@ import openpyxl
 import pytest
 
 from builders import BEIMEN_ROW, HEADER, submission
-from conftest import run_mailbot, write_config
 from mailbot.app.cli import cli
 from ops_world import Database
-from servers import dovecot, smtp_server  # noqa: F401, F811  (pytest fixtures)
-from test_check import server_config
+from support.cli import run_cli
+from support.configs import server_config, write_config
 
 NOW = "2022-10-22T12:00:00+08:00"
 OPERATOR_COMMANDS = [("messages", "list"), ("messages", "show"), ("submissions", "list"), ("outbox", "show"),
@@ -24,7 +23,7 @@ OPERATOR_COMMANDS = [("messages", "list"), ("messages", "show"), ("submissions",
 
 
 def mb(config: Path, *args: str, check: bool = True):
-    return run_mailbot("--now", NOW, *args, config=config, check=check)
+    return run_cli(config, "--now", NOW, *args, check=check)
 
 
 def mb_json(config: Path, *args: str):
@@ -85,7 +84,7 @@ def test_messages_show_gives_the_submission_it_made_and_the_reply_it_caused(tmp_
     assert [s["id"] for s in shown["submissions"]] == [sub.id]
     assert [m["id"] for m in shown["mail"]] == [reply.id]
     assert reply.subject in text and f"submission {sub.id}" in text
-    assert mb(config, "messages", "show", "999", check=False).returncode == 2
+    assert mb(config, "messages", "show", "999", check=False).exit_code == 2
 
 
 def test_submissions_list_gives_the_ids_void_takes_and_which_is_in_force(tmp_path):
@@ -135,7 +134,7 @@ def test_outbox_retry_sends_a_failed_email_to_the_corrected_address(tmp_path, do
     assert to_schools == [["beimen_new@163.com"]]  # (the operator was told of the failure)
     shown = mb_json(config, "outbox", "show", str(failed.id))
     assert [r["id"] for r in shown["retries"]] == [retried["id"]]
-    assert mb(config, "outbox", "retry", str(retried["id"]), check=False).returncode == 2  # sent: not failed
+    assert mb(config, "outbox", "retry", str(retried["id"]), check=False).exit_code == 2  # sent: not failed
 
 
 def test_senders_list_and_forget(tmp_path):
@@ -154,7 +153,7 @@ def test_senders_list_and_forget(tmp_path):
     (again,) = ingest_all(config, tmp_path, submission("beimen.teacher@qq.com", "chuyoujiao@163.com", [BEIMEN_ROW],
                                                        message_id="q2"))
     assert again["outcome"] == "quarantined"
-    assert mb(config, "senders", "forget", "nobody@qq.com", check=False).returncode == 2
+    assert mb(config, "senders", "forget", "nobody@qq.com", check=False).exit_code == 2
 
 
 def bare_table(path: Path) -> Path:
@@ -171,13 +170,10 @@ def test_a_table_handed_in_on_time_some_other_way_keeps_its_received_time(tmp_pa
     config = write_config(tmp_path)
     table = bare_table(tmp_path / "北门小学.xlsx")
 
-    run_mailbot("--now", "2022-10-27T09:00:00+08:00", "ingest", "--school", "安溪县北门小学", "--month", "2022-10",
-                "--received", "2022-10-23 16:30", str(table), config=config)
+    run_cli(config, "--now", "2022-10-27T09:00:00+08:00", "ingest", "--school", "安溪县北门小学", "--month", "2022-10", "--received", "2022-10-23 16:30", str(table))
 
-    status = json.loads(run_mailbot("--now", "2022-10-27T09:00:00+08:00", "status", "--month", "2022-10",
-                                    "--json", config=config).stdout)
+    status = json.loads(run_cli(config, "--now", "2022-10-27T09:00:00+08:00", "status", "--month", "2022-10", "--json").stdout)
     beimen = next(s for s in status["schools"] if s["name"] == "安溪县北门小学")
     assert beimen["state"] == "on_time" and beimen["submitted_at"] == "2022-10-23T16:30:00+08:00"
-    bad = run_mailbot("ingest", "--school", "安溪县北门小学", "--month", "2022-10", "--received", "yesterday",
-                      str(table), config=config, check=False)
-    assert bad.returncode == 2 and "YYYY-MM-DD HH:MM" in bad.stderr
+    bad = run_cli(config, "ingest", "--school", "安溪县北门小学", "--month", "2022-10", "--received", "yesterday", str(table), check=False)
+    assert bad.exit_code == 2 and "YYYY-MM-DD HH:MM" in bad.stderr

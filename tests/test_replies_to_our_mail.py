@@ -13,8 +13,9 @@ from datetime import datetime
 from pathlib import Path
 
 from builders import BEIMEN_ROW, submission
-from conftest import run_mailbot, write_config
 from ops_world import Database, parsed
+from support.cli import run_cli
+from support.configs import write_config
 
 NOW = "2022-10-20T12:00:00+08:00"
 
@@ -22,7 +23,7 @@ NOW = "2022-10-20T12:00:00+08:00"
 def ingest(config: Path, tmp_path: Path, raw: bytes, name: str) -> dict:
     path = tmp_path / f"{name}.eml"
     path.write_bytes(raw)
-    proc = run_mailbot("--now", NOW, "ingest", "--json", str(path), config=config)
+    proc = run_cli(config, "--now", NOW, "ingest", "--json", str(path))
     return json.loads(proc.stdout)
 
 
@@ -51,14 +52,14 @@ def test_thanks_for_a_receipt_is_ignored_and_not_answered(tmp_path):
 
     assert result["outcome"] == "ignored" and result["reply"] is None
     assert [o.kind for o in Database(config).outbox()] == ["receipt"]
-    status = json.loads(run_mailbot("--now", NOW, "status", "--month", "2022-10", "--json", config=config).stdout)
+    status = json.loads(run_cli(config, "--now", NOW, "status", "--month", "2022-10", "--json").stdout)
     assert {s["name"]: s["state"] for s in status["schools"]}["安溪县北门小学"] == "on_time"
 
 
 def test_a_reply_to_a_reminder_without_the_table_still_gets_the_template(tmp_path):
     """Not a change: kept as it was (the school tried), next to the change above."""
     config = write_config(tmp_path)
-    run_mailbot("--now", NOW, "remind", "--month", "2022-10", "--stage", "upcoming", config=config)
+    run_cli(config, "--now", NOW, "remind", "--month", "2022-10", "--stage", "upcoming")
     reminder = next(o for o in Database(config).outbox() if o.recipient == "beimenxx@163.com")
 
     result = ingest(config, tmp_path, reply_to(reminder.raw, "好的，马上报送。"), "reply")

@@ -15,10 +15,10 @@ from pathlib import Path
 import openpyxl
 
 from builders import BEIMEN_ROW, HEADER, submission
-from conftest import run_mailbot, write_config
 from mailbot.app.daemon import Daemon
 from ops_world import Database, parsed
-from test_daemon import fast_config
+from support.cli import run_cli
+from support.configs import fast_config, write_config
 
 NOW = "2022-10-26T12:00:00+08:00"
 
@@ -26,7 +26,7 @@ NOW = "2022-10-26T12:00:00+08:00"
 def ingest(config: Path, tmp_path: Path, raw: bytes, name: str = "m") -> dict:
     path = tmp_path / f"{name}.eml"
     path.write_bytes(raw)
-    return json.loads(run_mailbot("--now", NOW, "ingest", "--json", str(path), config=config, check=False).stdout)
+    return json.loads(run_cli(config, "--now", NOW, "ingest", "--json", str(path), check=False).stdout)
 
 
 def plain(raw: bytes) -> str:
@@ -35,12 +35,12 @@ def plain(raw: bytes) -> str:
 
 def test_export_shows_an_excused_school_as_excused(tmp_path):
     config = write_config(tmp_path)
-    run_mailbot("--now", NOW, "excuse", "安溪县北门小学", "--month", "2022-10", "--reason", "停课装修", config=config)
+    run_cli(config, "--now", NOW, "excuse", "安溪县北门小学", "--month", "2022-10", "--reason", "停课装修")
     ingest(config, tmp_path, submission("cnsyxx@163.com", "chuyoujiao@163.com",
                                         [["安溪县城南实验小学", 1, 2000, 1900, "是", "科普"]]))
     out = tmp_path / "ledger.xlsx"
 
-    run_mailbot("--now", NOW, "export", "--out", str(out), config=config)
+    run_cli(config, "--now", NOW, "export", "--out", str(out))
 
     sheet = next(ws for ws in openpyxl.load_workbook(out).worksheets if "10" in ws.title)
     row = next(r for r in sheet.iter_rows(values_only=True) if "安溪县北门小学" in r)
@@ -88,10 +88,9 @@ def test_summary_out_to_a_folder_it_cannot_create_says_so_without_a_traceback(tm
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
 
-    proc = run_mailbot("--now", NOW, "summary", "--month", "2022-10", "--out", str(blocker / "preview"),
-                       config=config, check=False)
+    proc = run_cli(config, "--now", NOW, "summary", "--month", "2022-10", "--out", str(blocker / "preview"), check=False)
 
-    assert proc.returncode in (1, 2)
+    assert proc.exit_code in (1, 2)
     assert "Traceback" not in proc.stderr and str(blocker / "preview") in proc.stderr
 
 
@@ -106,14 +105,14 @@ def test_status_columns_line_up_with_chinese_names(tmp_path):
         ingest(config, tmp_path, submission(sender, "chuyoujiao@163.com", [[name, 1, 1500, 1400, "是", "科普"]]),
                f"m{number}")
 
-    lines = run_mailbot("--now", NOW, "status", "--month", "2022-10", config=config).stdout.splitlines()
+    lines = run_cli(config, "--now", NOW, "status", "--month", "2022-10").stdout.splitlines()
 
     columns = {display_width(line[:line.index("1500")]) for line in lines if "1500" in line}
     assert len(columns) == 1, lines
 
 
 def test_the_demo_keeps_chinese_in_file_names_and_prints_the_summary(tmp_path):
-    proc = run_mailbot("demo", "--out", str(tmp_path / "demo"))
+    proc = run_cli(None, "demo", "--out", str(tmp_path / "demo"))
 
     names = [p.name for p in (tmp_path / "demo" / "outbox").rglob("*.eml")]
     assert any(re.search(r"[\u4e00-\u9fff]", name) for name in names), names

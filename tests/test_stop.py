@@ -19,11 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from builders import submission
-from conftest import ROSTER, run_mailbot
 from ops_world import Database, parsed
-from servers import dovecot, smtp_server  # noqa: F401, F811  (pytest fixtures)
-from test_check import server_config
-from test_daemon import NotifyListener
+from support.cli import run_cli
+from support.configs import ROSTER, server_config
+from support.notify import NotifyListener
 
 STOP_WITHIN_SECONDS = 10.0
 SCHOOLS = [(s["name"], s["level"], s["emails"][0]) for s in ROSTER["school"]]
@@ -91,13 +90,13 @@ def stop_at_random_points(config: Path, tmp_path: Path, done, rng: random.Random
 
 def test_sigterm_during_a_long_send_stops_within_10_s_and_sends_nothing_twice(tmp_path, dovecot, smtp_server):
     config = server_config(tmp_path, dovecot, smtp_server, extra="\n[sending]\nthrottle_seconds = 1\n")
-    run_mailbot("poll", "--no-send", config=config)  # the baseline: both mailboxes are empty
+    run_cli(config, "poll", "--no-send")  # the baseline: both mailboxes are empty
     files = []
     for number in range(30):
         path = tmp_path / f"m{number}.eml"
         path.write_bytes(school_mail(number)[1])
         files.append(str(path))
-    run_mailbot("ingest", *files, config=config)
+    run_cli(config, "ingest", *files)
     db = Database(config)
     assert Counter(o.status for o in db.outbox()) == {"queued": 30}
     rng = random.Random(9)
@@ -114,7 +113,7 @@ def test_sigterm_during_a_long_send_stops_within_10_s_and_sends_nothing_twice(tm
 
 def test_sigterm_during_a_long_poll_stops_within_10_s_and_loses_nothing(tmp_path, dovecot, smtp_server):
     config = server_config(tmp_path, dovecot, smtp_server, extra="\n[sending]\nthrottle_seconds = 0\n")
-    run_mailbot("poll", config=config)  # the baseline
+    run_cli(config, "poll")  # the baseline
     by_box: dict[str, list[bytes]] = {}
     for number in range(100):
         box, raw = school_mail(number)

@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 
 from builders import BEIMEN_ROW, submission
-from conftest import write_config
 from ops_world import Database, parsed
+from support.configs import write_config
 
 MACHINE_ZONE = {"TZ": "UTC"}  # a server left on UTC, as most are
 

@@ -87,3 +87,10 @@ def make_config(tmp: Path = Path("/nonexistent"), schedule: dict | None = None, 
     if operator:
         data["operator"] = {"email": operator}
     return config_from_dict(data, tmp)
+
+
+def fast_config(tmp_path):
+    """make_config with the poll every 0.3 s, for the daemon's tests."""
+    config = make_config(tmp_path)
+    config.schedule.poll_interval_minutes = 0.3 / 60  # every 0.3 s
+    return config

@@ -1,9 +1,10 @@
 """One migrated SQLite database per test session, copied into each test's state directory.
 
 Running the Alembic migrations for every test costs an Alembic import and a schema build each
-time; a copy of a file migrated once by the real migrations is the same database. Tests of the
-migrations themselves, and of a first command on an empty state directory, start without it
-(write_config(..., database_ready=False)).
+time; a copy of a file migrated once by the real migrations is the same database, except that
+whatever a migration makes at random (the installation id in Message-IDs) is the same in every
+copy. Tests of the migrations themselves, of a first command on an empty state directory, or of a
+database made anew start without it (write_config(..., database_ready=False)).
 """
 
 from __future__ import annotations
