@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from support.installed import require_tool
+from support.systemd_unit import exposure_score, unit_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "mailbot.service"
@@ -18,21 +18,10 @@ def systemd_analyze() -> str:
     return require_tool("systemd-analyze")
 
 
-def unit_settings() -> dict[str, list[str]]:
-    settings: dict[str, list[str]] = {}
-    for line in UNIT.read_text(encoding="utf-8").splitlines():
-        if "=" in line and not line.lstrip().startswith(("#", "[")):
-            key, _, value = line.partition("=")
-            settings.setdefault(key.strip(), []).append(value.strip())
-    return settings
-
 
 def test_exposure_score_is_at_most_2_5():
-    proc = subprocess.run([systemd_analyze(), "security", "--offline=true", str(UNIT)],
-                          capture_output=True, text=True, timeout=60)
-    match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", proc.stdout + proc.stderr)
-    assert match, proc.stdout + proc.stderr
-    assert float(match.group(1)) <= 2.5, proc.stdout
+    score, output = exposure_score(UNIT)
+    assert score <= 2.5, output
 
 
 def test_unit_verifies(tmp_path):
@@ -49,7 +38,7 @@ def test_unit_verifies(tmp_path):
 
 
 def test_unit_has_what_the_issue_and_the_readme_promise():
-    s = unit_settings()
+    s = unit_settings(UNIT)
     assert s["Type"] == ["notify"] and s["Restart"] == ["on-failure"] and "WatchdogSec" in s
     assert s["StateDirectory"] == ["mailbot"] and s["User"] == ["mailbot"]
     assert s["ExecStart"][0].endswith("mailbot --config /etc/mailbot/config.toml run")

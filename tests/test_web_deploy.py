@@ -3,33 +3,22 @@ what deploy/README.md tells the operator to install."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from support.installed import require_tool
+from support.systemd_unit import exposure_score, unit_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "mailbot-web.service"
 
 
-def settings() -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for line in UNIT.read_text(encoding="utf-8").splitlines():
-        if "=" in line and not line.lstrip().startswith(("#", "[")):
-            key, _, value = line.partition("=")
-            found.setdefault(key.strip(), []).append(value.strip())
-    return found
-
 
 def test_exposure_score_is_at_most_2_5():
-    proc = subprocess.run([require_tool("systemd-analyze"), "security", "--offline=true", str(UNIT)],
-                          capture_output=True, text=True, timeout=60)
-    match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", proc.stdout + proc.stderr)
-    assert match, proc.stdout + proc.stderr
-    assert float(match.group(1)) <= 2.5, proc.stdout
+    score, output = exposure_score(UNIT)
+    assert score <= 2.5, output
 
 
 def test_unit_verifies(tmp_path):
@@ -45,7 +34,7 @@ def test_unit_verifies(tmp_path):
 
 
 def test_unit_serves_on_loopback_as_the_daemons_user():
-    s = settings()
+    s = unit_settings(UNIT)
     assert s["ExecStart"][0].endswith("mailbot --config /etc/mailbot/config.toml web --listen 127.0.0.1:8080")
     assert s["User"] == ["mailbot"] and s["StateDirectory"] == ["mailbot"]  # the daemon's database
     assert s["IPAddressDeny"] == ["any"] and s["IPAddressAllow"] == ["localhost"]
