@@ -16,6 +16,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from mailbot.config import Config, Schedule
+from mailbot.rules.month import Month
 
 ShouldStop = Callable[[], bool]
 
@@ -27,7 +28,7 @@ def summary_due(now: datetime, schedule: Schedule, tz: ZoneInfo) -> bool:
     local = now.astimezone(tz)
     due = local.replace(day=min(schedule.summary_day, 28), hour=schedule.summary_at.hour,
                         minute=schedule.summary_at.minute, second=0, microsecond=0)
-    return local >= due and local.month in schedule.reporting_months
+    return local >= due and Month.of(local).is_reporting(schedule.reporting_months)
 
 
 class DaemonJobs:

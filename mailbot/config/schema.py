@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from mailbot.errors import ConfigError
+from mailbot.rules.month import Month
 
 LEVELS = ("primary", "middle")
 SECURITY = ("ssl", "starttls", "plain")
@@ -179,4 +180,5 @@ class Config:
 
 
 def is_month(text: str) -> bool:
-    return len(text) == 7 and text[4] == "-" and text[:4].isdigit() and text[5:].isdigit() and 1 <= int(text[5:]) <= 12
+    """Whether `text` is a month written "YYYY-MM" (`rules.month.Month.parse`)."""
+    return Month.parse_or_none(text) is not None

@@ -68,15 +68,20 @@ def month_label(month: str | None) -> str | None:
     return valid.label if valid else None
 
 
-def print_a4_landscape(ws: Worksheet, header_row: int, margin: float) -> None:
-    """How the bureau prints the annex's tables: A4 landscape, fit to the page width, centred, the
-    title and header repeated on every page."""
-    ws.print_title_rows = f"1:{header_row}"
+def fit_a4_landscape(ws: Worksheet) -> None:
+    """A4 landscape, as many pages long as needed but one page wide."""
     ws.page_setup.orientation = "landscape"
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
+
+
+def print_a4_landscape(ws: Worksheet, header_row: int, margin: float) -> None:
+    """How the bureau prints the annex's tables: A4 landscape, fit to the page width, centred, the
+    title and header repeated on every page."""
+    ws.print_title_rows = f"1:{header_row}"
+    fit_a4_landscape(ws)
     ws.print_options.horizontalCentered = True
     ws.page_margins.left = ws.page_margins.right = margin
 

@@ -25,7 +25,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from mailbot.config import LEVELS
 from mailbot.rules.labels import LEVEL_LABELS
 from mailbot.rules.month import month_label
-from mailbot.outbound.prefilled import COLUMNS, TITLE, print_a4_landscape
+from mailbot.outbound.prefilled import COLUMNS, TITLE, fit_a4_landscape, print_a4_landscape
 from mailbot.summary.aggregate import Figures, SchoolLine, Summary
 from mailbot.summary.formatting import percent, shown_rate
 from mailbot.timeutil import label_date, label_datetime
@@ -226,11 +226,7 @@ def _fill_trend(ws: Worksheet, summary: Summary) -> None:
     for series in chart.series:
         series.smooth = False
     ws.add_chart(chart, f"A{last + 2}")
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    fit_a4_landscape(ws)
 
 
 def build_summary_workbook(summary: Summary, tz: ZoneInfo, now: datetime, reporter: str = "安溪县教育局") -> bytes:

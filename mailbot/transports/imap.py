@@ -295,7 +295,4 @@ def _logout(client: Any) -> None:
     try:
         client.logout()
     except Exception:
-        try:
-            client.shutdown()
-        except Exception as exc:
-            log.debug("closing the IMAP socket failed: %r", exc)
+        _close(client)

@@ -95,8 +95,7 @@ def parse_header_block(raw: bytes) -> dict[str, list[str]]:
 
 
 def _first(headers: dict[str, list[str]], name: str) -> str | None:
-    values = headers.get(name)
-    return values[0] if values else None
+    return (headers.get(name) or [None])[0]
 
 
 def address_from(value: str | None) -> str:
