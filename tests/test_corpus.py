@@ -18,13 +18,7 @@ def world(tmp_path):
     w.engine.dispose()
 
 
-# The reason for a message whose files are all photos or other non-tables is worded in the
-# decision rules (pipeline _why_nothing, moving to rules/decide.py); it names them after that move.
-PENDING = {"zip-of-photos"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="wording in decide"))
-                                  if name in PENDING else name for name in sorted(CASES)])
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_corpus_message(world, name):
     raw, outcome, word = CASES[name]
     result = world.ingest(raw)

@@ -60,3 +60,17 @@ def test_600_deep_multipart_is_rejected_with_the_reason_not_no_attachment(world)
 def test_deep_multipart_from_a_stranger_is_ignored(world):
     raw = deep_submission(600).replace(SENDER.encode(), b"stranger@example.org")
     assert world.ingest(raw)["outcome"] == "ignored"
+
+
+def test_each_file_that_is_not_a_table_is_named_for_what_it_is(world):
+    from corpus import files
+    photos = files.zip_of({"1.jpg": files.photo(), "2.jpg": files.photo()})
+    raw = submission(SENDER, MAILBOX, attachments=[("材料.zip", photos, "application/zip"),
+                                                   ("盖章表.jpg", files.photo(), "image/jpeg"),
+                                                   ("说明", b"\x00\x01\x02 binary", "application/octet-stream")])
+    result = world.ingest(raw)
+    assert result["outcome"] == "rejected"
+    errors = "\n".join(result["errors"])
+    assert "《材料.zip》中没有找到表格文件（里面只有《1.jpg》、《2.jpg》）" in errors
+    assert "《盖章表.jpg》是一张图片" in errors and "《说明》不是系统能识别的表格文件" in errors
+    assert "可能是照片" not in errors and len(result["errors"]) == 3

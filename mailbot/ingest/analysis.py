@@ -15,6 +15,7 @@ from mailbot.errors import UnreadableFile
 from mailbot.ingest.isolation import Extracted, extract_attachment
 from mailbot.mail.parse import parse_message, parse_message_shaped
 from mailbot.rules.model import Attachment, ParsedMessage
+from mailbot.tables.guards import refusal
 from mailbot.tables.sniff import READABLE, sniff_format
 
 MAX_ATTACHMENTS = 20
@@ -37,7 +38,7 @@ STRUCTURE_PROBLEMS = {
 @dataclass
 class Analysis:
     message: ParsedMessage  # attachments without their bytes (they are not needed any more)
-    extracted: list[Extracted]  # one per attachment that was read, in order
+    extracted: list[Extracted]  # one per attachment, in order (photos as unread "image" files)
     pictures: list[str | None]  # names of photos and scans (never a table)
     oversized: bool = False  # only the headers were parsed
 
@@ -72,10 +73,17 @@ def analyse(raw: bytes, limits: Limits, tz_name: str) -> Analysis:
         return Analysis(message, [Extracted(None, [], refused)], [])
     sniffed = [sniff_format(att.data, att.filename) for att in message.attachments]
     pictures = [a.filename for a, kind in zip(message.attachments, sniffed) if is_picture(a, kind)]
-    candidates = [a for a, kind in zip(message.attachments, sniffed) if not is_picture(a, kind)][:MAX_ATTACHMENTS]
     message_budget = limits.worker_timeout_seconds * MESSAGE_BUDGET_SHARE
     extracted = []
-    for att in candidates:
+    read = 0
+    for att, kind in zip(message.attachments, sniffed):
+        if is_picture(att, kind):
+            # Not read, but said for what it is: a rejection names each file the school sent.
+            extracted.append(Extracted(att.filename, [], refusal("image", att.filename, f"picture ({kind})")))
+            continue
+        if read >= MAX_ATTACHMENTS:
+            continue
+        read += 1
         remaining = message_budget - (time.monotonic() - started)
         budget = max(0.05, min(limits.worker_timeout_seconds * ATTACHMENT_BUDGET_SHARE, remaining))
         extracted.append(extract_attachment(att, limits, budget))

@@ -26,12 +26,14 @@ from mailbot.rules.month import month_of
 from mailbot.rules.outcome import Decision, Outcome, Reply, Twin
 from mailbot.rules.roster import Roster
 from mailbot.rules.rows import interpret_row
+from mailbot.tables.guards import NOT_A_TABLE_KINDS
 
 if TYPE_CHECKING:  # plain data from the worker; the rules never run it
     from mailbot.ingest.analysis import Analysis
 
-# Attachment kinds that are not an attempt at sending the table (a signature logo, a photo).
-NOT_TABLE_KINDS = {"image", "pdf", "unknown", "empty", "rtf"}
+# Attachment kinds that are not an attempt at sending the table (a signature logo, a photo): one
+# list, beside the words each kind says (mailbot.tables.guards).
+NOT_TABLE_KINDS = NOT_A_TABLE_KINDS
 
 
 @dataclass(frozen=True)
@@ -211,11 +213,10 @@ def why_nothing(f: Facts) -> list[str]:
     if f.problems:
         return []
     unreadable = [ex.unreadable for ex in f.analysis.extracted if ex.unreadable is not None]
-    if unreadable or f.analysis.pictures:
-        names = [ex.attachment_name for ex in f.analysis.extracted] + f.analysis.pictures
-        shown = "、".join(f"《{n}》" for n in names if n) or ""
-        return [f"附件{shown}不是可读取的表格文件（可能是照片、扫描件或 PDF）。"
-                "请发送填写好的电子表格本身（.xlsx、.xls 或 .docx），盖章扫描件可另行附上。"]
+    if unreadable:
+        # Photos, PDFs, an archive of photos, files of no known kind: each sentence names the file,
+        # says what it is and what to send instead (mailbot.tables.guards), never a guess.
+        return list(dict.fromkeys(problem.message for problem in unreadable))
     if f.msg.attachments:
         return ["附件中没有找到《城区义务教育阶段学校课后服务开展情况汇总表》的表头"
                 "（需包含“学校名称”“在校学生数”“参与课后服务学生数”等列）。请使用附带的模板填写后重新发送。"]
