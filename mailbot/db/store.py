@@ -75,9 +75,10 @@ def known_senders(session: Session) -> dict[str, set[str]]:
 
 
 def pending_quarantine(session: Session) -> list[tuple[Quarantine, Message]]:
-    return list(session.execute(select(Quarantine, Message).join(Message, Quarantine.message_pk == Message.id)
-                                .where(Quarantine.status == QuarantineStatus.PENDING)
-                                .order_by(Quarantine.id)).tuples())
+    rows = session.execute(select(Quarantine, Message).join(Message, Quarantine.message_pk == Message.id)
+                           .where(Quarantine.status == QuarantineStatus.PENDING)
+                           .order_by(Quarantine.id))
+    return [(held, message) for held, message in rows]
 
 
 def hold(session: Session, message_pk: int, reason: str, candidate_schools: list[str], now: datetime) -> Quarantine:
