@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-from conftest import write_config  # noqa: E402
+from support.configs import write_config  # noqa: E402
 from corpus.build import cases  # noqa: E402
 from mailbot.config import load_config  # noqa: E402
 from mailbot.db.engine import make_sessionmaker

@@ -21,9 +21,9 @@ from PIL import Image
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import SAMPLES, ingest_json, run_mailbot, write_config  # noqa: E402
-
 from support.browser import find_chromium, measure, screenshot  # noqa: E402
+from support.cli import ingest_json, run_cli  # noqa: E402
+from support.configs import SAMPLES, write_config  # noqa: E402
 
 NOW = "2022-11-02T09:00:00+08:00"  # after the last October sample (a late one, 1 November)
 MAX_BYTES = 300_000
@@ -56,10 +56,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mailbot-docs-") as folder:
         tmp = Path(folder)
         config = write_config(tmp)
-        run_mailbot("db", "upgrade", config=config)
+        run_cli(config, "db", "upgrade")
         ingest_samples(config)
         out = tmp / "summary"
-        run_mailbot("--now", NOW, "summary", "--month", "2022-10", "--out", str(out), config=config)
+        run_cli(config, "--now", NOW, "summary", "--month", "2022-10", "--out", str(out))
         html = (out / "summary.html").read_text(encoding="utf-8")
         for width in (375, 1280):
             height = measure(html, width, chromium)["scrollHeight"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent / "tests"))
-from conftest import write_config  # noqa: E402
+from support.configs import write_config  # noqa: E402
 
 from support.web import Console, add_users, chromium, ingest_samples, login, served  # noqa: E402
 

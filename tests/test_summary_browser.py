@@ -1,7 +1,8 @@
 """The summary email rendered in a real browser (headless Chromium): on a 375 px phone the KPIs and
-charts fit without horizontal scrolling (wide tables scroll inside their own box), at 1280 px the page
-reads as a centred column, and the KPI values are in the rendered text. In CI (CI=true) a missing
-Chromium or CJK font fails the test instead of skipping it."""
+charts fit without horizontal scrolling, the per-school table reflows to the phone's width (the other
+wide tables scroll inside their own box), no table cell is clipped and no KPI word is broken across
+lines; at 1280 px the page reads as a centred column, and the KPI values are in the rendered text. In
+CI (CI=true) a missing Chromium or CJK font fails the test instead of skipping it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from mailbot.summary.aggregate import summarise
 from support.browser import find_chromium, measure, screenshot
-from mailbot.summary.formatting import percent
+from mailbot.summary.formatting import count, percent
 from mailbot.summary.render import render_summary
 from support.installed import missing
 from support.summary_sample import TZ, month_sequence, sample_roster, sample_rows
@@ -53,12 +54,51 @@ def test_phone_width_has_no_horizontal_scrolling(chromium, month):
     assert page["scrollWidth"] <= 375, page["wide"]
     assert page["wide"] == []  # nothing but the scroll boxes' contents sticks out
     assert page["boxes"] and all(box["right"] <= 375 for box in page["boxes"])
-    assert any(box["scroll"] > box["client"] for box in page["boxes"])  # the per-school table scrolls inside
+    assert any(box["scroll"] > box["client"] for box in page["boxes"])  # the 11-column scope table scrolls inside
     total = summary.scopes["all"]
     for value in (f"{total.reported}/{total.required}所", percent(total.participation.value),
                   percent(total.two_plus_n.value), percent(total.two_plus_three.value), "未达标",
                   summary.missing[0].name, "“2+3”模式占比"):
         assert value in page["text"], value
+
+
+def test_phone_width_clips_no_table_cell_and_the_school_table_fits(chromium, month):
+    summary, html = month
+    page = measure(html, 375, chromium)
+
+    assert page["clipped"] == []  # every cell's text inside its cell, and on screen or in a box that scrolls to it
+    schools = [table for table in page["tables"] if table["head"].startswith("序号")]
+    assert len(schools) == 1, page["tables"]
+    assert schools[0]["right"] <= 375 - 16  # within the page's margin: readable without sideways scrolling
+    for line in summary.schools:
+        assert line.name in page["text"], line.name
+
+
+KPI_CARDS = '[aria-label="主要指标"]'
+
+
+def kpi_words(summary) -> tuple[str, ...]:
+    """What a reader reads in the KPI cards, each a unit that must not be split across lines."""
+    total = summary.scopes["all"]
+    return ("已报送学校", "学生参与率", "“2+N”模式覆盖率", "“2+3”模式占比",
+            f"{total.reported}/{total.required}所", percent(total.participation.value),
+            percent(total.two_plus_n.value), percent(total.two_plus_three.value),
+            f"按时{total.on_time}所", f"逾期{total.late}所", f"未报送{total.missing}所",
+            f"参与{count(total.participating)}人", f"在校{count(total.enrolled)}人",
+            "目标100%", "目标不低于80%", "未达标", "已达标")
+
+
+@pytest.mark.parametrize("width", [375, 320, 1280])
+def test_no_kpi_word_is_broken_across_lines(chromium, month, width):
+    summary, html = month
+    words = kpi_words(summary)
+    page = measure(html, width, chromium, phrases=words, within=KPI_CARDS)
+
+    assert page["lines"]["未达标"], "the month has a target not met"
+    broken = {word: counts for word, counts in page["lines"].items() if any(n != 1 for n in counts)}
+    assert broken == {}
+    for word in words[:13]:
+        assert page["lines"][word], f"{word} is not in the page"
 
 
 def test_desktop_width_is_a_readable_column(chromium, month):

@@ -42,6 +42,12 @@ def target_verdict(rate: Rate, target: float) -> dict:
     return {"met": met, "label": label}
 
 
+def _detail(joiner: str, *phrases: str) -> dict:
+    """A KPI card's detail line, and its phrases: on a phone the HTML breaks the line only between
+    phrases (never "未报/送8所")."""
+    return {"detail": joiner.join(phrases), "detail_phrases": list(phrases), "detail_joiner": joiner}
+
+
 def _kpis(summary: Summary) -> list[dict]:
     figures = summary.scopes["all"]
     previous = summary.previous.scopes["all"] if summary.previous else None
@@ -53,16 +59,16 @@ def _kpis(summary: Summary) -> list[dict]:
 
     return [
         {"key": "reporting", "title": "已报送学校", "value": f"{count(figures.reported)}/{count(figures.required)}所",
-         "detail": f"按时{figures.on_time}所，逾期{figures.late}所，未报送{figures.missing}所",
+         **_detail("，", f"按时{figures.on_time}所", f"逾期{figures.late}所", f"未报送{figures.missing}所"),
          "target": None, "verdict": None, "change": change("reporting")},
         {"key": "participation", "title": "学生参与率", "value": percent(figures.participation.value),
-         "detail": f"参与{count(figures.participating)}人 / 在校{count(figures.enrolled)}人",
+         **_detail(" / ", f"参与{count(figures.participating)}人", f"在校{count(figures.enrolled)}人"),
          "target": None, "verdict": None, "change": change("participation")},
         {"key": "two_plus_n", "title": "“2+N”模式覆盖率", "value": percent(figures.two_plus_n.value),
-         "detail": f"{rate_text(figures.two_plus_n)}落实", "target": "目标100%",
+         **_detail("", f"{rate_text(figures.two_plus_n)}落实"), "target": "目标100%",
          "verdict": target_verdict(figures.two_plus_n, TARGET_TWO_PLUS_N), "change": change("two_plus_n")},
         {"key": "two_plus_three", "title": "“2+3”模式占比", "value": percent(figures.two_plus_three.value),
-         "detail": f"{rate_text(figures.two_plus_three)}达到“2+3”", "target": "目标不低于80%",
+         **_detail("", f"{rate_text(figures.two_plus_three)}达到“2+3”"), "target": "目标不低于80%",
          "verdict": target_verdict(figures.two_plus_three, TARGET_TWO_PLUS_THREE), "change": change("two_plus_three")},
     ]
 

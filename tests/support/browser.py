@@ -20,20 +20,50 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--hide-scrollbars", "--virtual-time-budget=3000")
 
 # Runs after load: page widths, elements sticking out of the viewport (outside boxes that scroll by
-# themselves), the scroll boxes, and the text as rendered.
+# themselves), the scroll boxes, every table's right edge, the table cells whose text a reader cannot
+# see whole (it leaves its cell, or leaves the viewport where no scroll box can bring it back), how
+# many lines each occurrence of the given phrases takes, and the text as rendered.
 _MEASURE = """<script>
+var PHRASES = %s, WITHIN = %s;
 window.addEventListener('load', function () {
   var W = window.innerWidth, d = document.documentElement;
   function scrolls(el) { var o = getComputedStyle(el).overflowX; return o === 'auto' || o === 'scroll'; }
-  function inScrollBox(el) { for (var p = el.parentElement; p; p = p.parentElement) { if (scrolls(p)) return true; } return false; }
-  var wide = [], boxes = [];
+  function scrollBox(el) { for (var p = el.parentElement; p; p = p.parentElement) { if (scrolls(p)) return p; } return null; }
+  function reachable(right, el) {
+    if (right <= W + 0.5) return true;
+    var box = scrollBox(el); if (!box) return false;
+    var b = box.getBoundingClientRect();
+    return b.right <= W + 0.5 && box.scrollWidth > box.clientWidth && b.left + box.scrollWidth >= right - 0.5;
+  }
+  var wide = [], boxes = [], tables = [], clipped = [];
   document.querySelectorAll('body *').forEach(function (el) {
     var r = el.getBoundingClientRect();
-    if (r.width > 0 && r.right > W + 0.5 && !inScrollBox(el)) wide.push(el.tagName + ' ' + Math.round(r.right) + ' ' + (el.textContent || '').slice(0, 30));
+    if (r.width > 0 && r.right > W + 0.5 && !scrollBox(el)) wide.push(el.tagName + ' ' + Math.round(r.right) + ' ' + (el.textContent || '').slice(0, 30));
     if (el.tagName === 'DIV' && scrolls(el)) boxes.push({client: el.clientWidth, scroll: el.scrollWidth, right: Math.round(r.right)});
+    if (el.tagName === 'TABLE' && el.rows.length) tables.push({head: el.rows[0].innerText.replace(/\\s+/g, ' ').trim().slice(0, 40),
+      right: Math.round(r.right), scrolled: !!scrollBox(el)});
+    if ((el.tagName === 'TD' || el.tagName === 'TH') && el.textContent.trim()) {
+      var range = document.createRange(); range.selectNodeContents(el); var t = range.getBoundingClientRect();
+      if (t.left < r.left - 0.5 || t.right > r.right + 0.5 || !reachable(t.right, el))
+        clipped.push(el.textContent.trim().slice(0, 30) + ' text ' + Math.round(t.left) + '-' + Math.round(t.right) + ' cell ' + Math.round(r.left) + '-' + Math.round(r.right));
+    }
   });
+  var lines = {};
+  var roots = WITHIN ? document.querySelectorAll(WITHIN) : [document.body];
+  PHRASES.forEach(function (phrase) { lines[phrase] = []; Array.prototype.forEach.call(roots, function (root) {
+    var walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT), node;
+    while ((node = walk.nextNode())) {
+      if (node.parentElement.tagName === 'SCRIPT') continue;
+      for (var i = node.data.indexOf(phrase); i >= 0; i = node.data.indexOf(phrase, i + 1)) {
+        var range = document.createRange(); range.setStart(node, i); range.setEnd(node, i + phrase.length);
+        var tops = {}; Array.prototype.forEach.call(range.getClientRects(), function (rect) {
+          if (rect.width > 0) tops[Math.round(rect.top)] = true; });
+        lines[phrase].push(Object.keys(tops).length);
+      }
+    }
+  }); });
   var out = {innerWidth: W, scrollWidth: d.scrollWidth, scrollHeight: d.scrollHeight, wide: wide.slice(0, 20),
-             boxes: boxes, text: document.body.innerText};
+             boxes: boxes, tables: tables, clipped: clipped.slice(0, 20), lines: lines, text: document.body.innerText};
   parent.postMessage(JSON.stringify(out), '*');
 });
 </script>"""
@@ -70,11 +100,15 @@ def _write_pages(folder: Path, page_html: str, width: int, height: int) -> Path:
     return frame
 
 
-def measure(page_html: str, width: int, chromium: str, height: int = 900, timeout: float = 90) -> dict:
+def measure(page_html: str, width: int, chromium: str, height: int = 900, timeout: float = 90,
+            phrases: tuple[str, ...] = (), within: str = "") -> dict:
     """Lay the page out `width` CSS px wide; returns innerWidth, scrollWidth, scrollHeight, the
-    elements wider than the viewport (`wide`), the scroll boxes and the rendered text."""
+    elements wider than the viewport (`wide`), the scroll boxes, the tables (`head`: their first
+    row's text, `right`, `scrolled`: inside a scroll box), the `clipped` table cells, `lines`: for
+    each phrase the number of lines each of its occurrences (inside the elements the CSS selector
+    `within` picks, or anywhere) is laid out on, and the rendered text."""
     with tempfile.TemporaryDirectory(prefix="mailbot-page-") as folder:
-        frame = _write_pages(Path(folder), page_html.replace("</body>", _MEASURE + "</body>", 1), width, height)
+        frame = _write_pages(Path(folder), page_html.replace("</body>", _MEASURE % (json.dumps(list(phrases)), json.dumps(within)) + "</body>", 1), width, height)
         proc = _run(chromium, [f"--window-size={max(width, MIN_WINDOW_WIDTH)},{height}", "--dump-dom",
                                frame.as_uri()], timeout)
     found = _RESULT.search(proc.stdout)
