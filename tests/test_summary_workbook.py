@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import io
 import subprocess
 import zipfile
@@ -15,6 +17,7 @@ from mailbot.outbound.prefilled import COLUMNS, TITLE
 from mailbot.summary.aggregate import StoredRow, summarise
 from mailbot.summary.ledger import build_ledger, ledger_months, month_range
 from mailbot.summary.load import HistoryEntry
+from support.configs import SAMPLES
 from support.installed import require_tool
 from support.summary_sample import TZ, month_sequence, sample_roster, sample_rows
 from mailbot.summary.workbook import attachment_name, build_summary_workbook
@@ -55,6 +58,39 @@ def test_layout_follows_the_annex_with_groups_subtotals_and_total():
     assert ws.page_setup.orientation == "landscape" and ws.page_setup.fitToWidth == 1
     assert ws.column_dimensions["B"].width == COLUMNS[1][1]
     assert ws["B6"].border.left.style == "thin"
+
+
+# The annex's notes about the table, as every school's copy of the annex has them (its third note,
+# "3.学生数只填阿拉伯数字", is how a school fills the table in, and is left out).
+ANNEX_NOTES = "说明：1.“2+N”中的“2”指作业辅导、体育活动，“N”指学校开展的拓展服务项目数；2.请于每月24日前报送。"
+
+
+def notes_in_a_school_copy() -> str:
+    """The 说明 cell of the annex a school filled in and sent (sample 001)."""
+    message = email.message_from_bytes((SAMPLES / "cases" / "001-163-webmail-xlsx" / "message.eml").read_bytes(),
+                                       policy=email.policy.default)
+    (table,) = [part for part in message.walk() if (part.get_filename() or "").endswith(".xlsx")]
+    cells = load_workbook(io.BytesIO(table.get_content()), read_only=True).active.iter_rows(values_only=True)
+    (notes,) = [v for row in cells for v in row if isinstance(v, str) and v.startswith("说明")]
+    return notes
+
+
+def test_notes_are_the_annex_notes_word_for_word_then_ours_marked_as_ours():
+    summary = hostile_summary()
+    ws = load_workbook(io.BytesIO(build_summary_workbook(summary, TZ, NOW)))["汇总表"]
+    total_row = next(r for r in range(5, ws.max_row + 1) if ws.cell(row=r, column=2).value == "合计")
+    notes = [ws.cell(row=r, column=1).value for r in range(total_row + 1, ws.max_row + 1)]
+
+    assert notes_in_a_school_copy().startswith(ANNEX_NOTES[:-1] + "；3.")  # the same words as the schools' copies
+    assert notes[0] == ANNEX_NOTES  # first, and alone in its row
+    assert notes[1] == "补充说明（本系统所加，非附件原文）："
+    ours = notes[2:]
+    assert [note[:3] for note in ours] == ["（1）", "（2）", "（3）", "（4）"]
+    assert "自动汇总" in ours[0] and "2022年10月25日 10:00" in ours[0]
+    assert "应报学校4所" in ours[1] and "未报送" in ours[1] and "覆盖率" in ours[2]
+    assert sum("说明：" in note for note in notes) == 1  # one 说明, the annex's
+    assert ws.print_area.endswith(f"$H${total_row + len(notes)}")  # every note is printed
+    assert f"A{total_row + 1}:H{total_row + 1}" in {str(r) for r in ws.merged_cells.ranges}
 
 
 def test_text_that_looks_like_a_formula_is_written_as_text():

@@ -37,6 +37,9 @@ COLUMNS: tuple[tuple[str, float], ...] = (
     ("城区学校开展“2+N”课后服务对应模式栏请填“是”，并填写具体服务项目名称", 22),
     ("开展“N”项“拓展服务”，具体服务项目名称", 40),
 )
+# The annex's two 说明 notes about the table, word for word as every school's copy of the annex
+# carries them (its third note, "学生数只填阿拉伯数字", tells a school how to fill the table in).
+ANNEX_NOTES = "说明：1.“2+N”中的“2”指作业辅导、体育活动，“N”指学校开展的拓展服务项目数；2.请于每月24日前报送。"
 HEADER_ROW = 4
 DATA_ROW = 5
 COUNT_COLUMNS = "CDE"

@@ -2,9 +2,9 @@
 
 Sheet 1 is the table a clerk would forward upward: merged title, month, 填报单位 line, the annex's
 header texts exactly (shared with the pre-filled template), one row per school grouped by level with
-a subtotal per level and a total row, a 备注 column for late, missing and excused schools, and the
-说明 notes; borders, widths, frozen header and an A4 landscape print setup. Sheet 2 holds the monthly
-trend with a native Excel line chart.
+a subtotal per level and a total row, a 备注 column for late, missing and excused schools, the
+annex's 说明 notes and after them our own, marked as ours; borders, widths, frozen header and an A4
+landscape print setup. Sheet 2 holds the monthly trend with a native Excel line chart.
 
 Figures are written as values, not =SUM() formulas: the numbers are the system's, and a file whose
 formulas have no cached values shows blanks in readers that do not recalculate.
@@ -25,7 +25,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from mailbot.config import LEVELS
 from mailbot.rules.labels import LEVEL_LABELS
 from mailbot.rules.month import month_label
-from mailbot.outbound.prefilled import COLUMNS, TITLE, fit_a4_landscape, print_a4_landscape
+from mailbot.outbound.prefilled import ANNEX_NOTES, COLUMNS, TITLE, fit_a4_landscape, print_a4_landscape
 from mailbot.summary.aggregate import Figures, SchoolLine, Summary
 from mailbot.summary.formatting import percent, shown_rate
 from mailbot.timeutil import label_date, label_datetime
@@ -127,19 +127,24 @@ def _figures_row(ws: Worksheet, row: int, label: str, figures: Figures, width: i
     ws.row_dimensions[row].height = 30
 
 
+OUR_NOTES_HEADING = "补充说明（本系统所加，非附件原文）："
+
+
 def _notes(summary: Summary, tz: ZoneInfo, now: datetime) -> list[str]:
+    """The annex's notes as the plan has them, then ours, numbered apart so none is taken for the plan's."""
     total = summary.scopes["all"]
     missing = "、".join(line.name for line in summary.missing)
     return [
-        "说明：",
-        f"1. 本表由课后服务报送系统根据各校报送的数据自动汇总，数据统计至{label_datetime(now, tz)}；"
+        ANNEX_NOTES,
+        OUR_NOTES_HEADING,
+        f"（1）本表由课后服务报送系统根据各校报送的数据自动汇总，数据统计至{label_datetime(now, tz)}；"
         f"报送截止时间为{label_date(summary.deadline)}。",
-        f"2. 应报学校{total.required}所（小学{summary.scopes['primary'].required}所、"
+        f"（2）应报学校{total.required}所（小学{summary.scopes['primary'].required}所、"
         f"中学{summary.scopes['middle'].required}所），已报送{total.reported}所（按时{total.on_time}所、"
         f"逾期{total.late}所），未报送{total.missing}所" + (f"：{missing}。" if missing else "。"),
-        "3. “2+N”覆盖率、“2+3”占比按学校（不按校区）计算，分母为应报学校数，未报送学校按未落实计；"
+        "（3）“2+N”覆盖率、“2+3”占比按学校（不按校区）计算，分母为应报学校数，未报送学校按未落实计；"
         "“2+3”模式指落实“2+N”且开展3项及以上拓展服务。目标：“2+N”模式100%，“2+3”模式不低于80%。",
-        "4. 学生参与率＝参与课后服务学生数÷在校学生数，按已报送学校计算。",
+        "（4）学生参与率＝参与课后服务学生数÷在校学生数，按已报送学校计算。",
     ]
 
 
@@ -177,7 +182,7 @@ def _fill_table(ws: Worksheet, summary: Summary, tz: ZoneInfo, now: datetime, re
 
     notes = _notes(summary, tz, now)
     for offset, text in enumerate(notes, start=last_table_row + 1):
-        _banner(ws, offset, text, Font(name="宋体", size=10), LEFT, width, 18 if text == "说明：" else 32)
+        _banner(ws, offset, text, Font(name="宋体", size=10), LEFT, width, 18 if text == OUR_NOTES_HEADING else 32)
 
     ws.freeze_panes = f"C{HEADER_ROW + 1}"  # title, header and school names stay visible
     print_a4_landscape(ws, HEADER_ROW, margin=0.4)
