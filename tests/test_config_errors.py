@@ -4,15 +4,12 @@ server is tried, and `run` says it before READY."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import tomllib
 from pathlib import Path
 
 import pytest
-from support.cli import run_cli
+from support.cli import Result, run_cli, run_process
 from support.configs import server_config, write_config
 from support.notify import NotifyListener
 
@@ -28,12 +25,12 @@ def replace(config: Path, old: str, new: str, count: int = -1) -> None:
     config.write_text(text.replace(old, new, count), encoding="utf-8")
 
 
-def start_run(config: Path, tmp_path: Path, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float, list]:
+def start_run(config: Path, tmp_path: Path, env: dict | None = None) -> tuple[Result, float, list]:
+    """`mailbot run` as systemd starts it (its own process, $NOTIFY_SOCKET): its result, how long it
+    took, and what it told systemd."""
     listener = NotifyListener(tmp_path / "notify.sock")
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config), "run"], capture_output=True,
-                          text=True, timeout=20,
-                          env={**os.environ, "NOTIFY_SOCKET": listener.path, "PYTHONUTF8": "1", **(env or {})})
+    proc = run_process(config, "run", check=False, timeout=20, env={"NOTIFY_SOCKET": listener.path, **(env or {})})
     took = time.monotonic() - started
     messages = listener.drain()
     listener.sock.close()
@@ -47,8 +44,8 @@ def test_run_with_a_missing_secret_exits_2_naming_the_key_and_never_reports_read
 
     proc, took, notified = start_run(config, tmp_path)
 
-    print(f"mailbot run with a missing secret exited {proc.returncode} after {took:.2f} s")
-    assert proc.returncode == 2, proc.stderr
+    print(f"mailbot run with a missing secret exited {proc.exit_code} after {took:.2f} s")
+    assert proc.exit_code == 2, proc.stderr
     assert "MAILBOT_TEST_UNSET_PASSWORD" in proc.stderr and "zjg" in proc.stderr
     assert "READY=1" not in notified
     assert took < 10
@@ -60,7 +57,7 @@ def test_run_with_a_missing_ca_file_exits_2_naming_the_key(tmp_path, dovecot, sm
 
     proc, _took, notified = start_run(config, tmp_path)
 
-    assert proc.returncode == 2, proc.stderr
+    assert proc.exit_code == 2, proc.stderr
     assert "ca_file" in proc.stderr and "no-such-ca.pem" in proc.stderr and "Traceback" not in proc.stderr
     assert "READY=1" not in notified
 

@@ -24,7 +24,7 @@ from mailbot.config import load_config
 from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Message, Outbox, Submission
-from support.cli import console_script
+from support.cli import start_process
 from support.configs import ACCOUNTS, ROSTER, server_config
 
 MESSAGES = 50
@@ -47,9 +47,8 @@ def run_poll(config, kill_after: float | None) -> bool:
     """One `mailbot poll` in its own process group; True when it was killed. The mail is there
     before the first poll, so that poll records it as baseline (SPEC 5); `--since ... --reply`
     imports it on purpose and answers it, as the crash test wants every message processed."""
-    proc = subprocess.Popen(console_script() + ["--config", str(config), "poll", "--since", "2000-01-01", "--reply"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "PYTHONUTF8": "1"})
+    proc = start_process(config, "poll", "--since", "2000-01-01", "--reply", stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         proc.wait(timeout=kill_after)
         return False

@@ -20,7 +20,7 @@ from mailbot.config import Schedule, load_config
 from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Message, Outbox
-from support.cli import console_script
+from support.cli import start_process
 from support.configs import fast_config, make_config
 from support.notify import NotifyListener
 
@@ -148,9 +148,8 @@ def test_sd_notify_and_watchdog_settings(listener):
 
 
 def test_mailbot_run_exits_0_promptly_on_sigterm(config_path, listener, tmp_path):
-    env = {**os.environ, "NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "1000000", "PYTHONUTF8": "1"}
-    proc = subprocess.Popen(console_script() + ["--config", str(config_path), "run"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = start_process(config_path, "run", env={"NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "1000000"},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()

@@ -61,3 +61,9 @@ def test_run_cli_captures_the_logs_and_puts_logging_and_the_environment_back(tmp
     assert os.environ["MAILBOT_CONFIG"] == str(tmp_path / "the-developers-own.toml")
     unset = run_cli(None, "status", check=False)  # $MAILBOT_CONFIG is not seen by the command
     assert unset.exit_code == 2 and "the-developers-own" not in unset.stderr
+
+
+def test_mailbot_processes_start_only_through_support_cli():
+    # run_process / start_process know the installed script, its environment and PYTHONUTF8.
+    started_by_hand = offending_lines(r"[\"']-m[\"'],\s*[\"']mailbot[\"']|console_script\(\)")
+    assert [line for line in started_by_hand if not line.startswith("support/cli.py:")] == []

@@ -5,13 +5,9 @@ after STOPPING=1 is tested with the daemon's own tests.)"""
 
 from __future__ import annotations
 
-import pytest
-
-import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -20,7 +16,7 @@ from pathlib import Path
 
 from builders import submission
 from ops_world import Database, parsed
-from support.cli import run_cli
+from support.cli import run_cli, start_process
 from support.configs import ROSTER, server_config
 from support.notify import NotifyListener
 
@@ -40,9 +36,8 @@ class Run:
 
     def __init__(self, config: Path, tmp_path: Path, number: int):
         self.listener = NotifyListener(tmp_path / f"notify{number}.sock")
-        env = {**os.environ, "NOTIFY_SOCKET": self.listener.path, "PYTHONUTF8": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(config), "run"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        self.proc = start_process(config, "run", env={"NOTIFY_SOCKET": self.listener.path},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True).start()
 

@@ -104,17 +104,15 @@ def test_web_help_has_an_example():
 
 
 def test_mailbot_web_serves_the_console_until_stopped(config_path):
-    import os
     import signal
     import subprocess
-    import sys
     import time
     import urllib.request
+    from support.cli import start_process
     from support.loopback import free_port
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(config_path), "web", "--listen",
-                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONUTF8": "1"})
+    proc = start_process(config_path, "web", "--listen", f"127.0.0.1:{port}", stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
     try:
         deadline, page = time.monotonic() + 60, None
         while page is None and time.monotonic() < deadline and proc.poll() is None:

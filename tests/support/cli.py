@@ -4,7 +4,9 @@
 stderr, the environment and logging captured and put back afterwards: the same exit-status mapping
 as the installed command, without a Python start-up (SQLAlchemy, Alembic) per call.
 `run_process(config, *args)` runs the installed console script as a real process, for the tests
-that are about the process itself: signals, kill -9, nothing but JSON on the real stdout.
+that are about the process itself: signals, kill -9, nothing but JSON on the real stdout, the
+machine's time zone; `start_process(config, *args)` starts it and leaves it running (the daemon, a
+poll to be killed). No test starts `mailbot` any other way (test_harness checks it).
 """
 
 from __future__ import annotations
@@ -99,6 +101,13 @@ def run_process(config: Path | None, *args, check: bool = True, timeout: float =
     if check and result.exit_code != 0:
         raise AssertionError(str(result))
     return result
+
+
+def start_process(config: Path | None, *args, env: dict[str, str] | None = None, **popen) -> subprocess.Popen:
+    """The installed console script started as its own process and left running; `popen` goes to
+    subprocess.Popen (stdout, stderr, text, start_new_session, ...)."""
+    return subprocess.Popen(console_script() + list(_argv(config, args)),
+                            env={**os.environ, "PYTHONUTF8": "1", **(env or {})}, **popen)
 
 
 def ingest_json(config: Path, mailbox: str, *files: Path) -> list[dict]:
