@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mailbot.app.options import Context, month_option, operator, pass_ctx
+from mailbot.app.options import Context, cli_actor, month_option, operator, pass_ctx
 
 
 @click.command()
@@ -59,14 +59,19 @@ def excuse(c: Context, school, month, reason, undo):
       mailbot excuse 安溪县北门小学 --month 2022-10 --reason "停课装修"
       mailbot excuse 安溪县北门小学 --month 2022-10 --undo
     """
+    from mailbot.db import audit
     from mailbot.db.campaign import CampaignError, excuse as do_excuse, withdraw_excuse
+    now = c.clock()
     with c.sessions()() as session:
         try:
             if undo:
-                row = withdraw_excuse(session, c.config, school, month, operator(), c.clock())
+                row = withdraw_excuse(session, c.config, school, month, operator(), now)
+                audit.excuse_withdrawn(session, actor=cli_actor(), school=row.school, month=month, now=now)
                 message = f"{row.school} is no longer excused for {month}"
             else:
-                row, new = do_excuse(session, c.config, school, month, reason, operator(), c.clock())
+                row, new = do_excuse(session, c.config, school, month, reason, operator(), now)
+                if new:
+                    audit.excused(session, actor=cli_actor(), school=row.school, month=month, reason=reason, now=now)
                 message = (f"{row.school} excused for {month}" if new else
                            f"{row.school} was already excused for {month} (by {row.created_by})")
         except CampaignError as exc:
@@ -87,14 +92,18 @@ def void(c: Context, submission_id, reason):
     Example:
       mailbot void 42 --reason "sent by the wrong school"
     """
+    from mailbot.db import audit
     from mailbot.db.campaign import CampaignError, void as do_void
+    now = c.clock()
     with c.sessions()() as session:
         try:
-            result = do_void(session, submission_id, reason, operator(), c.clock())
+            result = do_void(session, submission_id, reason, operator(), now)
         except CampaignError as exc:
             raise click.BadParameter(str(exc), param_hint="SUBMISSION_ID") from exc
-        session.commit()
         sub, restored = result.submission, result.restored
+        audit.voided(session, actor=cli_actor(), submission_id=sub.id, school=sub.school, month=sub.month,
+                     restored=restored.id if restored else None, reason=reason, now=now)
+        session.commit()
         click.echo(f"submission {sub.id} ({sub.school}, {sub.month}) voided; "
                    + (f"submission {restored.id} is in force again" if restored else
                       "no earlier submission: the school counts as missing unless it sends again"))

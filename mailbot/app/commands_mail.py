@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mailbot.app.options import EXIT_FAILED, EXIT_OK, Context, month_option, operator, pass_ctx
+from mailbot.app.options import EXIT_FAILED, EXIT_OK, Context, cli_actor, month_option, operator, pass_ctx
 from mailbot.app.output import echo_json, print_result, sending_line
 from mailbot.timeutil import iso_local, people_time
 
@@ -169,8 +169,13 @@ def quarantine_approve(c: Context, quarantine_id, remember, schools, as_json):
     Example:
       mailbot quarantine approve 3 --remember
     """
+    from mailbot.db import audit
     from mailbot.ingest.quarantine import approve
     result = approve(c.config, c.sessions(), c.clock, quarantine_id, list(schools), remember, operator())
+    chosen = list(schools) or [row.school for row in result.rows if row.ok and row.school]
+    with c.sessions().begin() as session:
+        audit.quarantine_approved(session, actor=cli_actor(), quarantine_id=quarantine_id, schools=chosen,
+                                  remember=remember, outcome=result.outcome.value, now=c.clock())
     if as_json:
         echo_json(result.as_json())
     else:
@@ -188,8 +193,11 @@ def quarantine_reject(c: Context, quarantine_id, reason):
     Example:
       mailbot quarantine reject 3 --reason "not a school address"
     """
+    from mailbot.db import audit
     from mailbot.ingest.quarantine import reject
     reject(c.sessions(), c.clock, quarantine_id, reason, operator())
+    with c.sessions().begin() as session:
+        audit.quarantine_rejected(session, actor=cli_actor(), quarantine_id=quarantine_id, reason=reason, now=c.clock())
     click.echo(f"quarantine {quarantine_id} rejected")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from mailbot.app.options import Context, check_month, operator
+from mailbot.app.options import Context, check_month, cli_actor
 from mailbot.app.output import echo_people_json
 from mailbot.app.display import table
 from mailbot.timeutil import people_time
@@ -230,7 +230,7 @@ def senders_forget(address, school, as_json):
             gone = forget_sender(session, address, _school_name(c.config, school))
         except UnknownSender as exc:
             raise click.BadParameter(f"{exc} (see `mailbot senders list`)", param_hint="ADDRESS") from exc
-        audit.record(session, actor=operator(), action="sender_forget", target=gone[0]["email"], now=now,
+        audit.record(session, actor=cli_actor(), action="sender_forget", target=gone[0]["email"], now=now,
                      schools=[g["school"] for g in gone])
         session.commit()
     if as_json:

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import click
 
-from mailbot.app.options import EXIT_FAILED, EXIT_OK, Context, operator, pass_ctx
+from mailbot.app.options import EXIT_FAILED, EXIT_OK, Context, cli_actor, pass_ctx
 from mailbot.app.output import echo_json, echo_people_json, sending_line
 from mailbot.timeutil import people_time
 
@@ -148,7 +148,7 @@ def outbox_retry(c: Context, outbox_id, to, as_json):
             row = retry_failed(session, outbox_id, now, list(to) or None)
         except RetryError as exc:
             raise click.BadParameter(str(exc), param_hint="OUTBOX_ID") from exc
-        audit.record(session, actor=operator(), action="outbox_retry", target=f"outbox {outbox_id}", now=now,
+        audit.record(session, actor=cli_actor(), action="outbox_retry", target=f"outbox {outbox_id}", now=now,
                      retry_id=row.id, to=list(row.to_addrs))
         session.commit()
         result = {"id": row.id, "retry_of": outbox_id, "kind": row.kind, "to": list(row.to_addrs),

@@ -75,3 +75,8 @@ def month_option(required: bool = False):
 def operator() -> str:
     """Who is at the keyboard, for the record of excuses, voids and quarantine decisions."""
     return os.environ.get("SUDO_USER") or os.environ.get("USER") or "operator"
+
+
+def cli_actor() -> str:
+    """The audit trail's name for the person at the keyboard: `cli:LOGIN` (the web console's are `web:NAME`)."""
+    return f"cli:{operator()}"

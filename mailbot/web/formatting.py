@@ -22,8 +22,9 @@ KIND_LABELS = {"receipt": "回执", "rejection": "退回通知", "summary": "月
                "operator_calendar": "节假日日历提醒", "reminder_upcoming": "报送提醒（临近）",
                "reminder_due": "报送提醒（截止日）", "reminder_overdue": "催报（已逾期）"}
 ROLE_LABELS = {"clerk": "经办人员", "viewer": "查看人员"}
-ACTION_LABELS = {"excuse": "设为免报", "void": "作废报送", "quarantine_approve": "批准隔离邮件",
-                 "quarantine_reject": "拒绝隔离邮件", "outbox_retry": "重新发送邮件", "summary_send": "发送月度汇总"}
+ACTION_LABELS = {"excuse": "设为免报", "excuse_withdraw": "撤销免报", "void": "作废报送",
+                 "quarantine_approve": "批准隔离邮件", "quarantine_reject": "拒绝隔离邮件", "outbox_retry": "重新发送邮件",
+                 "summary_send": "发送月度汇总", "sender_forget": "移除已记住的发件地址"}
 _TARGETS = {"submission": "第{}号报送", "outbox": "第{}号发件", "quarantine": "第{}号隔离邮件", "summary": "{}汇总"}
 SOURCE_LABELS = {"imap": "邮箱（IMAP）", "maildir": "邮箱（Maildir）", "file": "手工导入", "operator": "管理员录入"}
 

@@ -149,8 +149,8 @@ def quarantine_approve(quarantine_id: int):
         flash("这封邮件已经处理过，或找不到。", "error")
         return redirect(url_for("mail.quarantine"))
     with svc.sessions.begin() as session:
-        audit.record(session, actor=actor(), action="quarantine_approve", target=f"quarantine {quarantine_id}",
-                     now=svc.clock(), school=school, remember=remember, outcome=result.outcome.value)
+        audit.quarantine_approved(session, actor=actor(), quarantine_id=quarantine_id, schools=[school],
+                                  remember=remember, outcome=result.outcome.value, now=svc.clock())
     if result.outcome == "accepted":
         flash(f"已批准，{school}的报送已登记" + ("，并已记住该发件地址。" if remember else "。"), "ok")
     elif result.outcome == "failed":  # nothing was committed: the message is still pending
@@ -172,7 +172,6 @@ def quarantine_reject(quarantine_id: int):
         flash("这封邮件已经处理过，或找不到。", "error")
         return redirect(url_for("mail.quarantine"))
     with svc.sessions.begin() as session:
-        audit.record(session, actor=actor(), action="quarantine_reject", target=f"quarantine {quarantine_id}",
-                     now=svc.clock(), reason=reason)
+        audit.quarantine_rejected(session, actor=actor(), quarantine_id=quarantine_id, reason=reason, now=svc.clock())
     flash("已拒绝这封邮件：不登记，也不回复发件人。", "ok")
     return redirect(url_for("mail.quarantine"))

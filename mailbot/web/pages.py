@@ -92,7 +92,7 @@ def excuse():
     with svc.sessions.begin() as session:
         _row, new = campaign.excuse(session, svc.config, name, month, reason, actor(), now)
         if new:
-            audit.record(session, actor=actor(), action="excuse", target=f"{name} {month}", now=now, reason=reason)
+            audit.excused(session, actor=actor(), school=name, month=month, reason=reason, now=now)
     flash(f"已将{name}{month[:4]}年{int(month[5:])}月设为免报。" if new else "这所学校本月已是免报，无需重复设置。",
           "ok")
     return redirect(url_for("pages.school", name=name))
@@ -111,9 +111,9 @@ def void(submission_id: int):
         with svc.sessions.begin() as session:
             result = campaign.void(session, submission_id, reason, actor(), now)
             school = result.submission.school
-            audit.record(session, actor=actor(), action="void", target=f"submission {submission_id}", now=now,
-                         reason=reason, school=school, month=result.submission.month,
-                         restored=result.restored.id if result.restored else None)
+            audit.voided(session, actor=actor(), submission_id=submission_id, school=school,
+                         month=result.submission.month, restored=result.restored.id if result.restored else None,
+                         reason=reason, now=now)
     except campaign.CampaignError:
         abort(404, description="找不到这条报送记录，或它已经作废。")
     restored = f"第{result.restored.id}号报送重新生效。" if result.restored else ""
