@@ -83,7 +83,7 @@ def test_notes_are_the_annex_notes_word_for_word_then_ours_marked_as_ours():
 
     assert notes_in_a_school_copy().startswith(ANNEX_NOTES[:-1] + "；3.")  # the same words as the schools' copies
     assert notes[0] == ANNEX_NOTES  # first, and alone in its row
-    assert notes[1] == "补充说明（本系统所加，非附件原文）："
+    assert notes[1] == "补充说明（汇总时添加）："
     ours = notes[2:]
     assert [note[:3] for note in ours] == ["（1）", "（2）", "（3）", "（4）"]
     assert "自动汇总" in ours[0] and "2022年10月25日 10:00" in ours[0]

@@ -127,7 +127,7 @@ def _figures_row(ws: Worksheet, row: int, label: str, figures: Figures, width: i
     ws.row_dimensions[row].height = 30
 
 
-OUR_NOTES_HEADING = "补充说明（本系统所加，非附件原文）："
+OUR_NOTES_HEADING = "补充说明（汇总时添加）："
 
 
 def _notes(summary: Summary, tz: ZoneInfo, now: datetime) -> list[str]:
