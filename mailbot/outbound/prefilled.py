@@ -74,7 +74,7 @@ def month_label(month: str | None) -> str | None:
 def fit_a4_landscape(ws: Worksheet) -> None:
     """A4 landscape, as many pages long as needed but one page wide."""
     ws.page_setup.orientation = "landscape"
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True

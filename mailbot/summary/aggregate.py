@@ -12,7 +12,7 @@ does and counts as not meeting them. The participation rate is over the reported
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -214,21 +214,69 @@ def in_force_by_month(rows: Iterable[StoredRow]) -> dict[str, dict[str, StoredRo
     return by_month
 
 
+@dataclass(frozen=True)
+class LevelTotals:
+    """What one level's rows in force add up to in one month (the database adds them up:
+    summary.load.trend_totals), counting only schools active on the roster that month."""
+
+    reported: int = 0
+    late: int = 0
+    campuses: int = 0
+    enrolled: int = 0
+    participating: int = 0
+    two_plus_n: int = 0
+    two_plus_three: int = 0  # rows where runs_two_plus_three holds
+
+
+def trend_from_totals(totals: Mapping[str, Mapping[str, LevelTotals]], schools: list[School],
+                      reporting_months: Iterable[int] = range(1, 13)) -> list[MonthFigures]:
+    """The earlier months of the trend (month -> level -> totals), oldest first: the figures
+    `figures_of(school_lines(...))` gives for them with nobody excused, without a line per school and
+    month. Required: the active schools in a reporting month (month_status's rule), else only those
+    that reported."""
+    reporting = set(reporting_months)
+    always = Counter(s.level for s in schools if s.active_from is None and s.active_until is None)
+    windowed = [s for s in schools if s.active_from is not None or s.active_until is not None]
+    trend = []
+    for m in sorted(totals):
+        is_reporting = Month.parse(m).is_reporting(reporting)
+        active = always + Counter(s.level for s in windowed if s.active_in(m))
+        scopes = {scope: Figures() for scope in SCOPES}
+        for level in LEVELS:
+            t = totals[m].get(level, LevelTotals())
+            required = active[level] if is_reporting else t.reported
+            for figures in (scopes[level], scopes["all"]):
+                figures.required += required
+                figures.on_time += t.reported - t.late
+                figures.late += t.late
+                figures.missing += required - t.reported
+                figures.campuses += t.campuses
+                figures.enrolled += t.enrolled
+                figures.participating += t.participating
+                figures.two_plus_n_schools += t.two_plus_n
+                figures.two_plus_three_schools += t.two_plus_three
+        trend.append(MonthFigures(m, is_reporting, scopes))
+    return trend
+
+
 def summarise(month: str, schools: list[School], rows: Iterable[StoredRow], excused: set[str], *,
               deadline_day: int, tz: ZoneInfo, reporting_months: Iterable[int] = range(1, 13),
               excused_earlier: Mapping[str, set[str]] | None = None,
+              earlier: Sequence[MonthFigures] | None = None,
               top: int = TOP_SERVICES) -> Summary:
     """The summary of `month` from the rows in force (this month and earlier ones, for the trend).
 
     `excused` holds the schools excused this month; `excused_earlier` the same for earlier months
-    (month -> names), once excuses are stored. Rows of later months are ignored.
+    (month -> names), once excuses are stored. Rows of later months are ignored. `earlier`: the
+    trend's earlier months already added up (`trend_from_totals`); then only this month's rows are
+    read, and a province of 10,000 schools over three years is not added up school by school.
     """
     reporting = set(reporting_months)
-    by_month = in_force_by_month(row for row in rows if row.month <= month)
+    by_month = in_force_by_month(row for row in rows if row.month <= month and (earlier is None or row.month == month))
     excused_earlier = excused_earlier or {}
-    trend = []
+    trend = [point for point in earlier or () if point.month < month]
     lines: list[SchoolLine] = []
-    for m in sorted(set(by_month) | {month}):
+    for m in sorted(set(by_month) | {month}) if earlier is None else [month]:
         is_reporting = Month.parse(m).is_reporting(reporting)
         month_excused = excused if m == month else set(excused_earlier.get(m, ()))
         month_lines = school_lines(m, schools, by_month.get(m, {}), month_excused, deadline_day, tz,

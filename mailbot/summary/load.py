@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Column, MetaData, Select, String, Table, and_, case, func, insert, or_, select
 from sqlalchemy.orm import Session
 
+from mailbot.config import School
 from mailbot.db.models import Submission
-from mailbot.summary.aggregate import StoredRow
+from mailbot.summary.aggregate import LevelTotals, StoredRow
 
 _ROW_COLUMNS = (Submission.school, Submission.month, Submission.received_at, Submission.late, Submission.sender,
                 Submission.schools_count, Submission.enrolled, Submission.participating, Submission.two_plus_n,
@@ -41,20 +42,50 @@ def rows_in_force(session: Session, first_month: str | None = None, last_month: 
     return [_stored_row(values) for values in session.execute(query.order_by(Submission.month, Submission.id))]
 
 
-def rows_for_summary(session: Session, month: str) -> list[StoredRow]:
-    """The rows in force for `month` in full, and for earlier months without what only the month
-    itself shows (services, sender): the trend needs counts only, and decoding every earlier row's
-    JSON would be most of the summary's time for a large county."""
-    earlier = select(Submission.school, Submission.month, Submission.received_at, Submission.late,
-                     Submission.schools_count, Submission.enrolled, Submission.participating,
-                     Submission.two_plus_n, Submission.n).where(
-        Submission.replaced_by.is_(None), Submission.voided_at.is_(None), Submission.month < month)
-    rows = [StoredRow(school=school, month=m, received_at=received_at, late=bool(late), sender="",
-                      schools_count=schools_count, enrolled=enrolled, participating=participating,
-                      two_plus_n=bool(two_plus_n), n=n)
-            for school, m, received_at, late, schools_count, enrolled, participating, two_plus_n, n
-            in session.execute(earlier.order_by(Submission.month, Submission.id))]
-    return rows + rows_in_force(session, month, month)
+# The roster for one query, in a temporary table of the session's connection (SQLite and PostgreSQL
+# alike): the database then adds the rows up by roster level, and 10,000 names need no bound
+# parameter each.
+_ROSTER = Table("summary_roster", MetaData(), Column("name", String(255), primary_key=True),
+                Column("level", String(16)), Column("active_from", String(7)), Column("active_until", String(7)),
+                prefixes=["TEMPORARY"])
+
+
+def _count_if(condition):
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def trend_totals(session: Session, schools: list[School], month: str) -> dict[str, dict[str, LevelTotals]]:
+    """month -> level -> what the rows in force of active roster schools add up to, for every month
+    on record before `month` (a month whose rows are all off the roster is there with no level).
+
+    One row in force per school and month (record_rows replaces the previous one), so the database
+    sums them as they are. two_plus_three is `aggregate.runs_two_plus_three` in SQL."""
+    connection = session.connection()
+    _ROSTER.drop(connection, checkfirst=True)
+    _ROSTER.create(connection)
+    try:
+        if schools:
+            connection.execute(insert(_ROSTER), [{"name": s.name, "level": s.level, "active_from": s.active_from,
+                                                  "active_until": s.active_until} for s in schools])
+        sub, roster = Submission.__table__.c, _ROSTER.c
+        on_roster = and_(roster.name == sub.school,
+                         or_(roster.active_from.is_(None), roster.active_from <= sub.month),
+                         or_(roster.active_until.is_(None), sub.month <= roster.active_until))
+        query = (select(sub.month, roster.level, func.count(), _count_if(sub.late),
+                        func.coalesce(func.sum(sub.schools_count), 0), func.coalesce(func.sum(sub.enrolled), 0),
+                        func.coalesce(func.sum(sub.participating), 0), _count_if(sub.two_plus_n),
+                        _count_if(and_(sub.two_plus_n, func.coalesce(sub.n, 0) >= 3)))
+                 .select_from(Submission.__table__.outerjoin(_ROSTER, on_roster))
+                 .where(sub.replaced_by.is_(None), sub.voided_at.is_(None), sub.month < month)
+                 .group_by(sub.month, roster.level))
+        totals: dict[str, dict[str, LevelTotals]] = {}
+        for m, level, *figures in connection.execute(query):
+            by_level = totals.setdefault(m, {})
+            if level is not None:
+                by_level[level] = LevelTotals(*(int(x) for x in figures))
+        return totals
+    finally:
+        _ROSTER.drop(connection)
 
 
 def months_on_record(session: Session) -> list[str]:

@@ -14,8 +14,8 @@ from mailbot.config import Config
 from mailbot.db.models import Outbox
 from mailbot.errors import ConfigError
 from mailbot.outbound.outbox import queue_mail
-from mailbot.summary.aggregate import Summary, summarise
-from mailbot.summary.load import rows_for_summary
+from mailbot.summary.aggregate import Summary, summarise, trend_from_totals
+from mailbot.summary.load import rows_in_force, trend_totals
 from mailbot.summary.render import render_summary
 from mailbot.summary.workbook import attachment_name, build_summary_workbook
 
@@ -47,9 +47,11 @@ def build_package(session: Session, config: Config, month: str, now: datetime,
     if excused is None:
         from mailbot.db.campaign import excused_schools
         excused = excused_schools(session, month)
-    summary = summarise(month, config.schools, rows_for_summary(session, month), set(excused),
+    earlier = trend_from_totals(trend_totals(session, config.schools, month), config.schools,
+                                config.schedule.reporting_months)
+    summary = summarise(month, config.schools, rows_in_force(session, month, month), set(excused),
                         deadline_day=config.schedule.deadline_day, tz=config.timezone,
-                        reporting_months=config.schedule.reporting_months)
+                        reporting_months=config.schedule.reporting_months, earlier=earlier)
     name = attachment_name(month)
     return SummaryPackage(summary, render_summary(summary, config.timezone, now, name),
                           build_summary_workbook(summary, config.timezone, now), name)

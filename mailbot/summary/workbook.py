@@ -13,14 +13,19 @@ formulas have no cached values shows blanks in readers that do not recalculate.
 from __future__ import annotations
 
 import io
+from copy import copy
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.chart import LineChart, Reference
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.styles.cell_style import StyleArray
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from openpyxl.worksheet.cell_range import CellRange
 
 from mailbot.config import LEVELS
 from mailbot.rules.labels import LEVEL_LABELS
@@ -45,6 +50,10 @@ FONT = Font(name="宋体", size=11)
 BOLD = Font(name="宋体", size=11, bold=True)
 HEADER_FILL = PatternFill(fill_type="solid", start_color="F2F2F2", end_color="F2F2F2")
 SUBTOTAL_FILL = PatternFill(fill_type="solid", start_color="F7F7F7", end_color="F7F7F7")
+TITLE_FONT = Font(name="宋体", size=16, bold=True)
+MONTH_FONT = Font(name="宋体", size=12)
+NOTE_FONT = Font(name="宋体", size=10)
+TREND_TITLE_FONT = Font(name="宋体", size=14, bold=True)
 LEVEL_HEADINGS = {"primary": "一、小学", "middle": "二、中学"}
 
 
@@ -70,21 +79,58 @@ def set_text(cell: Cell, value: str | None) -> Cell:
     return cell
 
 
-def _style_row(ws: Worksheet, row: int, width: int, font: Font = FONT, fill: PatternFill | None = None) -> None:
-    for column in range(1, width + 1):
-        cell = ws.cell(row=row, column=column)
-        cell.border, cell.font = BORDER, font
-        cell.alignment = LEFT if column in (2, 7, 8) else CENTER
-        if fill is not None:
-            cell.fill = fill
+class _Rows:
+    """Rows for a write-only sheet, styled cheaply. openpyxl looks a style object up in the
+    workbook's tables (hashing it) on every assignment, which for 10,000 schools was most of the
+    summary's time: each combination of font, fill, alignment, border and number format is looked
+    up once here, and every cell copies the resulting style array."""
 
+    def __init__(self, ws: WriteOnlyWorksheet):
+        self.ws = ws
+        self.count = 0  # rows written
+        self._styles: dict[tuple, tuple[StyleArray, tuple]] = {}
 
-def _banner(ws: Worksheet, row: int, text: str, font: Font, alignment: Alignment, width: int, height: float) -> None:
-    set_text(ws.cell(row=row, column=1), text)
-    ws.cell(row=row, column=1).font = font
-    ws.cell(row=row, column=1).alignment = alignment
-    ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=width)
-    ws.row_dimensions[row].height = height
+    def cell(self, value=None, *, font: Font = FONT, alignment: Alignment = CENTER, border: Border | None = BORDER,
+             fill: PatternFill | None = None, number_format: str | None = None, text: bool = False) -> WriteOnlyCell:
+        """A cell; `text`: school-supplied text, written as text (see `set_text`)."""
+        quote = text and bool(value) and clean_text(value).startswith(FORMULA_LEADERS)
+        key = (id(font), id(alignment), id(border), id(fill), number_format, quote)
+        if key not in self._styles:
+            sample = WriteOnlyCell(self.ws)
+            sample.font, sample.alignment = font, alignment
+            if border is not None:
+                sample.border = border
+            if fill is not None:
+                sample.fill = fill
+            if number_format is not None:
+                sample.number_format = number_format
+            sample.quotePrefix = quote
+            self._styles[key] = (sample._style, (font, alignment, border, fill))  # the objects keep their ids
+        cell = WriteOnlyCell(self.ws)
+        if text:
+            set_text(cell, value)
+        elif value is not None:
+            cell.value = value
+        cell._style = copy(self._styles[key][0])
+        return cell
+
+    def append(self, cells: list, height: float | None = None) -> int:
+        """Write the row; returns its number."""
+        self.count += 1
+        row = self.count
+        if height is not None:
+            self.ws.row_dimensions[row].height = height
+        self.ws.append(cells)
+        return row
+
+    def banner(self, text: str, font: Font, alignment: Alignment, width: int, height: float,
+               border: Border | None = None, fill: PatternFill | None = None) -> int:
+        """A line of text across the table's width (merged)."""
+        first = self.cell(text, font=font, alignment=alignment, border=border, fill=fill, text=True)
+        rest = [self.cell(font=font, border=border, fill=fill) for _ in range(width - 1)] if border else []
+        row = self.append([first, *rest], height)
+        self.ws.merged_cells.add(CellRange(min_col=1, min_row=row, max_col=width, max_row=row))
+        return row
 
 
 def _remark(line: SchoolLine, tz: ZoneInfo) -> str:
@@ -98,33 +144,39 @@ def _remark(line: SchoolLine, tz: ZoneInfo) -> str:
     return ""
 
 
-def _school_row(ws: Worksheet, row: int, index: int, line: SchoolLine, tz: ZoneInfo, width: int) -> None:
-    ws.cell(row=row, column=1, value=index)
-    set_text(ws.cell(row=row, column=2), line.name)
-    if line.row is not None:
-        ws.cell(row=row, column=3, value=line.row.schools_count)
-        ws.cell(row=row, column=4, value=line.row.enrolled)
-        ws.cell(row=row, column=5, value=line.row.participating)
-        ws.cell(row=row, column=6, value="是" if line.row.two_plus_n else "否")
-        set_text(ws.cell(row=row, column=7), "、".join(line.row.services))
-    set_text(ws.cell(row=row, column=8), _remark(line, tz))
-    _style_row(ws, row, width)
+def _alignment(column: int) -> Alignment:
+    return LEFT if column in (2, 7, 8) else CENTER
+
+
+def _number_format(column: int) -> str | None:
+    return "#,##0" if column in (3, 4, 5) else None
+
+
+def _table_row(rows: _Rows, values: list, font: Font = FONT, fill: PatternFill | None = None,
+               text_columns: tuple[int, ...] = (2, 7, 8)) -> list:
+    return [rows.cell(value, font=font, alignment=_alignment(column), fill=fill, number_format=_number_format(column),
+                      text=column in text_columns)
+            for column, value in enumerate(values, start=1)]
+
+
+def _school_row(rows: _Rows, index: int, line: SchoolLine, tz: ZoneInfo) -> None:
+    row = line.row
+    services = "、".join(row.services) if row is not None else None
+    values = [index, line.name, *((row.schools_count, row.enrolled, row.participating,
+                                   "是" if row.two_plus_n else "否", services) if row is not None else (None,) * 5),
+              _remark(line, tz)]
     # Explicit heights: LibreOffice and WPS do not grow rows for wrapped text in a file they open.
-    ws.row_dimensions[row].height = 20 if len(ws.cell(row=row, column=7).value or "") <= 20 else 32
+    rows.append(_table_row(rows, values), 20 if len(clean_text(services or "")) <= 20 else 32)
 
 
-def _figures_row(ws: Worksheet, row: int, label: str, figures: Figures, width: int) -> None:
-    set_text(ws.cell(row=row, column=2), label)
-    ws.cell(row=row, column=3, value=figures.campuses)
-    ws.cell(row=row, column=4, value=figures.enrolled)
-    ws.cell(row=row, column=5, value=figures.participating)
-    ws.cell(row=row, column=6, value=f"{figures.two_plus_n_schools}所（{percent(figures.two_plus_n.value)}）")
-    ws.cell(row=row, column=7, value=f"“2+3”模式{figures.two_plus_three_schools}所，占{percent(figures.two_plus_three.value)}；"
-                                      f"学生参与率{percent(figures.participation.value)}")
+def _figures_row(rows: _Rows, label: str, figures: Figures) -> int:
     remark = f"应报{figures.required}所，已报{figures.reported}所，未报{figures.missing}所"
-    ws.cell(row=row, column=8, value=remark + (f"，免报{figures.excused}所" if figures.excused else ""))
-    _style_row(ws, row, width, BOLD, SUBTOTAL_FILL)
-    ws.row_dimensions[row].height = 30
+    values = [None, label, figures.campuses, figures.enrolled, figures.participating,
+              f"{figures.two_plus_n_schools}所（{percent(figures.two_plus_n.value)}）",
+              f"“2+3”模式{figures.two_plus_three_schools}所，占{percent(figures.two_plus_three.value)}；"
+              f"学生参与率{percent(figures.participation.value)}",
+              remark + (f"，免报{figures.excused}所" if figures.excused else "")]
+    return rows.append(_table_row(rows, values, BOLD, SUBTOTAL_FILL, text_columns=(2,)), 30)
 
 
 OUR_NOTES_HEADING = "补充说明（汇总时添加）："
@@ -148,45 +200,30 @@ def _notes(summary: Summary, tz: ZoneInfo, now: datetime) -> list[str]:
     ]
 
 
-def _fill_table(ws: Worksheet, summary: Summary, tz: ZoneInfo, now: datetime, reporter: str) -> None:
+def _fill_table(ws: WriteOnlyWorksheet, summary: Summary, tz: ZoneInfo, now: datetime, reporter: str) -> None:
     columns = list(COLUMNS) + [REMARK_COLUMN]
     width = len(columns)
-    _banner(ws, 1, TITLE, Font(name="宋体", size=16, bold=True), CENTER, width, 32)
-    _banner(ws, 2, f"（{month_label(summary.month)}）", Font(name="宋体", size=12), CENTER, width, 22)
-    _banner(ws, 3, f"填报单位：{reporter}    填报时间：{label_date(now.astimezone(tz))}", FONT, LEFT, width, 22)
-    for index, (text, col_width) in enumerate(columns, start=1):
-        cell = ws.cell(row=HEADER_ROW, column=index, value=text)
-        cell.font, cell.alignment, cell.border, cell.fill = BOLD, CENTER, BORDER, HEADER_FILL
-        ws.column_dimensions[cell.column_letter].width = col_width
-    ws.row_dimensions[HEADER_ROW].height = 48
-
-    row = HEADER_ROW + 1
-    for level in LEVELS:
-        lines = [line for line in summary.schools if line.level == level]
-        set_text(ws.cell(row=row, column=1), LEVEL_HEADINGS[level])
-        _style_row(ws, row, width, BOLD)
-        ws.row_dimensions[row].height = 20
-        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=width)
-        ws.cell(row=row, column=1).alignment = LEFT
-        row += 1
-        for index, line in enumerate(lines, start=1):
-            _school_row(ws, row, index, line, tz, width)
-            row += 1
-        _figures_row(ws, row, f"{LEVEL_LABELS[level]}小计", summary.scopes[level], width)
-        row += 1
-    _figures_row(ws, row, "合计", summary.scopes["all"], width)
-    last_table_row = row
-    for number_column in "CDE":
-        for cells in ws[f"{number_column}{HEADER_ROW + 1}:{number_column}{last_table_row}"]:
-            cells[0].number_format = "#,##0"
-
-    notes = _notes(summary, tz, now)
-    for offset, text in enumerate(notes, start=last_table_row + 1):
-        _banner(ws, offset, text, Font(name="宋体", size=10), LEFT, width, 18 if text == OUR_NOTES_HEADING else 32)
-
+    # A write-only sheet takes its columns, panes and print set-up before its first row.
+    for index, (_text, col_width) in enumerate(columns, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = col_width
     ws.freeze_panes = f"C{HEADER_ROW + 1}"  # title, header and school names stay visible
     print_a4_landscape(ws, HEADER_ROW, margin=0.4)
     ws.oddFooter.center.text = "第 &P 页，共 &N 页"
+
+    rows = _Rows(ws)
+    rows.banner(TITLE, TITLE_FONT, CENTER, width, 32)
+    rows.banner(f"（{month_label(summary.month)}）", MONTH_FONT, CENTER, width, 22)
+    rows.banner(f"填报单位：{reporter}    填报时间：{label_date(now.astimezone(tz))}", FONT, LEFT, width, 22)
+    rows.append([rows.cell(text, font=BOLD, fill=HEADER_FILL) for text, _ in columns], 48)
+    for level in LEVELS:
+        rows.banner(LEVEL_HEADINGS[level], BOLD, LEFT, width, 20, border=BORDER)
+        for index, line in enumerate((line for line in summary.schools if line.level == level), start=1):
+            _school_row(rows, index, line, tz)
+        _figures_row(rows, f"{LEVEL_LABELS[level]}小计", summary.scopes[level])
+    last_table_row = _figures_row(rows, "合计", summary.scopes["all"])
+    notes = _notes(summary, tz, now)
+    for text in notes:
+        rows.banner(text, NOTE_FONT, LEFT, width, 18 if text == OUR_NOTES_HEADING else 32)
     ws.print_area = f"A1:H{last_table_row + len(notes)}"
 
 
@@ -195,25 +232,25 @@ TREND_COLUMNS = (("月份", 12), ("应报学校（所）", 10), ("已报送（�
                  ("“2+N”覆盖率", 11), ("“2+3”占比", 11))
 
 
-def _fill_trend(ws: Worksheet, summary: Summary) -> None:
-    _banner(ws, 1, "城区义务教育阶段学校课后服务主要指标月度趋势（全部学校）", Font(name="宋体", size=14, bold=True),
-            CENTER, len(TREND_COLUMNS), 28)
-    for index, (text, col_width) in enumerate(TREND_COLUMNS, start=1):
-        cell = ws.cell(row=2, column=index, value=text)
-        cell.font, cell.alignment, cell.border, cell.fill = BOLD, CENTER, BORDER, HEADER_FILL
-        ws.column_dimensions[cell.column_letter].width = col_width
-    ws.row_dimensions[2].height = 32
-    for row, point in enumerate(summary.trend, start=3):
+def _fill_trend(ws: WriteOnlyWorksheet, summary: Summary) -> None:
+    # Columns, panes and the sheet's properties go to the file before its first row.
+    for index, (_text, col_width) in enumerate(TREND_COLUMNS, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = col_width
+    ws.freeze_panes = "B3"
+    fit_a4_landscape(ws)
+    rows = _Rows(ws)
+    rows.banner("城区义务教育阶段学校课后服务主要指标月度趋势（全部学校）", TREND_TITLE_FONT, CENTER,
+                len(TREND_COLUMNS), 28)
+    rows.append([rows.cell(text, font=BOLD, fill=HEADER_FILL) for text, _ in TREND_COLUMNS], 32)
+    for point in summary.trend:
         f = point.scopes["all"]
         values = [month_label(point.month), f.required, f.reported, f.on_time, f.late, f.missing, f.enrolled,
                   f.participating, shown_rate(f.participation.value), shown_rate(f.two_plus_n.value),
                   shown_rate(f.two_plus_three.value)]
-        for column, value in enumerate(values, start=1):
-            cell = ws.cell(row=row, column=column, value=value)
-            cell.border, cell.font, cell.alignment = BORDER, FONT, CENTER if column == 1 else RIGHT
-            cell.number_format = "0.0%" if column >= 9 else "#,##0"
+        rows.append([rows.cell(value, alignment=CENTER if column == 1 else RIGHT,
+                               number_format="0.0%" if column >= 9 else "#,##0")
+                     for column, value in enumerate(values, start=1)])
     last = 2 + len(summary.trend)
-    ws.freeze_panes = "B3"
 
     chart = LineChart()
     chart.title = "学生参与率、“2+N”覆盖率、“2+3”占比"
@@ -231,15 +268,13 @@ def _fill_trend(ws: Worksheet, summary: Summary) -> None:
     for series in chart.series:
         series.smooth = False
     ws.add_chart(chart, f"A{last + 2}")
-    fit_a4_landscape(ws)
 
 
 def build_summary_workbook(summary: Summary, tz: ZoneInfo, now: datetime, reporter: str = "安溪县教育局") -> bytes:
     """The .xlsx attachment of the summary email."""
-    wb = Workbook()
-    table = wb.active
-    table.title = SHEET_TABLE
-    _fill_table(table, summary, tz, now, reporter)
+    # Write-only: rows go to the file as they are made, so 10,000 schools do not sit in memory as cells.
+    wb = Workbook(write_only=True)
+    _fill_table(wb.create_sheet(SHEET_TABLE), summary, tz, now, reporter)
     _fill_trend(wb.create_sheet(SHEET_TREND), summary)
     wb.properties.creator = "mailbot"
     wb.properties.title = f"{month_label(summary.month)}{TITLE}"
