@@ -12,11 +12,14 @@ from mailbot.rules.status import InForce, month_status
 
 
 def submissions_in_force(session: Session, month: str) -> dict[str, InForce]:
-    rows = session.scalars(select(Submission).where(
+    # Columns, not ORM objects: a province's 10,000 rows load in a fraction of the time.
+    rows = session.execute(select(Submission.school, Submission.received_at, Submission.late, Submission.enrolled,
+                                  Submission.participating, Submission.two_plus_n, Submission.n,
+                                  Submission.services).where(
         Submission.month == month, Submission.replaced_by.is_(None), Submission.voided_at.is_(None))
         .order_by(Submission.id))
-    return {s.school: InForce(s.school, s.received_at, s.late, s.enrolled, s.participating, s.two_plus_n, s.n,
-                              list(s.services)) for s in rows}
+    return {school: InForce(school, received_at, late, enrolled, participating, two_plus_n, n, list(services))
+            for school, received_at, late, enrolled, participating, two_plus_n, n, services in rows}
 
 
 def load_status(session: Session, config: Config, month: str) -> dict:
