@@ -10,7 +10,7 @@ usage: python bench/bench_summary.py [SCHOOLS] [MONTHS] [PAIRS]     (default 100
 
 from __future__ import annotations
 
-import json
+import csv
 import shutil
 import subprocess
 import sys
@@ -28,6 +28,7 @@ SUMMARY_SECONDS, STATUS_SECONDS, PEAK_MIB = 5.0, 1.0, 150 / 1.048576
 
 def make_state(folder: Path, schools_count: int, months_count: int) -> tuple[Path, str]:
     """A config listing the schools and its database holding their rows in force (cached)."""
+    folder = folder.resolve()
     config = folder / "config.toml"
     months = month_sequence("2022-10", months_count)
     if (folder / "ready").exists():
@@ -35,15 +36,17 @@ def make_state(folder: Path, schools_count: int, months_count: int) -> tuple[Pat
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     schools = sample_roster(schools_count)
-    lines = ["[general]", 'timezone = "Asia/Shanghai"', f'state_dir = "{folder / "state"}"', "",
-             "[summary]", 'recipients = ["leader@example.test"]', ""]
+    # A province keeps its roster as a CSV saved from Excel (general.roster_file), not as 10,000 TOML tables.
+    roster = folder / "schools.csv"
+    with roster.open("w", encoding="utf-8", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["name", "level", "emails", "aliases"])
+        out.writerows([s.name, s.level, ";".join(s.emails), ""] for s in schools)
+    lines = ["[general]", 'timezone = "Asia/Shanghai"', f'state_dir = "{folder / "state"}"', f'roster_file = "{roster}"',
+             "", "[summary]", 'recipients = ["leader@example.test"]', ""]
     for name, address, level in (("chuyoujiao", "chuyoujiao@163.com", "primary"), ("zjg", "zjg23236764@163.com", "middle")):
         lines += ["[[mailbox]]", f'name = "{name}"', f'address = "{address}"', f'levels = ["{level}"]',
                   f'maildir = "{folder}/maildir/{name}"', f'outbox_dir = "{folder}/outbox/{name}"', ""]
-    for s in schools:
-        lines += ["[[school]]", f"name = {json.dumps(s.name, ensure_ascii=False)}", f'level = "{s.level}"',
-                  f"emails = {json.dumps(s.emails)}", f"contact = {json.dumps(s.contact, ensure_ascii=False)}",
-                  f'phone = "{s.phone}"', ""]
     config.write_text("\n".join(lines), encoding="utf-8")
     subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config), "db", "upgrade"], check=True,
                    capture_output=True)
@@ -70,7 +73,7 @@ def main() -> int:
     schools_count = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
     months_count = int(sys.argv[2]) if len(sys.argv) > 2 else 36
     pairs = int(sys.argv[3]) if len(sys.argv) > 3 else 5
-    folder = HERE / "out" / f"province-{schools_count}x{months_count}"
+    folder = HERE / "out" / f"province-csv-{schools_count}x{months_count}"
     config, month = make_state(folder, schools_count, months_count)
     mailbot = [sys.executable, "-m", "mailbot", "--config", str(config)]
     floor = [sys.executable, str(HERE / "floor.py")]

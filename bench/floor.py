@@ -5,8 +5,8 @@ bench/README.md is a ratio to what this machine can do at all in the same minute
                                        with python-calamine (2 worker processes), archive the raw
                                        message (fdatasync each, the folder once per batch), insert its
                                        rows into SQLite, one synchronous commit per 50 messages
-  floor.py status CONFIG MONTH         the config's roster (TOML), the month's rows in force by one
-                                       query, every school's state as JSON
+  floor.py status CONFIG MONTH         the config's roster (TOML and roster_file CSV), the month's
+                                       rows in force by one query, every school's state as JSON
   floor.py summary CONFIG MONTH OUT    the roster, one GROUP BY query for the trend, the month's rows,
                                        a write-only .xlsx of one row per school and an HTML table
 """
@@ -75,10 +75,15 @@ IN_FORCE = "FROM submissions WHERE replaced_by IS NULL AND voided_at IS NULL"
 
 
 def roster(config: str) -> tuple[list[str], sqlite3.Connection]:
+    import csv
     import tomllib
     with open(config, "rb") as f:
         cfg = tomllib.load(f)
-    return [s["name"] for s in cfg["school"]], sqlite3.connect(Path(cfg["general"]["state_dir"]) / "mailbot.sqlite3")
+    names = [s["name"] for s in cfg.get("school", [])]
+    if "roster_file" in cfg["general"]:
+        with open(cfg["general"]["roster_file"], encoding="utf-8", newline="") as f:
+            names += [row["name"] for row in csv.DictReader(f)]
+    return names, sqlite3.connect(Path(cfg["general"]["state_dir"]) / "mailbot.sqlite3")
 
 
 def status(config: str, month: str) -> None:
