@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -12,10 +14,39 @@ from support.cli import run_cli, run_process
 from support.configs import SAMPLES, write_config
 
 def all_commands(group=cli, prefix=()):
-    for name, command in group.commands.items():
+    for name in group.list_commands(None):
         yield " ".join(prefix + (name,))
+        command = group.get_command(None, name)
         if hasattr(command, "commands"):
             yield from all_commands(command, prefix + (name,))
+
+
+def test_each_command_module_lists_the_commands_it_defines():
+    import importlib
+    from mailbot.app.cli import COMMAND_MODULES
+    assert len(list(all_commands())) > 30  # the walk below sees every command, subcommands included
+    for module, names in COMMAND_MODULES.items():
+        assert tuple(c.name for c in importlib.import_module(module).COMMANDS) == names
+
+
+@pytest.mark.parametrize("args,unneeded", [
+    (["--help"], {"sqlalchemy", "alembic", "jinja2", "openpyxl", "flask", "mailbot.db"}),
+    (["status", "--month", "2022-10", "--json"], {"alembic", "jinja2", "openpyxl", "flask", "mailbot.ingest",
+                                                 "mailbot.outbound", "mailbot.web"}),
+])
+def test_a_command_imports_only_what_it_uses(tmp_path, args, unneeded):
+    """What answers at once (issue 13): modules, not the clock. `status` on a database at the
+    current schema reads the stored revision, without Alembic."""
+    config = write_config(tmp_path)
+    run_cli(config, "db", "upgrade")
+    code = ("import runpy, sys\nsys.argv = ['mailbot'] + sys.argv[1:]\ntry:\n"
+            "    runpy.run_module('mailbot', run_name='__main__')\nexcept SystemExit as exc:\n"
+            "    assert not exc.code, exc.code\nprint(' '.join(sys.modules), file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code, "--config", str(config), *args], capture_output=True,
+                          text=True, timeout=120)
+    loaded = set(proc.stderr.split("\n")[-2].split())
+    assert "mailbot.app.cli" in loaded, proc.stderr
+    assert {m for m in loaded if m.split(".")[0] in unneeded or ".".join(m.split(".")[:2]) in unneeded} == set()
 
 
 @pytest.mark.parametrize("command", sorted(all_commands()))

@@ -42,7 +42,7 @@ def ingest_all(config: Path, tmp_path: Path, *raws: bytes) -> list[dict]:
 
 @pytest.mark.parametrize("group,command", OPERATOR_COMMANDS)
 def test_each_operator_command_exists_with_json_and_an_example(group, command):
-    sub = cli.commands[group].commands[command]
+    sub = cli.get_command(None, group).commands[command]
     assert "--json" in [opt for p in sub.params for opt in getattr(p, "opts", [])]
     assert "Example" in (sub.help or "")
 

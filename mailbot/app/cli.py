@@ -2,35 +2,51 @@
 
 Exit status: 0 success, 2 bad usage or configuration, 1 anything else (app/options.py). With
 --json, stdout carries only JSON; logs go to stderr. The commands live in the modules of
-COMMAND_MODULES, each listing its top-level commands in `COMMANDS`; add a module there to add
-commands.
+COMMAND_MODULES, each listing its top-level commands in `COMMANDS`; add a module there (and its
+commands' names) to add commands.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 import click
 
-from mailbot.app import (commands_campaign, commands_mail, commands_operator, commands_outbox, commands_reports,
-                         commands_service)
 from mailbot.app.options import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context
 from mailbot.errors import ConfigError, MailbotError
-from mailbot.web import cli as commands_web
 
-COMMAND_MODULES = (
-    commands_mail,  # ingest, poll, quarantine
-    commands_reports,  # status, summary, export
-    commands_outbox,  # outbox list|send|show|retry
-    commands_operator,  # messages list|show, submissions list, senders list|forget
-    commands_campaign,  # remind, excuse, void
-    commands_service,  # db upgrade, check, run, demo
-    commands_web,  # web [user add|list|passwd|remove]
-)
+# Module -> the top-level commands it defines (its COMMANDS; tests/test_cli.py keeps the two equal).
+# A command imports its own module only: `mailbot status` never loads the poller, the outbox or the
+# web console.
+COMMAND_MODULES = {
+    "mailbot.app.commands_mail": ("ingest", "poll", "quarantine"),
+    "mailbot.app.commands_reports": ("status", "summary", "export"),
+    "mailbot.app.commands_outbox": ("outbox",),  # outbox list|send|show|retry
+    "mailbot.app.commands_operator": ("messages", "submissions", "senders"),
+    "mailbot.app.commands_campaign": ("remind", "excuse", "void"),
+    "mailbot.app.commands_service": ("db", "check", "run", "demo"),
+    "mailbot.web.cli": ("web",),  # web [user add|list|passwd|remove]
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """The root group: a command's module is imported when the command is looked up."""
+
+    def list_commands(self, ctx) -> list[str]:
+        return sorted(name for names in COMMAND_MODULES.values() for name in names)
+
+    def get_command(self, ctx, name: str):
+        if name not in self.commands:
+            for module, names in COMMAND_MODULES.items():
+                if name in names:
+                    for command in importlib.import_module(module).COMMANDS:
+                        self.add_command(command)
+        return self.commands.get(name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", envvar="MAILBOT_CONFIG", metavar="FILE",
               help="Configuration file (default: $MAILBOT_CONFIG).")
 @click.option("--now", hidden=True, help="Pretend the clock says this ISO-8601 time (tests, demo).")
@@ -49,11 +65,6 @@ def cli(ctx, config_path, now, verbose):
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up chatter
     ctx.obj = Context(config_path, now)
     ctx.call_on_close(ctx.obj.close)
-
-
-for _module in COMMAND_MODULES:
-    for _command in _module.COMMANDS:
-        cli.add_command(_command)
 
 
 def main() -> None:
