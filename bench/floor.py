@@ -9,6 +9,9 @@ bench/README.md is a ratio to what this machine can do at all in the same minute
                                        rows in force by one query, every school's state as JSON
   floor.py summary CONFIG MONTH OUT    the roster, one GROUP BY query for the trend, the month's rows,
                                        a write-only .xlsx of one row per school and an HTML table
+  floor.py idle HOST PORT INTERVAL USER=PASSWORD_FILE...
+                                       every INTERVAL seconds, for each user: connect, LOGIN, SELECT
+                                       INBOX, UID SEARCH ALL, LOGOUT; prints "poll done" after each round
 """
 
 from __future__ import annotations
@@ -122,6 +125,22 @@ def summary(config: str, month: str, out: str) -> None:
     print(json.dumps({"rows": len(rows), "months": len(trend)}))
 
 
+def idle(host: str, port: int, interval: float, accounts: list[str]) -> None:
+    import imaplib
+    import time
+    users = [(user, Path(path).read_text().strip()) for user, _, path in (a.partition("=") for a in accounts)]
+    while True:
+        started = time.monotonic()
+        for user, password in users:
+            imap = imaplib.IMAP4(host, port, timeout=30)
+            imap.login(user, password)
+            imap.select("INBOX")
+            imap.uid("SEARCH", "ALL")
+            imap.logout()
+        print("poll done", flush=True)
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
 if __name__ == "__main__":
     job, args = sys.argv[1], sys.argv[2:]
     if job == "ingest":
@@ -130,5 +149,7 @@ if __name__ == "__main__":
         status(args[0], args[1])
     elif job == "summary":
         summary(args[0], args[1], args[2])
+    elif job == "idle":
+        idle(args[0], int(args[1]), float(args[2]), args[3:])
     else:
         raise SystemExit(__doc__)
