@@ -72,3 +72,22 @@ def console(web_template, tmp_path):
     c = Console(copy_state(web_template, tmp_path))
     yield c
     c.close()
+
+
+@pytest.fixture(scope="session")
+def zygote():
+    """A process that has imported mailbot and forks a child per start (support/zygote.py): for the
+    tests that start and kill `mailbot` many times."""
+    from support.zygote import Zygote
+    started = Zygote()
+    yield started
+    started.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium under Playwright, started once for the module's tests (each opens its own
+    page, a context of its own: cookies are not shared)."""
+    from support.web import chromium
+    with chromium() as started:
+        yield started

@@ -1,4 +1,6 @@
-"""mailbot killed with SIGKILL at random points of a poll, again and again (SPEC 5).
+"""mailbot killed with SIGKILL at chosen points of a poll, again and again (SPEC 5): half of the
+kills a few messages into the processing, half a few emails into the sending, each a random few
+milliseconds after the chosen event, so that it falls inside a step.
 
 In the end every message is processed exactly once and every reply is sent at least once; a reply
 reaches the school twice only when the kill fell inside the send window (after the SMTP server
@@ -9,12 +11,12 @@ reports them.
 from __future__ import annotations
 
 import collections
+import contextlib
 import email
 import os
 import random
-import shutil
 import signal
-import subprocess
+import sqlite3
 import time
 
 from sqlalchemy import func, select
@@ -24,7 +26,6 @@ from mailbot.config import load_config
 from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Message, Outbox, Submission
-from support.cli import start_process
 from support.configs import ACCOUNTS, ROSTER, server_config
 
 MESSAGES = 50
@@ -43,53 +44,71 @@ def school_submissions() -> list[bytes]:
     return raws
 
 
-def run_poll(config, kill_after: float | None) -> bool:
-    """One `mailbot poll` in its own process group; True when it was killed. The mail is there
-    before the first poll, so that poll records it as baseline (SPEC 5); `--since ... --reply`
-    imports it on purpose and answers it, as the crash test wants every message processed."""
-    proc = start_process(config, "poll", "--since", "2000-01-01", "--reply", stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+def run_poll(zygote, config, kill_when=None, rng: random.Random | None = None) -> bool:
+    """One `mailbot poll` in its own process group (forked from a process that has imported mailbot:
+    a start costs a fork, not an interpreter start-up); killed with SIGKILL, it and its table-reader
+    workers, a random few milliseconds after `kill_when()` first holds. True when it was killed.
+    The mail is there before the first poll, so that poll records it as baseline (SPEC 5); `--since
+    ... --reply` imports it on purpose and answers it, as the crash test wants every message processed."""
+    proc = zygote.start(config, "poll", "--since", "2000-01-01", "--reply")
     try:
-        proc.wait(timeout=kill_after)
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            if kill_when is not None and kill_when():
+                time.sleep(rng.uniform(0, 0.02))
+                if proc.poll() is not None:
+                    return False
+                proc.kill_group(signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(0.005)
+        assert proc.poll() is not None, "a poll did not finish in 300 s"
         return False
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the process and its table-reader workers, mid-step
-        proc.wait()
-        return True
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            proc.kill_group(signal.SIGKILL)
             proc.wait()
+
+
+def processed(config) -> int:
+    """Messages recorded as accepted, read as another process would (the test never holds a lock)."""
+    database = load_config(config).state_dir / "mailbot.sqlite3"
+    if not database.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1)) as db:
+            return db.execute("SELECT count(*) FROM messages WHERE outcome = 'accepted'").fetchone()[0]
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return 0
 
 
 def message_id(raw: bytes) -> str:
     return email.message_from_bytes(raw)["Message-ID"].strip("<>")
 
 
-def test_sigkill_at_random_points_processes_once_and_replies_at_least_once(tmp_path, dovecot, smtp_server,
+def test_sigkill_at_random_points_processes_once_and_replies_at_least_once(tmp_path, dovecot, smtp_server, zygote,
                                                                           record_property):
     rng = random.Random(SEED)
     config = server_config(tmp_path, dovecot, smtp_server,
                            "[sending]\nthrottle_seconds = 0\nretry_base_seconds = 0\nmax_attempts = 50\n")
     dovecot.append_many(ACCOUNTS["chuyoujiao"], school_submissions())
-    # One undisturbed run measures how long a whole poll takes; then start again from nothing so
-    # that the kills fall all over a real run.
-    started = time.monotonic()
-    assert run_poll(config, None) is False
-    whole = time.monotonic() - started
-    shutil.rmtree(tmp_path / "state")
-    smtp_server.received.clear()
-
     accepted_before_kill: list[int] = []  # messages the SMTP server had accepted at each kill
     runs = 0
     while runs < MAX_RUNS and (len(accepted_before_kill) < MIN_KILLS or not all_done(config)):
         runs += 1
         if len(accepted_before_kill) >= MIN_KILLS:
-            run_poll(config, None)
+            run_poll(zygote, config)
             continue
-        if run_poll(config, rng.uniform(0.05, whole)):
+        if len(accepted_before_kill) < MIN_KILLS // 2 and processed(config) < MESSAGES - 4:
+            # in the processing: a few more messages recorded
+            target = processed(config) + rng.randint(1, 4)
+            kill_when = lambda: processed(config) >= target  # noqa: E731
+        else:  # in the sending: a few more emails accepted by the server
+            target = len(smtp_server.received) + rng.randint(1, 4)
+            kill_when = lambda: len(smtp_server.received) >= target  # noqa: E731
+        if run_poll(zygote, config, kill_when, rng):
             accepted_before_kill.append(len(smtp_server.received))
-    assert run_poll(config, None) is False
+    assert run_poll(zygote, config) is False
 
     assert len(accepted_before_kill) >= MIN_KILLS
     assert all_done(config)
