@@ -8,7 +8,7 @@ from mailbot.db.models import AuditEntry
 from mailbot.db.campaign import excused_schools
 from mailbot.db.models import Outbox, Quarantine, Submission
 from mailbot.outbound.sending import send_outbox
-from support.web import chromium, login, served
+from support.web import login, served
 
 QUARANTINED_SCHOOL = "安溪县宝华中学"  # sample 009: its table came from an unregistered QQ address
 MISSING_SCHOOL = "安溪县第六实验小学"
@@ -19,8 +19,8 @@ def state_of(page, school: str) -> str:
     return page.locator("#schools tr", has=page.locator(f"a:text-is('{school}')")).locator(".badge").inner_text()
 
 
-def test_clerk_approves_excuses_voids_and_sees_it_on_the_overview(console):
-    with served(console.app) as base, chromium() as browser:
+def test_clerk_approves_excuses_voids_and_sees_it_on_the_overview(console, browser):
+    with served(console.app) as base:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         dialogs = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -74,7 +74,7 @@ def test_clerk_approves_excuses_voids_and_sees_it_on_the_overview(console):
     assert trail == [("web:clerk", "quarantine_approve"), ("web:clerk", "excuse"), ("web:clerk", "void")]
 
 
-def test_clerk_retries_a_failed_email_to_a_corrected_address(console, smtp_server):
+def test_clerk_retries_a_failed_email_to_a_corrected_address(console, smtp_server, browser):
     # The receipts go out through a real SMTP server, which refuses the first recipient for good.
     mailbox = console.config.mailboxes[0]
     mailbox.smtp, mailbox.outbox_dir = smtp_server.smtp_config("chuyoujiao@example.test", security="plain"), None
@@ -89,7 +89,7 @@ def test_clerk_retries_a_failed_email_to_a_corrected_address(console, smtp_serve
     send_outbox(console.config, console.sessions, console.clock)
     with console.sessions() as session:
         assert session.get(Outbox, failed_id).status == "failed"
-    with served(console.app) as base, chromium() as browser:
+    with served(console.app) as base:
         page = browser.new_page(viewport={"width": 375, "height": 800})
         login(page, base, "clerk")
         page.click("nav >> text=发件箱")
@@ -113,8 +113,8 @@ def test_clerk_retries_a_failed_email_to_a_corrected_address(console, smtp_serve
     assert b"To: corrected@example.test" in delivered.data
 
 
-def test_a_viewer_sees_the_same_pages_without_action_buttons(console):
-    with served(console.app) as base, chromium() as browser:
+def test_a_viewer_sees_the_same_pages_without_action_buttons(console, browser):
+    with served(console.app) as base:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         login(page, base, "viewer")
         for path in ("/", f"/school?name={MISSING_SCHOOL}", f"/school?name=安溪县北门小学", "/quarantine",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from support.web import chromium, login, served
+from support.web import login, served
 
 PAGES = ("/?month=2022-10", "/school?name=安溪县北门小学", "/quarantine", "/messages", "/messages/1", "/outbox",
          "/outbox/1", "/downloads", "/downloads/send?month=2022-10", "/system")
@@ -21,8 +21,8 @@ OVERFLOW = """() => {
 
 
 @pytest.mark.parametrize("width", [375, 1280])
-def test_pages_fit_the_screen(console, width):
-    with served(console.app) as base, chromium() as browser:
+def test_pages_fit_the_screen(console, width, browser):
+    with served(console.app) as base:
         page = browser.new_page(viewport={"width": width, "height": 900})
         login(page, base, "clerk")
         for path in PAGES:

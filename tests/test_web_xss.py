@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from builders import XLSX, submission, table_xlsx
 from mailbot.db.models import Outbox
 from support.configs import write_config
-from support.web import Console, add_users, chromium, ingest_samples, login, served
+from support.web import Console, add_users, ingest_samples, login, served
 
 SCRIPT = '<script>alert("school")</script>'
 IMG = '<img src=x onerror=alert("img")>'
@@ -55,7 +55,7 @@ INJECTED = """() => ({
 })"""
 
 
-def test_hostile_text_renders_as_text_in_chromium(tmp_path):
+def test_hostile_text_renders_as_text_in_chromium(tmp_path, browser):
     console, receipt = hostile_console(tmp_path)
     try:
         with console.sessions() as session:
@@ -64,7 +64,7 @@ def test_hostile_text_renders_as_text_in_chromium(tmp_path):
                  "/messages": (SUBJECT, ""), f"/messages/{message_ids[0]}": (FILE_NAME, SUBJECT),
                  "/outbox": (SCRIPT, ""), f"/outbox/{receipt}": (IMG, ""), "/quarantine": (SUBJECT, SCHOOL),
                  f"/outbox/{receipt}/html": (SCHOOL, "")}
-        with served(console.app) as base, chromium() as browser:
+        with served(console.app) as base:
             page = browser.new_page()
             dialogs = []
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
