@@ -98,7 +98,8 @@ def test_sigterm_during_a_long_send_stops_within_10_s_and_sends_nothing_twice(tm
     assert Counter(o.status for o in db.outbox()) == {"queued": EMAILS}
     rng = random.Random(9)
 
-    stops = stop_at_random_points(zygote, config, tmp_path, lambda: all(o.status == "sent" for o in db.outbox()), rng)
+    stops = stop_at_random_points(zygote, config, tmp_path, lambda: all(o.status == "sent" for o in db.outbox()), rng,
+                                  max_runs=8, longest_pause=3.0)
 
     print("stops (exit status, seconds):", stops)
     assert all(status == 0 and seconds < STOP_WITHIN_SECONDS for status, seconds, _left in stops), stops
@@ -123,7 +124,7 @@ def test_sigterm_during_a_long_poll_stops_within_10_s_and_loses_nothing(tmp_path
         processed = [m for m in db.ledger() if m.outcome not in ("baseline", None)]
         return len(processed) == 100 and all(o.status == "sent" for o in db.outbox())
 
-    stops = stop_at_random_points(zygote, config, tmp_path, done, random.Random(11), max_runs=20, longest_pause=2.5)
+    stops = stop_at_random_points(zygote, config, tmp_path, done, random.Random(11), max_runs=8, longest_pause=2.0)
 
     print("stops (exit status, seconds):", stops)
     assert all(status == 0 and seconds < STOP_WITHIN_SECONDS for status, seconds, _left in stops), stops
