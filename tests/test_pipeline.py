@@ -7,11 +7,12 @@ import email.policy
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from builders import submission
 from mailbot.db.models import KnownSender, Message, Quarantine, Submission
 from mailbot.ingest.isolation import InlineRunner
+from mailbot.ingest.pipeline import Inbound
 from mailbot.ingest.quarantine import approve
 from mailbot.db.queries import load_status
 from support.pipeline_world import NOW, World
@@ -236,3 +237,19 @@ def test_a_bug_while_processing_an_approval_commits_nothing(world, monkeypatch):
                      runner=InlineRunner(world.config.limits)).as_json()
     assert failed["outcome"] == "failed" and "a bug while recording" in failed["errors"][0]
     _still_quarantined(world, quarantine_id)
+
+
+def test_a_stream_of_messages_reads_no_message_row_back_and_the_installation_id_once(world):
+    """Issue 13: the statements each message costs. The row written when a message is archived is
+    the one decided on (not read back by id), and the installation id is read once per session."""
+    statements: list[str] = []
+    event.listen(world.engine, "before_cursor_execute",
+                 lambda _conn, _cursor, statement, *_rest: statements.append(" ".join(statement.split())))
+    chengnan = ["安溪县城南实验小学", 1, 2100, 1900, "是", "科普、美术、阅读"]
+    raws = [submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], message_id="one"),
+            submission("cnsyxx@163.com", "chuyoujiao@163.com", [chengnan], message_id="two")]
+    results = list(world.pipeline.process_stream([Inbound(raw=raw, mailbox="chuyoujiao") for raw in raws]))
+    assert [r.outcome for r in results] == ["accepted", "accepted"]
+    assert len(world.outbox()) == 2
+    assert [s for s in statements if s.startswith("SELECT messages.id") and "WHERE messages.id = " in s] == []
+    assert sum(s.startswith("SELECT") and "FROM installation" in s for s in statements) == 1

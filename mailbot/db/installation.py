@@ -27,9 +27,14 @@ def new_token() -> str:
 def installation_id(session: Session) -> str:
     """This database's id; made (in the caller's transaction) the first time it is asked for, for a
     database the migration did not give one."""
+    token = session.info.get("installation_id")
+    if token is not None:
+        return token
     token = session.scalar(select(Installation.token).order_by(Installation.id).limit(1))
     if token is None:
         token = new_token()
         session.add(Installation(token=token, created_at=datetime.now(timezone.utc)))
         session.flush()
+    else:  # stored, so fixed for the database's life: one query per session, not one per email
+        session.info["installation_id"] = token
     return token

@@ -103,21 +103,23 @@ class Pipeline:
         or `batch_seconds`): a crash before a commit loses nothing, since an uncommitted message
         is simply processed again, and each message has its own savepoint so one that breaks
         cannot undo the others."""
-        archived: deque[tuple[Inbound, int, Result | None, datetime]] = deque()
+        # The Message row is kept with its message: the session holds unchanged objects only weakly,
+        # and `session.get` in the later stages would otherwise read it back with a SELECT.
+        archived: deque[tuple[Inbound, int, Result | None, datetime, Message]] = deque()
         session = self.sessions()
 
         def jobs():
             for inbound in inbounds:
                 now = self.clock()
-                record_pk, duplicate = self._archive(session, inbound, now)
-                archived.append((inbound, record_pk, duplicate, now))
+                record, duplicate = self._archive(session, inbound, now)
+                archived.append((inbound, record.id, duplicate, now, record))
                 yield None if duplicate else self._job(inbound)
 
         done: list[Result] = []
         last_commit = time.monotonic()
         try:
             for analysis in self.runner.map_ordered(analyse, jobs()):
-                inbound, record_pk, duplicate, now = archived.popleft()
+                inbound, record_pk, duplicate, now, _record = archived.popleft()
                 if duplicate is not None:
                     done.append(duplicate)
                 elif isinstance(analysis, WorkerFailure):
@@ -173,12 +175,12 @@ class Pipeline:
         self._roster_stale = True
 
     # -- stage: archive ------------------------------------------------------------------------
-    def _archive(self, session: Session, inbound: Inbound, now: datetime) -> tuple[int, Result | None]:
+    def _archive(self, session: Session, inbound: Inbound, now: datetime) -> tuple[Message, Result | None]:
         digest = sha256_hex(inbound.raw)
         _, relative = self.archive.store(inbound.raw, digest)
         record = store.find_by_location(session, inbound.mailbox, inbound.folder, inbound.uidvalidity, inbound.uid)
         if record is not None and record.outcome in FINAL_OUTCOMES:
-            return record.id, self._duplicate_result(inbound, Twin(record.id, record.message_id, record.sender))
+            return record, self._duplicate_result(inbound, Twin(record.id, record.message_id, record.sender))
         if record is not None and record.outcome == BASELINE:  # imported on purpose: now it is read
             record.source, record.sha256, record.archive_path = inbound.source, digest, relative
             record.size, record.read_at, record.outcome = len(inbound.raw), now, None
@@ -190,7 +192,7 @@ class Pipeline:
             session.add(record)
         record.attempts += 1
         session.flush()
-        return record.id, None
+        return record, None
 
     def _duplicate_result(self, inbound: Inbound, twin: Twin) -> Result:
         log.info("duplicate mailbox=%s message=%s of message #%d", inbound.mailbox, twin.message_id, twin.id)
