@@ -247,11 +247,18 @@ def test_parse_is_tolerant_of_coremail_and_comments():
     assert parse_authentication_results(" ; spf=fail=; dkim=; =pass") == ("", [])
 
 
-def test_trusted_run_ends_at_another_server_or_an_earlier_hop():
+def test_trusted_run_ends_at_any_other_field():
     fields = header_fields(with_results(
         b"Received: from relay\r\nAuthentication-Results: mx.bureau.test; dkim=fail\r\n\r\nbody",
         f"{OUR_SERVER}; spf=pass smtp.mailfrom={SCHOOL}"))
     assert [r.result for r in trusted_results(fields, [OUR_SERVER])] == ["pass"]
+    # Coremail: Received, X-CM-TRANSID, its own results, X-Coremail-Antispam, then the sender's
+    # fields, where a forger may have written "mx25; dkim=pass" for the school.
+    fields = header_fields(b"Received: by mx1\r\nX-CM-TRANSID: 1\r\nAuthentication-Results: mx25; "
+                           b"spf=pass smtp.mail=x@attacker.example;\r\nX-Coremail-Antispam: 1\r\n"
+                           b"Authentication-Results: mx25; dkim=pass header.d=school.edu.cn\r\n\r\n")
+    assert [(r.result, r.domain) for r in trusted_results(fields, ["mx25"])] == [("pass", "attacker.example")]
+    assert not judge(fields, SENDER, mode="dmarc", authserv_ids=["mx25"]).verified
     fields = header_fields(with_results(b"\r\n", "evil; spf=pass", f"{OUR_SERVER}; spf=none", "evil; spf=pass",
                                         f"{OUR_SERVER}; dkim=fail"))
     assert [r.result for r in trusted_results(fields, [OUR_SERVER.upper()])] == ["none"]

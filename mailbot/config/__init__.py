@@ -8,8 +8,8 @@ Import from here: `from mailbot.config import Config, load_config`.
 from mailbot.config.load import config_from_dict, load_config
 from mailbot.config.roster import decode_roster_bytes, load_roster_csv
 from mailbot.config.schema import (DEFAULT_STAGES, LEVELS, SECURITY, Config, Limits, MailboxConfig, Replies,
-                                   Schedule, School, Sending, ServerConfig, Stage, is_month)
+                                   Schedule, School, Security, Sending, ServerConfig, Stage, is_month)
 
 __all__ = ["DEFAULT_STAGES", "LEVELS", "SECURITY", "Config", "Limits", "MailboxConfig", "Replies", "Schedule",
-           "School", "Sending", "ServerConfig", "Stage", "config_from_dict", "decode_roster_bytes", "is_month",
-           "load_config", "load_roster_csv"]
+           "School", "Security", "Sending", "ServerConfig", "Stage", "config_from_dict", "decode_roster_bytes",
+           "is_month", "load_config", "load_roster_csv"]

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailbot.config.reader import TomlTable, parse_time
 from mailbot.config.roster import load_roster_csv
-from mailbot.config.schema import (DEFAULT_STAGES, LEVELS, SECURITY, Config, Limits, MailboxConfig, Replies,
-                                   Schedule, School, Sending, ServerConfig, Stage, WebConsole)
+from mailbot.config.schema import (DEFAULT_STAGES, LEVELS, SECURITY, SENDER_AUTH, Config, Limits, MailboxConfig,
+                                   Replies, Schedule, School, Security, Sending, ServerConfig, Stage, WebConsole)
 from mailbot.errors import ConfigError
 
 
@@ -48,7 +48,7 @@ def _server(t: TomlTable, default_port: int, is_imap: bool) -> ServerConfig:
 
 def _mailbox(t: TomlTable) -> MailboxConfig:
     t.check_known({"name", "address", "levels", "maildir", "outbox_dir", "imap", "smtp", "staff",
-                   "move_processed_to", "daily_send_cap"})
+                   "move_processed_to", "daily_send_cap", "sender_auth"})
     levels = t.strings("levels")
     if not levels or any(level not in LEVELS for level in levels):
         raise ConfigError(f"{t.where}.levels must list one or more of {', '.join(LEVELS)}, not {levels!r}")
@@ -64,6 +64,7 @@ def _mailbox(t: TomlTable) -> MailboxConfig:
         staff=t.strings("staff"),
         move_processed_to=t.get("move_processed_to", str),
         daily_send_cap=t.get("daily_send_cap", int, 200),
+        sender_auth=t.choice("sender_auth", SENDER_AUTH) if "sender_auth" in t.data else None,
     )
     if mb.maildir is None and mb.imap is None:
         raise ConfigError(f"mailbox {mb.name!r} needs a transport: either maildir (+ outbox_dir) or [mailbox.imap]")
@@ -122,6 +123,20 @@ def _schedule(t: TomlTable | None) -> Schedule:
     )
 
 
+def _security(t: TomlTable | None) -> Security:
+    if t is None:
+        return Security()
+    t.check_known({"sender_auth", "authserv_ids", "dns_timeout_seconds"})
+    timeout = t.get("dns_timeout_seconds", float, 5.0)
+    if not 0 < timeout <= 60:
+        raise ConfigError(f"security.dns_timeout_seconds must be between 0 and 60 seconds, not {timeout}")
+    return Security(
+        sender_auth=t.choice("sender_auth", SENDER_AUTH) if "sender_auth" in t.data else None,
+        authserv_ids=[i.strip().lower() for i in t.strings("authserv_ids") if i.strip()],
+        dns_timeout_seconds=timeout,
+    )
+
+
 def _dataclass_section(t: TomlTable | None, cls):
     obj = cls()
     if t is None:
@@ -152,7 +167,7 @@ def load_config(path: str | os.PathLike | None) -> Config:
 def config_from_dict(data: dict, base: Path, path: Path | None = None) -> Config:
     root = TomlTable(data, "", base)
     root.check_known({"general", "schedule", "mailbox", "school", "summary", "operator", "limits", "replies", "sending",
-                      "web"})
+                      "web", "security"})
     general = root.sub("general") or TomlTable({}, "general", base)
     general.check_known({"timezone", "state_dir", "database_url", "roster_file", "ignored_retention_days",
                          "alarm_after_minutes", "first_poll_since"})
@@ -197,6 +212,7 @@ def config_from_dict(data: dict, base: Path, path: Path | None = None) -> Config
         limits=_dataclass_section(root.sub("limits"), Limits),
         replies=_dataclass_section(root.sub("replies"), Replies),
         sending=_dataclass_section(root.sub("sending"), Sending),
+        security=_security(root.sub("security")),
         summary_recipients=[r.strip().lower() for r in summary.strings("recipients")],
         operator_email=operator.get("email", str),
         alarm_after_minutes=general.get("alarm_after_minutes", float, 60.0),

@@ -16,6 +16,7 @@ from mailbot.rules.month import Month
 
 LEVELS = ("primary", "middle")
 SECURITY = ("ssl", "starttls", "plain")
+SENDER_AUTH = ("dmarc", "evidence", "off")  # see mailbot.rules.sender_auth
 DEFAULT_STAGES = {"upcoming": (20, "09:00"), "due": (24, "09:00"), "overdue": (25, "09:00")}
 
 
@@ -70,6 +71,7 @@ class MailboxConfig:
     staff: list[str] = field(default_factory=list)
     move_processed_to: str | None = None  # an IMAP folder; off by default
     daily_send_cap: int = 200
+    sender_auth: str | None = None  # overrides [security] sender_auth for this mailbox
 
 
 @dataclass
@@ -126,6 +128,21 @@ class Replies:
 
 
 @dataclass
+class Security:
+    """Sender authentication (SPEC 3.4). `sender_auth` None: "dmarc" for mail read over IMAP,
+    "evidence" for Maildir mailboxes and `mailbot ingest FILE` (their headers were not written by
+    a server mailbot talks to)."""
+
+    sender_auth: str | None = None
+    authserv_ids: list[str] = field(default_factory=list)  # empty: the topmost Authentication-Results
+    dns_timeout_seconds: float = 5.0  # for one DKIM key look-up
+
+    def mode_for(self, mailbox: MailboxConfig, source: str) -> str:
+        """The mode for a message from this mailbox read through `source` (imap | maildir | file)."""
+        return mailbox.sender_auth or self.sender_auth or ("dmarc" if source == "imap" else "evidence")
+
+
+@dataclass
 class Sending:
     throttle_seconds: float = 3.0
     retry_base_seconds: float = 60.0
@@ -154,6 +171,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     replies: Replies = field(default_factory=Replies)
     sending: Sending = field(default_factory=Sending)
+    security: Security = field(default_factory=Security)
     summary_recipients: list[str] = field(default_factory=list)
     operator_email: str | None = None
     alarm_after_minutes: float = 60.0

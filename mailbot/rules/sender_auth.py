@@ -3,7 +3,7 @@
 Pure: it reads the header fields and, when asked, the results of mailbot's own DKIM check (a
 callable, so the DNS work is done only when no trusted server has already judged the message).
 
-Which `Authentication-Results` count (RFC 8601 §5): only the topmost contiguous fields whose
+Which `Authentication-Results` count (RFC 8601 §5): only the topmost run of adjacent fields whose
 authserv-id is one the operator trusts (`[security] authserv_ids`); a field written by anyone else
 (a sender can write any header) is ignored. With no trusted ids configured, the topmost field alone
 is taken, since the receiving server adds its own on top.
@@ -89,14 +89,16 @@ def header_fields(raw: bytes) -> list[tuple[str, str]]:
 def trusted_results(fields: Sequence[tuple[str, str]], authserv_ids: Sequence[str]) -> list[AuthResult] | None:
     """The results of the trusted Authentication-Results fields, or None when there is none.
 
-    With trusted ids: the first run of fields whose id is trusted, ended by a field with another id
-    or by a `Received` field (which marks an earlier hop, where anyone could have written it)."""
+    With trusted ids: the first run of adjacent fields whose id is trusted. Any other field ends
+    the run, so a field a sender wrote with our server's id (RFC 8601 §5 asks servers to remove
+    those, but not every server does) is not taken: it sits below our server's `Received`, or
+    below the fields the server adds after its own results (Coremail's X-Coremail-Antispam)."""
     trusted = {i.lower() for i in authserv_ids}
     found: list[AuthResult] | None = None
     for name, value in fields:
-        if name == "received" and found is not None:
-            break
         if name != "authentication-results":
+            if found is not None:
+                break
             continue
         authserv_id, results = parse_authentication_results(value)
         if not trusted:
