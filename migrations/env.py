@@ -39,8 +39,11 @@ def run_migrations_online() -> None:
             # pysqlite runs DDL outside any transaction, so a kill in the middle of the first
             # start left tables without a version row (issue 11). One explicit transaction makes
             # the whole upgrade atomic; IMMEDIATE takes the write lock first, so a second process
-            # waits here (busy timeout) and then finds the version already at head.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # waits here (busy timeout) and then finds the version already at head. mailbot's
+            # engine begins so itself (mailbot.db.engine); another engine gets it here.
+            connection.begin()
+            if not connection.connection.dbapi_connection.in_transaction:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
                           transactional_ddl=True)
         with context.begin_transaction():

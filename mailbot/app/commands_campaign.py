@@ -29,10 +29,9 @@ def remind(c: Context, month, stage, dry_run):
         known = ", ".join(s.name for s in config.schedule.stages)
         raise click.BadParameter(f"no stage {stage!r} in [schedule.stages] (configured: {known})",
                                  param_hint="--stage")
-    with c.sessions()() as session:
-        report = queue_reminders(session, config, c.clock(), month=month, stage=stage, dry_run=dry_run)
-        if not dry_run:
-            session.commit()
+    from mailbot.db.write_retry import in_write_transaction
+    report = in_write_transaction(c.sessions(), lambda session: queue_reminders(
+        session, config, c.clock(), month=month, stage=stage, dry_run=dry_run))
     if not report:
         click.echo("no reminder is due now" + (f" for {month}" if month else ""))
         return

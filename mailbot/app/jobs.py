@@ -72,11 +72,12 @@ class DaemonJobs:
         return read
 
     def remind(self, should_stop: ShouldStop) -> int:
-        """Queue the reminders due now (one transaction; the poll job sends them)."""
+        """Queue the reminders due now, a stage whole or not at all (one transaction, retried whole
+        while a poll holds the database; the poll job sends them)."""
+        from mailbot.db.write_retry import in_write_transaction
         from mailbot.outbound.reminders import queue_reminders
-        with self.sessions() as session:
-            report = queue_reminders(session, self.config, self.clock())
-            session.commit()
+        report = in_write_transaction(self.sessions, lambda session: queue_reminders(session, self.config, self.clock()),
+                                      should_stop=should_stop)
         return sum(1 for item in report if item["queued"])
 
     def summary(self, should_stop: ShouldStop) -> int:

@@ -1,0 +1,119 @@
+"""Writers that wait (issue 11 point 6): a transaction that reads and then writes takes the write
+lock up front, so a poll committing meanwhile cannot make it fail with "database is locked"; work
+that finds the lock held past the busy timeout is retried whole as soon as it clears."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from mailbot.db.engine import make_engine, make_sessionmaker
+from mailbot.db.write_retry import in_write_transaction
+
+
+@pytest.fixture
+def database(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    engine = make_engine(f"sqlite:///{path}", busy_timeout=5)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE item (name TEXT)")
+    yield path, engine
+    engine.dispose()
+
+
+def names(engine) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(conn.exec_driver_sql("SELECT name FROM item").scalars())
+
+
+def test_read_then_write_survives_a_commit_in_between(database):
+    _, engine = database
+    sessions = make_sessionmaker(engine)
+    other_done = threading.Event()
+    errors = []
+
+    def poll_writes():
+        try:
+            with sessions.begin() as other:
+                other.execute(text("INSERT INTO item VALUES ('poll')"))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        other_done.set()
+
+    with sessions() as remind:
+        # As queue_reminders does: a savepoint per reminder (pysqlite left SAVEPOINT to begin a
+        # deferred transaction), in which the outbox key is looked up and then the row written.
+        with remind.begin_nested():
+            remind.execute(text("SELECT count(*) FROM item")).scalar()
+            writer = threading.Thread(target=poll_writes)
+            writer.start()
+            other_done.wait(1.0)  # deferred: the poll commits now; immediate: it waits for us
+            remind.execute(text("INSERT INTO item VALUES ('reminder')"))
+        remind.commit()
+    writer.join(10)
+    assert not errors
+    assert names(engine) == ["poll", "reminder"]
+
+
+def test_read_only_sessions_do_not_wait_for_a_writer(database):
+    path, engine = database
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO item VALUES ('uncommitted')")
+    try:
+        with make_sessionmaker(engine, read_only=True)() as status:
+            assert status.execute(text("SELECT count(*) FROM item")).scalar() == 0
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_work_is_retried_whole_once_the_lock_clears(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    engine = make_engine(f"sqlite:///{path}", busy_timeout=0.05)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE item (name TEXT)")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a poll holding the lock longer than the busy timeout
+    attempts = []
+
+    def stage(session):
+        attempts.append(1)
+        for school in ("a", "b", "c"):
+            session.execute(text("INSERT INTO item VALUES (:n)"), {"n": school})
+        return "queued"
+
+    def sleep(_seconds):
+        if len(attempts) == 2:
+            holder.commit()  # the poll finishes while the stage waits
+
+    result = in_write_transaction(make_sessionmaker(engine), stage, pause=0, sleep=sleep)
+    holder.close()
+    assert result == "queued"
+    assert names(engine) == ["a", "b", "c"]  # whole, once
+    engine.dispose()
+
+
+def test_a_lock_that_never_clears_gives_up_with_nothing_written(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    engine = make_engine(f"sqlite:///{path}", busy_timeout=0.05)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE item (name TEXT)")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    now = [0.0]
+
+    def sleep(seconds):
+        now[0] += 60
+
+    with pytest.raises(OperationalError, match="locked"):
+        in_write_transaction(make_sessionmaker(engine), lambda s: s.execute(text("INSERT INTO item VALUES ('x')")),
+                             within=300, clock=lambda: now[0], sleep=sleep)
+    holder.rollback()
+    holder.close()
+    assert names(engine) == []
+    engine.dispose()
