@@ -41,6 +41,11 @@ class TransportError(MailbotError):
     """A mail server could not be reached or answered unexpectedly."""
 
 
+class DeadlineExceeded(TransportError):
+    """A server operation did not finish within its overall deadline: a trickling or stuck peer
+    (mailbot.transports.deadline). The connection has been cut."""
+
+
 class TemporarySendError(TransportError):
     """The SMTP server refused for now (4xx, dropped connection): retry later with back-off."""
 

@@ -21,9 +21,10 @@ from mailbot.errors import ConfigError
 
 
 def _server(t: TomlTable, default_port: int, is_imap: bool) -> ServerConfig:
-    known = {"host", "port", "security", "username", "password_env", "password_file", "ca_file", "timeout"}
+    known = {"host", "port", "security", "username", "password_env", "password_file", "ca_file", "timeout",
+             "deadline"}
     if is_imap:
-        known.add("folder")
+        known |= {"folder", "poll_deadline"}
     if "password" in t.data:
         raise ConfigError(
             f"{t.where}.password: passwords are never written in the config file; "
@@ -31,6 +32,11 @@ def _server(t: TomlTable, default_port: int, is_imap: bool) -> ServerConfig:
         )
     t.check_known(known)
     security = t.choice("security", SECURITY, "ssl")
+    timeout, deadline = t.get("timeout", float, 60.0), t.get("deadline", float, 120.0)
+    poll_deadline = t.get("poll_deadline", float, 900.0) if is_imap else 900.0
+    if not (timeout > 0 and 0 < deadline <= poll_deadline):
+        raise ConfigError(f"{t.where}: timeout and deadline must be above 0 seconds and the deadline of one "
+                          f"operation ({deadline:g} s) at most the poll_deadline ({poll_deadline:g} s)")
     port = t.get("port", int, default_port if security == "ssl" else (143 if is_imap else 587))
     return ServerConfig(
         host=t.get("host", str, required=True),
@@ -42,7 +48,9 @@ def _server(t: TomlTable, default_port: int, is_imap: bool) -> ServerConfig:
         config_dir=t.base,
         ca_file=t.path("ca_file"),
         folder=t.get("folder", str, "INBOX") if is_imap else "INBOX",
-        timeout=t.get("timeout", float, 60.0),
+        timeout=timeout,
+        deadline=deadline,
+        poll_deadline=poll_deadline,
     )
 
 

@@ -32,7 +32,9 @@ class ServerConfig:
     password_file: Path | None = None
     ca_file: Path | None = None
     folder: str = "INBOX"  # IMAP only
-    timeout: float = 60.0  # seconds, on every socket operation
+    timeout: float = 60.0  # seconds, on every socket read or write
+    deadline: float = 120.0  # seconds for one whole operation (connect, login, a command, a send)
+    poll_deadline: float = 900.0  # IMAP only: seconds for a whole poll of the mailbox
     config_dir: Path | None = None  # where a relative password_file is, unless systemd provides it
 
     def password(self) -> str:

@@ -27,7 +27,8 @@ when the sender was killed inside this window. A claim is taken as abandoned whe
 Failures (see mailbot.transports.smtp):
 - TemporarySendError (4xx, dropped connection, timeout): queued again after
   `retry_base_seconds * 2**attempts`; after `max_attempts` failures it is `failed` and the
-  operator is told once.
+  operator is told once. One that passed its deadline (a trickling server) also stops that
+  mailbox's sending for this run, so a stuck server costs one deadline, not one per row.
 - PermanentSendError (5xx, e.g. 163's `554 DT:SPM`): `failed` at once, not retried; the operator
   is told once.
 - Any other TransportError (login refused, TLS): the account is broken, not the message. The row
@@ -85,10 +86,13 @@ class SendReport:
     capped: list[str] = field(default_factory=list)  # mailboxes that reached today's cap
     broken_accounts: dict[str, str] = field(default_factory=dict)  # mailbox -> error
     stopped: bool = False  # a stop was asked: the rest waits for the next run
+    stalled: list[str] = field(default_factory=list)  # mailboxes whose server passed a deadline
 
     @property
     def ok(self) -> bool:
-        return not self.broken_accounts
+        """False when mail was refused (for good, or out of retries), an account is broken or a
+        server stalled: `outbox send` and `poll` then exit 1."""
+        return not self.broken_accounts and not self.failed and not self.stalled
 
 
 # -- pure decisions ------------------------------------------------------------------------------
@@ -312,6 +316,10 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
                     counts[row.mailbox] += 1
                 elif outcome == "retrying":
                     report.retrying += 1
+                elif outcome == "stalled":  # the server trickles or hangs: not again this run
+                    report.retrying += 1
+                    report.stalled.append(row.mailbox)
+                    blocked.add(row.mailbox)
                 elif outcome == "failed":
                     report.failed += 1
                 else:
@@ -346,7 +354,7 @@ def _send_one(session: Session, config: Config, mailbox: MailboxConfig, row: Out
                     config.sending.max_attempts, wait)
         release(session, row.id, token, status=OutboxStatus.QUEUED, attempts=attempts, last_error=str(exc),
                 next_attempt_at=clock() + wait)
-        return "retrying"
+        return "stalled" if getattr(exc, "stalled", False) else "retrying"
     except PermanentSendError as exc:
         _fail(session, config, mailbox, row, token, row.attempts + 1, str(exc), clock())
         return "failed"

@@ -25,11 +25,9 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from mailbot.errors import TransportError
+from mailbot.errors import DeadlineExceeded
 
-
-class DeadlineExceeded(TransportError):
-    """A server operation did not finish within its overall deadline (a trickling or stuck peer)."""
+__all__ = ["Deadline", "DeadlineExceeded", "connect_tcp"]
 
 
 class Deadline:
@@ -56,16 +54,20 @@ class Deadline:
         """Cut whatever socket `getter` returns at expiry (a library that replaces its socket)."""
         self._socket_getter = getter
 
-    def remaining(self) -> float:
-        seconds = self.per_operation
+    def remaining(self, seconds: float | None = None) -> float:
+        """Seconds the next operation may take: its own limit (default `per_operation`), cut to
+        what is left of the overall end."""
+        seconds = self.per_operation if seconds is None else seconds
         if self.overall_end is not None:
             seconds = min(seconds, self.overall_end - self.clock())
         return seconds
 
     # -- one operation ------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def limit(self, what: str) -> Iterator[None]:
-        seconds = self.remaining()
+    def limit(self, what: str, seconds: float | None = None) -> Iterator[None]:
+        """Run the block as one operation; `seconds` for one that may legitimately take longer
+        than `per_operation` (an IDLE wait)."""
+        seconds = self.remaining(seconds)
         if self.expired or seconds <= 0:
             self._expire(force=True)
             raise DeadlineExceeded(f"{what}: the overall deadline has passed")
@@ -80,13 +82,15 @@ class Deadline:
                 state["done"] = True
             timer.cancel()
             if self.expired:
-                raise DeadlineExceeded(f"{what}: not finished within {seconds:.0f} s; connection dropped") from exc
+                raise DeadlineExceeded(
+                    f"{what}: not finished within its deadline of {seconds:g} s; connection dropped") from exc
             raise
         with self._lock:
             state["done"] = True
         timer.cancel()
         if self.expired:  # the timer won the race just as the answer arrived: the socket is cut
-            raise DeadlineExceeded(f"{what}: finished as its deadline of {seconds:.0f} s passed; connection dropped")
+            raise DeadlineExceeded(
+                f"{what}: finished just as its deadline of {seconds:g} s passed; connection dropped")
 
     def _expire_unless(self, state: dict) -> None:
         with self._lock:

@@ -4,6 +4,10 @@ One `ImapInbox.session()` is one fresh connection: TLS as configured, LOGIN, the
 (163.com refuses SELECT without it), then SELECT (EXAMINE unless processed mail is moved). Reading
 uses BODY.PEEK only, so nothing is marked read; staff read the same mailbox.
 
+Every operation (connect with the greeting, LOGIN, each command) has an overall deadline besides
+the per-read socket timeout, and a whole session may have one too (a poll): a peer that trickles
+one byte at a time is cut off at the deadline (`mailbot.transports.deadline`), never waited for.
+
 Every library, socket and TLS failure surfaces as `mailbot.errors.TransportError`. A login the
 server refuses is a `TransportError` too: it is a configuration problem (wrong 授权码), not a
 problem of any one message. What to do about a message is decided elsewhere; reading the replies
@@ -23,6 +27,7 @@ from typing import Any, Callable, Iterator, TypeVar
 from mailbot import __version__
 from mailbot.config import MailboxConfig, ServerConfig
 from mailbot.errors import ConfigError, MailbotError, TransportError
+from mailbot.transports.deadline import Deadline
 from mailbot.transports.imap_responses import (DESCRIBE_ITEMS, RemoteMessage, at, chunks, int_or, is_exists,
                                                plan_batches, remote_message, text_of, unique)
 from mailbot.transports.tls import tls_context, untrusted_certificate
@@ -40,7 +45,10 @@ class ImapInbox:
 
     source = "imap"
 
-    def __init__(self, mailbox: MailboxConfig, *, timeout: float | None = None):
+    def __init__(self, mailbox: MailboxConfig, *, timeout: float | None = None,
+                 session_seconds: float | None = None):
+        """`session_seconds`: how long a whole session may last (a poll's deadline); None: no
+        limit beyond each operation's own (an IDLE watcher)."""
         if mailbox.imap is None:
             raise ConfigError(f"mailbox {mailbox.name!r} has no [mailbox.imap] section")
         self.mailbox = mailbox
@@ -48,6 +56,7 @@ class ImapInbox:
         if self.server.security == "plain" and self.server.host not in ("127.0.0.1", "::1", "localhost"):
             log.warning("IMAP to %s without TLS: the password travels in clear text", self.server.host)
         self.timeout = timeout if timeout is not None else self.server.timeout
+        self.session_seconds = session_seconds
 
     @contextlib.contextmanager
     def session(self) -> Iterator["ImapSession"]:
@@ -56,27 +65,36 @@ class ImapInbox:
         LOGOUT is attempted on exit even after errors; the socket is closed in any case.
         """
         server = self.server
-        client = _guard(f"connect to {server.host}:{server.port}", lambda: _connect(server, self.timeout))
+        deadline = Deadline(server.deadline, None if self.session_seconds is None
+                            else time.monotonic() + self.session_seconds)
+        what = f"connect to {server.host}:{server.port}"
+        with deadline.limit(what):
+            client = _guard(what, lambda: _connect(server, self.timeout, deadline))
         session = None
         failed = False
         try:
-            session = ImapSession(client, server, readonly=self.mailbox.move_processed_to is None)
+            session = ImapSession(client, server, readonly=self.mailbox.move_processed_to is None, deadline=deadline)
             yield session
         except TransportError:
             failed = True
             raise
         finally:
-            if failed or (session is not None and session.broken):
+            if failed or deadline.expired or (session is not None and session.broken):
                 _close(client)  # after a timeout or a dropped connection LOGOUT would only wait again
             else:
-                _logout(client)
+                try:
+                    with deadline.limit(f"LOGOUT on {server.host}", seconds=min(server.deadline, 10.0)):
+                        _logout(client)
+                except TransportError:
+                    _close(client)
 
 
 class ImapSession:
     """A logged-in connection with the configured folder selected."""
 
-    def __init__(self, client: Any, server: ServerConfig, *, readonly: bool):
+    def __init__(self, client: Any, server: ServerConfig, *, readonly: bool, deadline: Deadline | None = None):
         self._client = client
+        self._deadline = deadline or Deadline(server.deadline)
         self.server = server
         self.folder = server.folder
         self.readonly = readonly
@@ -89,7 +107,8 @@ class ImapSession:
             raise TransportError(f"imap username or password of {server.host} contains non-ASCII characters; "
                                  "check password_file / password_env")
         try:
-            client.login(server.username, password)
+            with self._deadline.limit(f"LOGIN on {server.host}"):
+                client.login(server.username, password)
         except MailbotError:
             raise
         except imaplib.IMAP4.abort as exc:
@@ -99,12 +118,11 @@ class ImapSession:
                 f"IMAP login refused for {where}: {text_of(exc)}; check username and password (授权码)") from exc
         except Exception as exc:
             raise TransportError(f"IMAP login to {server.host} failed: {exc!r}") from exc
-        self.capabilities: frozenset[str] = _guard(
-            f"CAPABILITY on {server.host}", lambda: frozenset(text_of(c).upper() for c in client.capabilities()))
+        self.capabilities: frozenset[str] = self._call(
+            "CAPABILITY", lambda: frozenset(text_of(c).upper() for c in client.capabilities()))
         # 163.com answers SELECT with "NO Unsafe Login" to clients that did not identify.
-        _guard(f"ID on {server.host}", lambda: _send_id(client, "ID" in self.capabilities, server.host))
-        selected = _guard(f"SELECT {server.folder} on {server.host}",
-                          lambda: client.select_folder(server.folder, readonly=readonly))
+        self._call("ID", lambda: _send_id(client, "ID" in self.capabilities, server.host))
+        selected = self._call(f"SELECT {server.folder}", lambda: client.select_folder(server.folder, readonly=readonly))
         try:
             self.uidvalidity: int = int(selected[b"UIDVALIDITY"])
         except (KeyError, TypeError, ValueError):
@@ -204,17 +222,21 @@ class ImapSession:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            responses = self._call("IDLE wait", lambda: self._client.idle_check(timeout=remaining))
+            responses = self._call("IDLE wait", lambda: self._client.idle_check(timeout=remaining),
+                                   seconds=remaining + self.server.deadline)
             arrived = any(is_exists(response) for response in responses)
         done = self._call("DONE", self._client.idle_done)
         # Responses that arrived between the last check and DONE count as well.
         return arrived or any(is_exists(response) for response in (at(done, 1) or ()))
 
-    def _call(self, what: str, action: Callable[[], T]) -> T:
+    def _call(self, what: str, action: Callable[[], T], seconds: float | None = None) -> T:
+        """One command, within its deadline; after any failure the connection is not used again."""
         if self.broken:
             raise TransportError(f"{what} on {self.server.host}: the connection already failed; open a new session")
+        where = f"{what} on {self.server.host}"
         try:
-            return _guard(f"{what} on {self.server.host}", action)
+            with self._deadline.limit(where, seconds):
+                return _guard(where, action)
         except TransportError:
             self.broken = True
             raise
@@ -239,18 +261,19 @@ def _guard(what: str, action: Callable[[], T]) -> T:
         raise TransportError(f"{what}: {exc!r}") from exc
 
 
-def _connect(server: ServerConfig, timeout: float) -> Any:
-    from imapclient import IMAPClient
+def _connect(server: ServerConfig, timeout: float, deadline: Deadline) -> Any:
+    from mailbot.transports.imap_deadline import DeadlineIMAPClient
 
     if server.security == "ssl":
-        client = IMAPClient(server.host, port=server.port, ssl=True, ssl_context=tls_context(server), timeout=timeout)
+        client = DeadlineIMAPClient(server.host, port=server.port, ssl=True, ssl_context=tls_context(server),
+                                    timeout=timeout, deadline=deadline)
         _quiet(client)
         return client
-    client = IMAPClient(server.host, port=server.port, ssl=False, timeout=timeout)
+    client = DeadlineIMAPClient(server.host, port=server.port, ssl=False, timeout=timeout, deadline=deadline)
     _quiet(client)
     if server.security == "starttls":
         try:
-            client.starttls(tls_context(server))
+            client.starttls(tls_context(server))  # the deadline follows the new TLS socket
         except BaseException:
             _logout(client)  # never fall back to plain text
             raise

@@ -36,6 +36,6 @@ def open_inbox(mailbox: MailboxConfig) -> Inbox:
     """The inbox a configured mailbox is read through."""
     if mailbox.imap is not None:
         from mailbot.transports.imap import ImapInbox
-        return ImapInbox(mailbox)
+        return ImapInbox(mailbox, session_seconds=mailbox.imap.poll_deadline)
     from mailbot.transports.maildir import MaildirInbox
     return MaildirInbox(mailbox.maildir)

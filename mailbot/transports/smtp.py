@@ -13,6 +13,10 @@ What each error means for the outbox:
   refused with 535, certificate not trusted, STARTTLS or AUTH not offered, a 5xx greeting). No
   message is at fault: keep the queue, alert the operator, retry once the configuration is fixed.
 Errors carry `.code` (the SMTP reply code, or None) and `.text` (the server's words).
+
+Connecting (greeting, EHLO, STARTTLS, LOGIN) and each send have an overall deadline besides the
+per-read socket timeout, so a trickling server is cut off (`mailbot.transports.deadline`). That is
+a `TemporarySendError` with `.stalled = True`: the outbox stops using the server for this run.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import ssl
 from typing import Any, Iterable
 
 from mailbot.config import ServerConfig
-from mailbot.errors import ConfigError, PermanentSendError, TemporarySendError, TransportError
+from mailbot.errors import ConfigError, DeadlineExceeded, PermanentSendError, TemporarySendError, TransportError
+from mailbot.transports.deadline import Deadline, connect_tcp
 from mailbot.transports.tls import tls_context, untrusted_certificate
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,7 @@ class SmtpSender:
         self.server = server
         self.local_hostname = local_hostname
         self._smtp: smtplib.SMTP | None = None
+        self._deadline = Deadline(server.deadline)
 
     def __enter__(self) -> "SmtpSender":
         return self
@@ -64,7 +70,8 @@ class SmtpSender:
         if not message.isascii() and smtp.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
         try:
-            refused = smtp.sendmail(from_addr, recipients, message, mail_options=options)
+            with self._deadline.limit(f"sending to {', '.join(recipients)} via {self.server.host}"):
+                refused = smtp.sendmail(from_addr, recipients, message, mail_options=options)
         except Exception as exc:
             self._drop()  # after any failure the session state is unknown: start afresh next time
             raise _translate(exc, f"sending to {', '.join(recipients)} via {self.server.host}") from exc
@@ -78,7 +85,8 @@ class SmtpSender:
         if self._smtp is None:
             return
         try:
-            self._smtp.quit()
+            with self._deadline.limit(f"QUIT on {self.server.host}", seconds=min(self.server.deadline, 10.0)):
+                self._smtp.quit()
         except Exception as exc:
             log.debug("SMTP QUIT to %s failed: %r", self.server.host, exc)
             self._drop()
@@ -86,8 +94,12 @@ class SmtpSender:
 
     def _connection(self) -> smtplib.SMTP:
         if self._smtp is None:
+            self._deadline = Deadline(self.server.deadline)  # a fresh connection, a fresh deadline
             try:
-                self._smtp = self._connect()
+                with self._deadline.limit(f"connecting to {self.server.host}:{self.server.port}"):
+                    self._smtp = self._connect()
+            except DeadlineExceeded as exc:
+                raise _translate(exc, f"connecting to {self.server.host}:{self.server.port}") from exc
             except (TransportError, ConfigError):
                 raise
             except Exception as exc:
@@ -102,10 +114,11 @@ class SmtpSender:
     def _connect(self) -> smtplib.SMTP:
         server, timeout = self.server, self.server.timeout
         if server.security == "ssl":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(server.host, server.port, local_hostname=self.local_hostname,
-                                                  timeout=timeout, context=tls_context(server))
+            smtp: smtplib.SMTP = _DeadlineSMTP_SSL(server.host, server.port, local_hostname=self.local_hostname,
+                                                   timeout=timeout, context=tls_context(server), deadline=self._deadline)
         else:
-            smtp = smtplib.SMTP(server.host, server.port, local_hostname=self.local_hostname, timeout=timeout)
+            smtp = _DeadlineSMTP(server.host, server.port, local_hostname=self.local_hostname, timeout=timeout,
+                                 deadline=self._deadline)
         try:
             smtp.ehlo()
             if server.security == "starttls":
@@ -129,6 +142,33 @@ class SmtpSender:
         self._smtp = None
 
 
+class _DeadlineSMTP(smtplib.SMTP):
+    """smtplib.SMTP whose socket is under the deadline from the TCP connect on (the constructor
+    already reads the greeting); after STARTTLS the deadline follows the new TLS socket."""
+
+    def __init__(self, *args, deadline: Deadline, **kwargs):
+        self._deadline = deadline
+        deadline.follow(lambda: getattr(self, "sock", None))
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host, port, timeout):
+        return connect_tcp(host, port, timeout, self._deadline, self.source_address)
+
+
+class _DeadlineSMTP_SSL(smtplib.SMTP_SSL):
+    def __init__(self, *args, deadline: Deadline, **kwargs):
+        self._deadline = deadline
+        deadline.follow(lambda: getattr(self, "sock", None))
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host, port, timeout):
+        raw = connect_tcp(host, port, timeout, self._deadline, self.source_address)
+        sock = self.context.wrap_socket(raw, server_hostname=self._host, do_handshake_on_connect=False)
+        self._deadline.attach(sock)
+        sock.do_handshake()
+        return sock
+
+
 def normalise_line_ends(raw: bytes) -> bytes:
     """SMTP needs CRLF everywhere; messages written by hand or on Unix may have bare LF."""
     return _BARE_LINE_END.sub(b"\r\n", raw)
@@ -142,6 +182,10 @@ def classify_reply(code: int | None, text: str, where: str) -> TransportError:
 
 def _translate(exc: Exception, where: str) -> Exception:
     """Map smtplib/socket/TLS failures onto the outbox's three cases (see the module doc)."""
+    if isinstance(exc, DeadlineExceeded):
+        error = _error(TemporarySendError, f"{where}: {exc}", None, "deadline")
+        error.stalled = True  # type: ignore[attr-defined]
+        return error
     if isinstance(exc, (TransportError, ConfigError)):
         return exc
     if isinstance(exc, smtplib.SMTPAuthenticationError):

@@ -1,0 +1,142 @@
+"""A trickling IMAP or SMTP peer cannot hang mailbot (issue 11 point 4): every operation has an
+overall deadline, enforced however slowly the peer keeps sending.
+
+Each peer sends a byte every 0.2 s, far inside the 30 s per-read timeout, so before the fix these
+waited for ever. The deadline is 2 s; "returns within the deadline plus 10 s" is the issue's bound.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from builders import submission
+from mailbot.config import MailboxConfig, ServerConfig
+from mailbot.errors import TemporarySendError, TransportError
+from mailbot.transports.imap import ImapInbox
+from mailbot.transports.smtp import SmtpSender
+from tests.support.trickle import IMAP_GREETING, SMTP_GREETING, TricklingPeer
+
+DEADLINE = 2.0
+BOUND = DEADLINE + 10.0
+READ_TIMEOUT = 30.0
+
+
+def server(port: int, **kwargs) -> ServerConfig:
+    return ServerConfig(host="127.0.0.1", port=port, security="plain", username="zjg@example.test",
+                        password_env="MAILBOT_TEST_PASSWORD", timeout=READ_TIMEOUT, deadline=DEADLINE, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def password(monkeypatch):
+    monkeypatch.setenv("MAILBOT_TEST_PASSWORD", "secret")
+
+
+def imap_mailbox(port: int) -> MailboxConfig:
+    return MailboxConfig(name="zjg", address="zjg@example.test", levels=["middle"], imap=server(port))
+
+
+@pytest.mark.parametrize("greeting", [None, IMAP_GREETING], ids=["greeting", "login"])
+def test_imap_session_is_cut_at_its_deadline(greeting):
+    with TricklingPeer(greeting, interval=0.2, prefix=b"* OK " if greeting is None else b"a1 ") as peer:
+        started = time.monotonic()
+        with pytest.raises(TransportError, match="deadline"):
+            with ImapInbox(imap_mailbox(peer.port)).session():
+                pass
+        assert time.monotonic() - started < BOUND
+
+
+def test_imap_poll_deadline_bounds_the_whole_session():
+    with TricklingPeer(IMAP_GREETING, interval=0.2, prefix=b"a1 ") as peer:
+        mailbox = imap_mailbox(peer.port)
+        mailbox.imap.deadline = 600.0  # each operation alone would wait long ...
+        started = time.monotonic()
+        with pytest.raises(TransportError):
+            with ImapInbox(mailbox, session_seconds=DEADLINE).session():  # ... the session may not
+                pass
+        assert time.monotonic() - started < BOUND
+
+
+@pytest.mark.parametrize("greeting", [None, SMTP_GREETING], ids=["greeting", "ehlo"])
+def test_smtp_send_is_cut_at_its_deadline(greeting):
+    with TricklingPeer(greeting, interval=0.2, prefix=b"220" if greeting is None else b"250") as peer:
+        started = time.monotonic()
+        with SmtpSender(server(peer.port)) as sender:
+            with pytest.raises(TemporarySendError) as caught:
+                sender.send("zjg@example.test", ["school@example.test"], b"Subject: x\r\n\r\nhello\r\n")
+        assert caught.value.stalled
+        assert time.monotonic() - started < BOUND
+
+
+# -- through the CLI: the other mailbox is still read, `outbox send` returns -----------------------
+
+SCHOOL = ("安溪县北门小学", "beimenxx@163.com")
+
+
+def config_file(tmp_path: Path, imap_port: int, smtp_port: int) -> Path:
+    for sub in ("cur", "new", "tmp"):
+        (tmp_path / "maildir" / sub).mkdir(parents=True, exist_ok=True)
+    server_block = (f'host = "127.0.0.1"\nsecurity = "plain"\nusername = "zjg@example.test"\n'
+                    f'password_env = "MAILBOT_TEST_PASSWORD"\ntimeout = {READ_TIMEOUT}\ndeadline = {DEADLINE}\n')
+    path = tmp_path / "config.toml"
+    path.write_text(f"""[general]
+state_dir = "{tmp_path / 'state'}"
+
+[operator]
+email = "operator@example.test"
+
+[[mailbox]]
+name = "zjg"
+address = "zjg@example.test"
+levels = ["middle"]
+outbox_dir = "{tmp_path / 'out-zjg'}"
+[mailbox.imap]
+port = {imap_port}
+poll_deadline = {DEADLINE * 2}
+{server_block}
+[[mailbox]]
+name = "chuyoujiao"
+address = "chuyoujiao@163.com"
+levels = ["primary"]
+maildir = "{tmp_path / 'maildir'}"
+[mailbox.smtp]
+port = {smtp_port}
+{server_block}
+[[school]]
+name = "{SCHOOL[0]}"
+level = "primary"
+emails = ["{SCHOOL[1]}"]
+""", encoding="utf-8")
+    return path
+
+
+def mailbot(config: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config), *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONUTF8": "1",
+                                                       "MAILBOT_TEST_PASSWORD": "secret"})
+    return proc, time.monotonic() - started
+
+
+def test_poll_returns_and_reads_the_other_mailbox_then_outbox_send_returns(tmp_path):
+    with TricklingPeer(IMAP_GREETING, interval=0.2, prefix=b"a1 ") as imap, \
+            TricklingPeer(interval=0.2, prefix=b"220") as smtp:
+        config = config_file(tmp_path, imap.port, smtp.port)
+        raw = submission(SCHOOL[1], "chuyoujiao@163.com", [[SCHOOL[0], 1, 1878, 1797, "是", "科普、美术"]])
+        (tmp_path / "maildir" / "new" / "1.eml").write_bytes(raw)
+
+        poll, poll_seconds = mailbot(config, "poll", "--no-send")
+        send, send_seconds = mailbot(config, "outbox", "send")
+
+    assert poll.returncode == 1, poll.stderr  # the zjg mailbox failed ...
+    assert "zjg" in poll.stderr and "deadline" in poll.stderr
+    assert poll_seconds < DEADLINE * 2 + 10
+    status, _ = mailbot(config, "status", "--month", "2022-10", "--json")
+    assert '"on_time"' in status.stdout  # ... and chuyoujiao was read all the same
+    assert send.returncode == 1, send.stdout + send.stderr  # the receipt could not leave
+    assert send_seconds < BOUND + 10  # one stalled connection, not one per row
