@@ -76,8 +76,8 @@ class DaemonJobs:
         while a poll holds the database; the poll job sends them)."""
         from mailbot.db.write_retry import in_write_transaction
         from mailbot.outbound.reminders import queue_reminders
-        report = in_write_transaction(self.sessions, lambda session: queue_reminders(session, self.config, self.clock()),
-                                      should_stop=should_stop)
+        report = in_write_transaction(
+            self.sessions, lambda session: queue_reminders(session, self.config, self.clock()), should_stop=should_stop)
         return sum(1 for item in report if item["queued"])
 
     def summary(self, should_stop: ShouldStop) -> int:

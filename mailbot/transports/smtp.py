@@ -115,7 +115,8 @@ class SmtpSender:
         server, timeout = self.server, self.server.timeout
         if server.security == "ssl":
             smtp: smtplib.SMTP = _DeadlineSMTP_SSL(server.host, server.port, local_hostname=self.local_hostname,
-                                                   timeout=timeout, context=tls_context(server), deadline=self._deadline)
+                                                   timeout=timeout, context=tls_context(server),
+                                                   deadline=self._deadline)
         else:
             smtp = _DeadlineSMTP(server.host, server.port, local_hostname=self.local_hostname, timeout=timeout,
                                  deadline=self._deadline)
