@@ -101,7 +101,7 @@ def test_no_watchdog_ping_after_stopping(listener):
 def test_the_watchdog_job_pings_through_the_notifier(tmp_path):
     daemon = Daemon(fast_config(tmp_path), {"poll": lambda s: None}, environ={"WATCHDOG_USEC": "30000000"})
     job = daemon.build().get_job("watchdog")
-    assert job.func == daemon.notifier.watchdog and job.trigger.interval.total_seconds() == 15.0
+    assert job.func == daemon.ping_watchdog and job.trigger.interval.total_seconds() == 15.0
 
 
 def test_a_failing_job_is_logged_and_runs_again(tmp_path, caplog):

@@ -5,7 +5,9 @@ What runs when (all in the configured time zone):
 - `remind`: at start-up, every hour, and at each stage's time. The decision of what is due lives in
   the database (the outbox key is the claim), so a run after a restart catches up what the machine
   missed and never repeats a stage;
-- `summary`: on `schedule.summary_day` at `schedule.summary_at`.
+- `summary`: on `schedule.summary_day` at `schedule.summary_at`;
+- `watch`: every minute, raises "no successful poll" by the clock (a poll that hangs never returns
+  to raise it) and sends the alarms.
 Each job runs at most once at a time (`max_instances=1`) and runs that piled up run once (`coalesce`).
 
 The job callables are injected (name -> callable taking `should_stop`, a function that says whether
@@ -15,8 +17,9 @@ Stopping: SIGTERM/SIGINT only set a flag (a signal handler must not take the sch
 helper thread sees it and shuts the scheduler down; the main thread then waits for the jobs in hand
 to finish (they check `should_stop` between their units of work: mailbot.app.jobs) and the process
 exits 0.
-systemd: READY=1 once the scheduler runs, WATCHDOG=1 at half of $WATCHDOG_USEC, STOPPING=1 on the way
-out, through the $NOTIFY_SOCKET datagram socket (sd_notify(3), no library needed). All three go
+systemd: READY=1 once the scheduler runs, WATCHDOG=1 at half of $WATCHDOG_USEC while the jobs make
+progress (none has run longer than `hung_after`: every server call has a deadline, so a job that
+runs that long is stuck, and systemd should restart the daemon), STOPPING=1 on the way out, through the $NOTIFY_SOCKET datagram socket (sd_notify(3), no library needed). All three go
 through one `Notifier`, which sends no WATCHDOG=1 after STOPPING=1: the watchdog job may be running
 in a scheduler thread at the very moment the stop is announced.
 """
@@ -44,7 +47,7 @@ from mailbot.config import Config
 
 log = logging.getLogger(__name__)
 
-JOB_NAMES = ("poll", "send", "remind", "summary")
+JOB_NAMES = ("poll", "send", "remind", "summary", "watch")
 Job = Callable[[Callable[[], bool]], object]
 STOP_TIMEOUT_SECONDS = 45.0  # below the unit's TimeoutStopSec=60, so systemd never has to SIGKILL
 
@@ -120,7 +123,14 @@ def job_triggers(config: Config) -> dict[str, BaseTrigger]:
     summary = OrTrigger([CronTrigger(minute=30, timezone=tz),
                          CronTrigger(day=schedule.summary_day, hour=schedule.summary_at.hour,
                                      minute=schedule.summary_at.minute, timezone=tz)])
-    return {"poll": every, "send": every, "remind": remind, "summary": summary}
+    return {"poll": every, "send": every, "remind": remind, "summary": summary,
+            "watch": IntervalTrigger(minutes=1, timezone=tz)}
+
+
+def hung_after_seconds(config: Config) -> float:
+    """How long a job may run before it counts as stuck: twice every mailbox's poll deadline (a
+    poll reads them one after the other) plus an hour for sending and the rest."""
+    return 2 * sum(mb.imap.poll_deadline for mb in config.mailboxes if mb.imap is not None) + 3600.0
 
 
 class Daemon:
@@ -128,7 +138,8 @@ class Daemon:
 
     def __init__(self, config: Config, jobs: Mapping[str, Job], *, environ: Mapping[str, str] = os.environ,
                  stop_timeout: float = STOP_TIMEOUT_SECONDS,
-                 watch: Callable[[Callable[[str], None], threading.Event], object] | None = None):
+                 watch: Callable[[Callable[[str], None], threading.Event], object] | None = None,
+                 hung_after: float | None = None, monotonic: Callable[[], float] = clock.monotonic):
         unknown = set(jobs) - set(JOB_NAMES)
         if unknown:
             raise ValueError(f"unknown daemon jobs {sorted(unknown)} (known: {', '.join(JOB_NAMES)})")
@@ -141,6 +152,9 @@ class Daemon:
         self._running_jobs = 0
         self._running: set[str] = set()  # names of the jobs running now
         self._poll_again = False  # IDLE announced mail while a poll was running
+        self._job_started: dict[str, float] = {}  # running job -> when it started (monotonic)
+        self.hung_after = hung_after if hung_after is not None else hung_after_seconds(config)
+        self._monotonic = monotonic
         self.scheduler: BlockingScheduler | None = None
 
     # -- building --------------------------------------------------------------------------------
@@ -160,7 +174,7 @@ class Daemon:
                               **({"next_run_time": first} if first else {}))
         interval = watchdog_seconds(self.environ)
         if interval:
-            scheduler.add_job(self.notifier.watchdog, IntervalTrigger(seconds=interval), id="watchdog",
+            scheduler.add_job(self.ping_watchdog, IntervalTrigger(seconds=interval), id="watchdog",
                               name="watchdog")
         scheduler.add_listener(self._on_started, EVENT_SCHEDULER_STARTED)
         scheduler.add_listener(self._after_job, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
@@ -174,6 +188,7 @@ class Daemon:
             with self._busy:
                 self._running_jobs += 1
                 self._running.add(name)
+                self._job_started[name] = self._monotonic()
             started = clock.monotonic()
             try:
                 result = func(self.stopping.is_set)
@@ -187,9 +202,25 @@ class Daemon:
                 with self._busy:
                     self._running_jobs -= 1
                     self._running.discard(name)
+                    self._job_started.pop(name, None)
                     self._busy.notify_all()
         job.__name__ = f"mailbot_{name}"
         return job
+
+    def stuck_jobs(self) -> list[str]:
+        """The jobs running for longer than `hung_after`."""
+        now = self._monotonic()
+        with self._busy:
+            return sorted(name for name, started in self._job_started.items() if now - started > self.hung_after)
+
+    def ping_watchdog(self) -> bool:
+        """WATCHDOG=1, unless a job is stuck: then systemd's watchdog restarts the daemon."""
+        stuck = self.stuck_jobs()
+        if stuck:
+            log.error("job(s) %s running for over %.0f s: not pinging the systemd watchdog", ", ".join(stuck),
+                      self.hung_after)
+            return False
+        return self.notifier.watchdog()
 
     # -- running ---------------------------------------------------------------------------------
     def request_stop(self, signum: int | None = None, _frame=None) -> None:

@@ -42,7 +42,7 @@ class DaemonJobs:
     def by_name(self) -> dict[str, Callable[[ShouldStop], object]]:
         """The jobs by name (see mailbot.app.daemon.JOB_NAMES). The poll job sends the outbox after
         every pass, so no separate "send" job is needed."""
-        return {"poll": self.poll, "remind": self.remind, "summary": self.summary}
+        return {"poll": self.poll, "remind": self.remind, "summary": self.summary, "watch": self.watch}
 
     def pipeline(self):
         """The daemon's one Pipeline and WorkerPool, made on first use."""
@@ -79,6 +79,17 @@ class DaemonJobs:
         report = in_write_transaction(
             self.sessions, lambda session: queue_reminders(session, self.config, self.clock()), should_stop=should_stop)
         return sum(1 for item in report if item["queued"])
+
+    def watch(self, should_stop: ShouldStop) -> int:
+        """Raise "no successful poll" by the clock, whatever the poll job is doing, and send the
+        alarms at once (only alarms: through a mailbox other than the troubled one)."""
+        from mailbot.ingest.poll import raise_due_poll_alarms
+        from mailbot.outbound import alarms
+        from mailbot.outbound.sending import send_outbox
+        raised = raise_due_poll_alarms(self.config, self.sessions, self.clock())
+        if not should_stop():  # any alarm due, also one queued while the poll job is stuck
+            send_outbox(self.config, self.sessions, self.clock, kinds={alarms.KIND})
+        return raised
 
     def summary(self, should_stop: ShouldStop) -> int:
         """Queue this month's summary once it is due, then send it; return 1 when queued now."""

@@ -309,6 +309,27 @@ def note_poll(sessions: sessionmaker[Session], config: Config, mailbox: MailboxC
         session.commit()
 
 
+def raise_due_poll_alarms(config: Config, sessions: sessionmaker[Session], now: datetime) -> int:
+    """Raise "no successful poll" for every mailbox whose last success is older than
+    `alarm_after_minutes`, by the clock: a poll that hangs, or never returns, is alarmed as well
+    (issue 11). Returns how many alarms were queued now."""
+    raised = 0
+    with sessions() as session:
+        for mailbox in config.mailboxes:
+            folder = mailbox.imap.folder if mailbox.imap is not None else MaildirInbox.folder
+            state = load_state(session, mailbox.name, folder, now)
+            if alarms.poll_alarm_due(created_at=state.created_at, last_success_at=state.last_success_at,
+                                     alarm_sent_at=state.alarm_sent_at, now=now,
+                                     after_minutes=config.alarm_after_minutes):
+                error = state.last_error or "轮询一直没有结束或没有开始（服务器可能无响应）"
+                if alarms.poll_stalled(session, config, mailbox, since=state.last_success_at or state.created_at,
+                                       error=error, now=now):
+                    raised += 1
+                state.alarm_sent_at = now
+        session.commit()
+    return raised
+
+
 def poll_mailboxes(config: Config, sessions: sessionmaker[Session], pipeline: Pipeline,
                    clock: Callable[[], datetime], on_result: ResultCallback | None = None, *,
                    open_inbox: Callable[[MailboxConfig], Inbox] = default_open_inbox,

@@ -195,10 +195,13 @@ def sent_today(session: Session, mailbox: str, day_start: datetime) -> int:
         Outbox.mailbox == mailbox, Outbox.status == OutboxStatus.SENT, Outbox.sent_at >= day_start)) or 0
 
 
-def next_due(session: Session, now: datetime, after_id: int, blocked: set[str], capped: set[str]) -> Outbox | None:
-    """The oldest queued row that is due, after `after_id`, from a mailbox allowed to send.
-    A capped mailbox may still send alarms; a broken one sends nothing."""
+def next_due(session: Session, now: datetime, after_id: int, blocked: set[str], capped: set[str],
+             kinds: set[str] | None = None) -> Outbox | None:
+    """The oldest queued row that is due, after `after_id`, from a mailbox allowed to send (and of
+    one of `kinds`, when given). A capped mailbox may still send alarms; a broken one sends nothing."""
     query = select(Outbox).where(Outbox.status == OutboxStatus.QUEUED, Outbox.next_attempt_at <= now, Outbox.id > after_id)
+    if kinds is not None:
+        query = query.where(Outbox.kind.in_(sorted(kinds)))
     if blocked:
         query = query.where(Outbox.mailbox.not_in(blocked))
     if capped:
@@ -259,8 +262,9 @@ def pause(seconds: float, should_stop: Callable[[], bool], sleep: Callable[[floa
 def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable[[], datetime], *,
                 transport_for: Callable[[MailboxConfig], Transport] = open_transport,
                 sleep: Callable[[float], None] = time.sleep, limit: int | None = None,
-                should_stop: Callable[[], bool] = lambda: False) -> SendReport:
-    """Send every due row once (a row that fails waits for a later run), at most `limit` rows.
+                should_stop: Callable[[], bool] = lambda: False, kinds: set[str] | None = None) -> SendReport:
+    """Send every due row once (a row that fails waits for a later run), at most `limit` rows, only
+    rows of `kinds` when given (the daemon's alarm watch sends alarms alone).
 
     A stop (SIGTERM) is noticed before each email and during the throttle pause, which comes
     before the claim: a stopping sender leaves nothing claimed, so nothing waits in `sending` and
@@ -282,7 +286,7 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
                     report.stopped = True
                     break
                 now = clock()
-                row = next_due(session, now, after_id, blocked, capped)
+                row = next_due(session, now, after_id, blocked, capped, kinds)
                 _end_read(session)
                 if row is None:
                     break
