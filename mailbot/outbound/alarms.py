@@ -4,10 +4,13 @@ An alarm is an outbox row like any other mail, so it is sent by the same throttl
 sender. Its key names the problem and the occurrence ("poll_stalled:zjg:<since>",
 "send_refused:<row id>", "daily_cap:zjg:2022-10-24"): queueing the same alarm again is a no-op,
 which is what keeps a broken mailbox from filling the operator's inbox one poll at a time.
+Alarms about a mailbox go through the other one; an alarm its mailbox refused is queued once more
+through the other (`reroute`).
 
 Problems (the `problem` of the `operator_alarm` template):
 - poll_stalled: no successful poll of a mailbox for `alarm_after_minutes`.
-- send_refused: the SMTP server refused a message for good (5xx), or it ran out of retries.
+- send_refused: the SMTP server refused a message for good (5xx), or it ran out of retries; one
+  per mailbox and day.
 - send_account: the SMTP account itself fails (login refused, TLS): nothing can be sent.
 - daily_cap: a mailbox reached `daily_send_cap` today; sending resumes tomorrow.
 
@@ -94,9 +97,43 @@ def poll_stalled(session: Session, config: Config, mailbox: MailboxConfig, *, si
 
 def send_refused(session: Session, config: Config, mailbox: MailboxConfig, *, row_id: int, recipients: list[str],
                  subject: str, attempts: int, error: str, now: datetime) -> bool:
-    return raise_alarm(session, config, key=f"send_refused:{row_id}", problem="send_refused", now=now,
-                       mailbox=mailbox.name, address=mailbox.address, recipients="、".join(recipients),
-                       subject=subject, attempts=attempts, error=error)
+    """One alarm per mailbox and day, however many messages it refuses (the first one is named; a
+    blocked account refuses them all), sent through another mailbox: the refusing account would
+    refuse the alarm too (issue 11)."""
+    day = now.astimezone(config.timezone).date().isoformat()
+    return raise_alarm(session, config, key=f"send_refused:{mailbox.name}:{day}", problem="send_refused", now=now,
+                       avoid_mailbox=mailbox.name, mailbox=mailbox.name, address=mailbox.address,
+                       recipients="、".join(recipients), subject=subject, attempts=attempts, error=error)
+
+
+def reroute(session: Session, config: Config, row, now: datetime) -> bool:
+    """Queue a copy of an alarm that its mailbox could not send through the other mailbox, once."""
+    tried = row.key.split(":via:")[1:] + [row.mailbox]
+    other = next((mb for mb in config.mailboxes if mb.name not in tried), None)
+    if other is None or not config.operator_email:
+        log.error("alarm %s could not be sent through any mailbox: %s", row.key, row.subject)
+        return False
+    base = row.key.split(":via:")[0].removeprefix("alarm:")
+    composed = _recomposed(row.raw)
+    queued = queue_mail(session, key=f"alarm:{base}" + "".join(f":via:{m}" for m in tried), kind=KIND,
+                        mailbox=other, to=[config.operator_email], composed=composed, now=now,
+                        auto_submitted="auto-generated", from_name="mailbot")
+    if queued is not None:
+        log.error("alarm %s refused through %s: queued again through %s", row.key, row.mailbox, other.name)
+    return queued is not None
+
+
+def _recomposed(raw: bytes):
+    """The subject and bodies of an alarm we built, to build it again with another sender."""
+    import email
+    import email.policy
+
+    from mailbot.outbound.compose import Composed
+
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    return Composed(str(message["Subject"]), text.get_content() if text else "", html.get_content() if html else "")
 
 
 def send_account(session: Session, config: Config, mailbox: MailboxConfig, *, error: str, now: datetime) -> bool:

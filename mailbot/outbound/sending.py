@@ -365,7 +365,11 @@ def _send_one(session: Session, config: Config, mailbox: MailboxConfig, row: Out
     except (TransportError, ConfigError) as exc:
         # The account, not the message: keep the row as it was and stop using this account.
         log.error("mailbox %s cannot send: %s", mailbox.name, exc)
-        release(session, row.id, token, status=OutboxStatus.QUEUED, last_error=str(exc))
+        if row.kind == alarms.KIND and alarms.reroute(session, config, row, clock()):
+            release(session, row.id, token, status=OutboxStatus.FAILED,
+                    last_error=f"{exc} (queued again through another mailbox)")
+        else:
+            release(session, row.id, token, status=OutboxStatus.QUEUED, last_error=str(exc))
         alarms.send_account(session, config, mailbox, error=str(exc), now=clock())
         session.commit()
         return str(exc)
@@ -383,7 +387,9 @@ def _fail(session: Session, config: Config, mailbox: MailboxConfig, row: Outbox,
           error: str, now: datetime) -> None:
     log.error("outbox #%d to %s failed for good after %d attempt(s): %s", row.id, row.recipient, attempts, error)
     release(session, row.id, token, status=OutboxStatus.FAILED, attempts=attempts, last_error=error)
-    if row.kind != alarms.KIND:  # an alarm about a failed alarm would only fail the same way
+    if row.kind == alarms.KIND:  # an alarm about a failed alarm would fail the same way: send it elsewhere
+        alarms.reroute(session, config, row, now)
+    else:
         alarms.send_refused(session, config, mailbox, row_id=row.id, recipients=list(row.to_addrs),
                             subject=row.subject, attempts=attempts, error=error, now=now)
-        session.commit()
+    session.commit()
