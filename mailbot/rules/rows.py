@@ -12,6 +12,7 @@ from mailbot.tables.locate import header_text, mode_label
 from mailbot.rules.values import (
     cell_text,
     extension_services,
+    fragments_not_names,
     is_blank,
     is_mark,
     parse_count,
@@ -113,6 +114,11 @@ def _listed_services(raw: RawRow, problems: _Problems) -> list[str]:
                          f"{quoted(cell)}是数字，请填写具体的拓展服务项目名称（如科普、文艺、劳动），用顿号隔开")
         cell = None
     names = split_services(cell) + _services_after_yes(raw.cells.get("two_plus_n"))
+    fragments = fragments_not_names(names)
+    if fragments:
+        shown = "、".join(f"“{name}”" for name in fragments)
+        problems.warning(problems.cell_place("services"),
+                         f"拓展服务项目中的{shown}不是项目名称，未计入N；请填写具体项目名称（如科普、文艺、劳动）")
     return extension_services(names)
 
 

@@ -247,15 +247,35 @@ def is_basic_service(name: str) -> bool:
     return "作业" in key or key in _BASIC_SPORTS
 
 
+_NUMBER_RE = re.compile(r"^[+-]?\d+(?:[.,]\d+)?%?$")
+
+
+def is_not_a_name(name: str) -> bool:
+    """A fragment that names no service: only punctuation or symbols (">", "+", "?"), one Latin
+    letter ("y"), or a number ("3", "2.5"). Such fragments earned "2+N" credit (issue 11); they are
+    dropped from N with a warning."""
+    key = service_key(name)
+    if not any(ch.isalnum() for ch in key):
+        return True
+    return (len(key) == 1 and key.isascii() and key.isalpha()) or bool(_NUMBER_RE.match(key))
+
+
+def fragments_not_names(items: list[str]) -> list[str]:
+    """The listed names `is_not_a_name` drops, except the usual placeholders ("-", "2", "无"),
+    which say "none" on purpose: what the school should be told about."""
+    return [name for name in items if is_not_a_name(name) and service_key(name) not in _NOT_A_SERVICE]
+
+
 def extension_services(items: list[str]) -> list[str]:
-    """The extension services ("N") among listed names: basics, placeholders and bare numbers dropped."""
+    """The extension services ("N") among listed names: basics, placeholders, bare numbers and
+    fragments that are not names dropped."""
     result: list[str] = []
     seen: set[str] = set()
     for name in items:
         key = service_key(name)
         if not key or key in seen or key in _NOT_A_SERVICE or _basic_key(name) in _NOT_A_SERVICE:
             continue
-        if key.isdigit() or is_basic_service(name):
+        if is_not_a_name(name) or is_basic_service(name):
             continue
         seen.add(key)
         result.append(name)
