@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import click
@@ -67,7 +68,14 @@ def cli(ctx, config_path, now, verbose):
     ctx.call_on_close(ctx.obj.close)
 
 
+# Everything mailbot writes is private: the database, the raw mail (complaints included), the
+# outbox copies. Set here, before anything is created, so a state_dir mailbot makes itself is 0700
+# and its files 0600 however the shell or the unit was set up (the unit also says UMask=0077).
+PRIVATE_UMASK = 0o077
+
+
 def main() -> None:
+    os.umask(PRIVATE_UMASK)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

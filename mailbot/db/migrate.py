@@ -72,9 +72,9 @@ def upgrade_if_needed(engine: Engine) -> None:
 
 def make_state_dir(config: Config) -> None:
     """The state directory, and the SQLite file's folder if the database lives elsewhere."""
-    config.state_dir.mkdir(parents=True, exist_ok=True)
+    config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # mail and figures: the operator's only
     if config.database_url.startswith("sqlite:///"):
-        Path(config.database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(config.database_url[len("sqlite:///"):]).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def prepare_database(config: Config) -> Engine:
