@@ -31,6 +31,7 @@ def test_defaults_by_transport():
     assert config.security.mode_for(imap, "imap") == "dmarc"
     assert config.security.mode_for(maildir, "maildir") == "evidence"
     assert config.security.mode_for(imap, "file") == "evidence"  # `mailbot ingest FILE`
+    assert config.security.mode_for(maildir, "imap") == "evidence"  # the mailbox's transport decides
 
 
 def test_global_setting_and_mailbox_override():

@@ -15,6 +15,7 @@ from mailbot.rules.roster import Roster
 from support.configs import write_config
 
 BEIMEN = ["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅读"]
+CHENGNAN = ["安溪县城南实验小学", 1, 2100, 2000, "是", "科普、美术"]
 RECEIVED = datetime(2022, 10, 20, 2, 0, tzinfo=timezone.utc)
 
 
@@ -54,11 +55,26 @@ def test_the_wrong_mailbox_is_a_warning_of_the_decision(config):
     assert "初幼教股邮箱 chuyoujiao@163.com" in decision.wrong_mailbox_note
 
 
-def test_reply_to_is_answered_unless_it_is_one_of_ours(config):
-    theirs = submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], headers={"Reply-To": "office@beimen.test"})
+def test_reply_to_is_answered_only_when_registered_for_the_same_school(config):
+    # Issue 11: a Reply-To let anyone use the bureau's account to mail strangers.
+    stranger = submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], headers={"Reply-To": "office@beimen.test"})
     ours = submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], headers={"Reply-To": "chuyoujiao@163.com"})
-    assert decided(config, theirs).reply.to == ["office@beimen.test"]
+    other_school = submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN],
+                              headers={"Reply-To": "cnsx_jwc@126.com"})
+    same_school = submission("cnsyxx@163.com", "chuyoujiao@163.com", [CHENGNAN],
+                             headers={"Reply-To": "cnsx_jwc@126.com"})
+    assert decided(config, stranger).reply.to == ["beimenxx@163.com"]
     assert decided(config, ours).reply.to == ["beimenxx@163.com"]
+    assert decided(config, other_school).reply.to == ["beimenxx@163.com"]
+    assert decided(config, same_school).reply.to == ["cnsx_jwc@126.com"]
+
+
+def test_the_reply_cap_holds_per_sender_and_per_mailbox(config):
+    raw = submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN])
+    assert decided(config, raw, replies_for_sender=3).reply is None
+    capped = decided(config, raw, replies_from_mailbox=150, reply_cap_per_mailbox=150)
+    assert capped.reply is None and capped.reply_capped
+    assert decided(config, raw, replies_for_sender=2, replies_from_mailbox=149, reply_cap_per_mailbox=150).reply
 
 
 def test_an_earlier_copy_makes_a_duplicate_unless_the_operator_approved_it(config):

@@ -152,12 +152,15 @@ def test_every_message_is_archived_before_interpretation(world):
     assert record.outcome == "ignored"
 
 
-def test_reply_goes_to_reply_to_and_counts_against_its_cap(tmp_path):
-    w = World(tmp_path, "[replies]\nmax_per_sender_per_day = 1\n")
-    headers = {"Reply-To": "office@beimen.example"}
-    first = w.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], headers=headers, message_id="r1"))
-    second = w.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], headers=headers, message_id="r2"))
-    assert first["reply"]["to"] == ["office@beimen.example"] and second["reply"] is None
+def test_fifteen_forged_reply_tos_cannot_make_the_bureau_mail_strangers(world):
+    # Issue 11: 15 mails in a school's name, each with another Reply-To, made the bureau send 15
+    # rejections with an .xlsx to 15 strangers (the cap counted per reply recipient).
+    for n in range(15):
+        world.ingest(submission("beimenxx@163.com", "chuyoujiao@163.com", None, message_id=f"relay{n}",
+                                headers={"Reply-To": f"stranger{n}@spam.example"}))
+    replies = [m for m in world.outbox() if m.kind in ("receipt", "rejection")]
+    assert {tuple(m.to_addrs) for m in replies} == {("beimenxx@163.com",)}
+    assert len(replies) == world.config.replies.max_per_sender_per_day
 
 
 def test_an_oversized_message_is_refused_from_its_headers(tmp_path):

@@ -125,23 +125,29 @@ class Limits:
 
 @dataclass
 class Replies:
-    max_per_sender_per_day: int = 10
+    max_per_sender_per_day: int = 10  # also per recipient
+    max_per_mailbox_per_day: int = 150  # automatic replies one mailbox sends a day
     reply_max_age_days: float = 14.0  # no automatic reply to mail that waited longer (SPEC 5); 0: no limit
 
 
 @dataclass
 class Security:
-    """Sender authentication (SPEC 3.4). `sender_auth` None: "dmarc" for mail read over IMAP,
-    "evidence" for Maildir mailboxes and `mailbot ingest FILE` (their headers were not written by
-    a server mailbot talks to)."""
+    """Sender authentication (SPEC 3.4). `sender_auth` None: "dmarc" for IMAP mailboxes,
+    "evidence" for Maildir mailboxes and `mailbot ingest FILE` (whose headers mailbot cannot tell
+    were written by the receiving server)."""
 
     sender_auth: str | None = None
     authserv_ids: list[str] = field(default_factory=list)  # empty: the topmost Authentication-Results
     dns_timeout_seconds: float = 5.0  # for one DKIM key look-up
 
     def mode_for(self, mailbox: MailboxConfig, source: str) -> str:
-        """The mode for a message from this mailbox read through `source` (imap | maildir | file)."""
-        return mailbox.sender_auth or self.sender_auth or ("dmarc" if source == "imap" else "evidence")
+        """The mode for a message to this mailbox that came through `source` (imap | maildir |
+        file): as configured, else "dmarc" for an IMAP mailbox and "evidence" for a Maildir one or
+        a file the operator ingests."""
+        configured = mailbox.sender_auth or self.sender_auth
+        if configured:
+            return configured
+        return "dmarc" if mailbox.imap is not None and source != "file" else "evidence"
 
 
 @dataclass

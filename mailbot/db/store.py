@@ -60,6 +60,18 @@ def our_mail_kinds(session: Session, ids: list[str]) -> set[str]:
     return set(session.scalars(select(Outbox.kind).where(Outbox.message_id.in_(ids))))
 
 
+def replies_for_sender(session: Session, sender: str, since: datetime) -> int:
+    """Automatic replies queued since `since` for mail from this From address (wherever they went)."""
+    return session.scalar(select(func.count()).select_from(Outbox).join(Message, Outbox.message_pk == Message.id)
+                          .where(func.lower(Message.sender) == (sender or "").lower(), Outbox.kind.in_(REPLY_KINDS),
+                                 Outbox.created_at >= since)) or 0
+
+
+def replies_from_mailbox(session: Session, mailbox: str, since: datetime) -> int:
+    return session.scalar(select(func.count()).select_from(Outbox).where(
+        Outbox.mailbox == mailbox, Outbox.kind.in_(REPLY_KINDS), Outbox.created_at >= since)) or 0
+
+
 def our_message_ids(session: Session, ids: list[str]) -> set[str]:
     """Which of these Message-IDs are of mail we sent (so a school's reply to it is an attempt)."""
     if not ids:

@@ -40,6 +40,7 @@ from mailbot.rules.decide import Context, decide, reply_recipient
 from mailbot.rules.model import ParsedMessage
 from mailbot.rules.outcome import FINAL_OUTCOMES, Decision, Outcome, Result, Twin
 from mailbot.rules.roster import Roster
+from mailbot.rules.sender_auth import AuthVerdict, header_fields, judge
 from mailbot.timeutil import start_of_day
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,12 @@ class Inbound:
 
 
 class Pipeline:
-    def __init__(self, config: Config, sessions: sessionmaker[Session], runner, clock):
+    def __init__(self, config: Config, sessions: sessionmaker[Session], runner, clock,
+                 txt_lookup: Callable[[str], str | None] | None = None):
+        """`txt_lookup`: DNS TXT answers for mailbot's own DKIM check (tests inject them); the
+        system resolver by default."""
         self.config = config
+        self.txt_lookup = txt_lookup
         self.sessions = sessions
         self.runner = runner  # WorkerPool, or InlineRunner in unit tests
         self.clock = clock  # () -> aware datetime
@@ -236,17 +241,44 @@ class Pipeline:
         """Everything the decision needs from the database and the configuration."""
         twin = store.find_processed_twin(session, msg.message_id, record.sha256, record.id)
         since = start_of_day(now, self.config.timezone)
+        roster = self._roster_for(session)
+        schools = list(trusted_schools) if trusted_schools is not None else roster.schools_of_sender(msg.from_addr)
+        recipient = reply_recipient(msg, self.own_addresses, roster, schools)
         return Context(
             received_at=received_at, timezone=self.config.timezone,
             mailbox_levels=tuple(self.config.mailbox(inbound.mailbox).levels),
             address_for_level=self.address_for_level, own_addresses=self.own_addresses,
             message_bytes=len(inbound.raw), max_message_bytes=self.config.limits.max_message_bytes,
             reply_cap=self.config.replies.max_per_sender_per_day,
-            replies_today=store.replies_today(session, reply_recipient(msg, self.own_addresses), since),
+            replies_today=store.replies_today(session, recipient, since),
+            replies_for_sender=store.replies_for_sender(session, msg.from_addr, since),
+            replies_from_mailbox=store.replies_from_mailbox(session, inbound.mailbox, since),
+            reply_cap_per_mailbox=self.config.replies.max_per_mailbox_per_day,
+            sender_auth=self._authenticate(inbound, msg) if schools and trusted_schools is None else None,
             our_message_ids=frozenset(store.our_message_ids(session, msg.in_reply_to + msg.references)),
             replied_kinds=frozenset(store.our_mail_kinds(session, msg.in_reply_to + msg.references)),
             twin=Twin(*twin) if twin is not None else None,
             trusted_schools=tuple(trusted_schools) if trusted_schools is not None else None)
+
+    def _authenticate(self, inbound: Inbound, msg: ParsedMessage) -> AuthVerdict:
+        """Whether the registered sender's From is authentic, as this mailbox's mode asks (SPEC 3.4)."""
+        security = self.config.security
+        mode = security.mode_for(self.config.mailbox(inbound.mailbox), inbound.source)
+
+        def own_dkim():
+            from mailbot.mail.dkim_check import check_dkim
+            lookup = self.txt_lookup
+            if lookup is None:
+                from mailbot.transports.dns_txt import system_txt_lookup
+                lookup = lambda name: system_txt_lookup(name, security.dns_timeout_seconds)  # noqa: E731
+            return check_dkim(inbound.raw, lookup)
+
+        verdict = judge(header_fields(inbound.raw), msg.from_addr, mode=mode, authserv_ids=security.authserv_ids,
+                        own_dkim=own_dkim)
+        if not verdict.verified:
+            log.warning("unverified sender mailbox=%s message=%s sender=%s mode=%s: %s", inbound.mailbox,
+                        msg.message_id, msg.from_addr, mode, verdict.check)
+        return verdict
 
     def _store_and_respond(self, session: Session, inbound: Inbound, record: Message, msg: ParsedMessage,
                            decision: Decision, roster: Roster, received_at: datetime, now: datetime) -> Result:
@@ -261,7 +293,7 @@ class Pipeline:
                                                            received_at, now)
         if decision.reply_capped:
             log.warning("reply cap reached for %s (%d today): no reply to message %s",
-                        reply_recipient(msg, self.own_addresses), self.config.replies.max_per_sender_per_day,
+                        msg.from_addr, self.config.replies.max_per_sender_per_day,
                         msg.message_id)
         reply = None
         withheld = self._reply_withheld(inbound, now) if decision.reply is not None else None

@@ -24,7 +24,9 @@ from mailbot.rules.labels import LEVEL_LABELS, SECTION_LABELS
 from mailbot.rules.model import ParsedMessage, RawTable, RowResult
 from mailbot.rules.month import month_of
 from mailbot.rules.outcome import Decision, Outcome, Reply, Twin
+from mailbot.rules.reply_policy import ReplyCaps, ReplyCounts, cap_reached, reply_address
 from mailbot.rules.roster import Roster
+from mailbot.rules.sender_auth import AuthVerdict
 from mailbot.rules.rows import interpret_row
 from mailbot.tables.guards import NOT_A_TABLE_KINDS
 
@@ -47,12 +49,18 @@ class Context:
     own_addresses: frozenset[str]  # the bureau's mailboxes: never answered, never a reply address
     message_bytes: int
     max_message_bytes: int
-    reply_cap: int  # replies per recipient per day
+    reply_cap: int  # replies per recipient and per sender per day
     replies_today: int  # replies already queued today to `reply_recipient(message)`
     our_message_ids: frozenset[str] = frozenset()  # of the message's In-Reply-To/References, ours
     replied_kinds: frozenset[str] = frozenset()  # the kinds of those emails of ours (receipt, reminder_due ...)
     twin: Twin | None = None  # an earlier processed copy of this message
     trusted_schools: tuple[str, ...] | None = None  # the operator approved it as sent by these
+    # Whether the From is authentic (mailbot.rules.sender_auth), judged for a registered sender;
+    # None: not judged, then only an SPF/DKIM fail the parser saw counts against it.
+    sender_auth: AuthVerdict | None = None
+    replies_for_sender: int = 0  # replies already queued today for mail from this From address
+    replies_from_mailbox: int = 0  # automatic replies the receiving mailbox sent today
+    reply_cap_per_mailbox: int = 10**9
 
 
 def decide(msg: ParsedMessage, analysis: Analysis, roster: Roster, context: Context) -> Decision:
@@ -64,11 +72,11 @@ def decide(msg: ParsedMessage, analysis: Analysis, roster: Roster, context: Cont
     raise AssertionError("the last rule always decides")
 
 
-def reply_recipient(msg: ParsedMessage, own_addresses: frozenset[str] | set[str]) -> str:
-    """RFC 3834: answer the Reply-To address if the school set one, else the sender."""
-    if msg.reply_to and msg.reply_to[0] not in own_addresses:
-        return msg.reply_to[0]
-    return msg.from_addr
+def reply_recipient(msg: ParsedMessage, own_addresses: frozenset[str] | set[str], roster: Roster,
+                    schools: list[str] | tuple[str, ...]) -> str:
+    """Where an automatic reply goes: the sender's address; its Reply-To only when that address is
+    registered for one of the same schools (issue 11: never a relay to strangers)."""
+    return reply_address(msg.from_addr, msg.reply_to, schools, roster, own_addresses)
 
 
 def table_rows(tables: list[RawTable], roster: Roster, sender_schools: list[str],
@@ -99,9 +107,21 @@ class Facts:
         return self.roster.schools_of_sender(self.msg.from_addr)
 
     @cached_property
+    def authentic(self) -> bool:
+        """Whether the From may be believed (SPEC 3.4): judged by `sender_auth` when given."""
+        verdict = self.context.sender_auth
+        return verdict.verified if verdict is not None else not self.msg.auth_failed
+
+    @cached_property
     def trusted(self) -> bool:
         approved = self.context.trusted_schools is not None
-        return bool(self.sender_schools) and (approved or not self.msg.auth_failed)
+        return bool(self.sender_schools) and (approved or self.authentic)
+
+    def why_not_authentic(self) -> str:
+        verdict = self.context.sender_auth
+        if verdict is None:
+            return "forged sender (SPF/DKIM fail)"
+        return f"unverified sender: {verdict.check}"
 
     @cached_property
     def tables(self) -> list[RawTable]:
@@ -140,7 +160,7 @@ def oversized(f: Facts) -> Decision | None:
     if not f.analysis.oversized:
         return None
     schools = list(f.context.trusted_schools or ()) or f.roster.schools_of_sender(f.msg.from_addr)
-    if not schools or f.msg.auth_failed:
+    if not schools or (f.context.trusted_schools is None and not f.authentic):
         return Decision(Outcome.IGNORED, reason="oversized message from an unknown sender")
     size_mb = f.context.message_bytes / 1024 / 1024
     limit_mb = f.context.max_message_bytes / 1024 / 1024
@@ -161,7 +181,7 @@ def stranger(f: Facts) -> Decision | None:
         return None
     if not any(t.rows for t in f.tables):
         return Decision(Outcome.IGNORED, reason="unknown sender, no table")
-    why = "forged sender (SPF/DKIM fail)" if f.msg.auth_failed and f.sender_schools else "sender not in the roster"
+    why = f.why_not_authentic() if f.sender_schools else "sender not in the roster"
     candidates = sorted({r.school for r in f.rows if r.school})
     return Decision(Outcome.QUARANTINED, rows=f.rows, reason=why, sender_schools=candidates)
 
@@ -226,16 +246,18 @@ def why_nothing(f: Facts) -> list[str]:
 # -- the answer -----------------------------------------------------------------------------------
 
 def with_reply(decision: Decision, f: Facts) -> Decision:
-    """Accepted and rejected submissions are answered, at most `reply_cap` times a day per
-    recipient (SPEC 4); a receipt for a school that wrote to the other level's mailbox says where
+    """Accepted and rejected submissions are answered, at most `reply_cap` times a day per recipient
+    and per sender, and `reply_cap_per_mailbox` times per mailbox (SPEC 4, issue 11); a receipt for a school that wrote to the other level's mailbox says where
     to send next time."""
     if decision.outcome not in (Outcome.ACCEPTED, Outcome.REJECTED):
         return decision
-    to = reply_recipient(f.msg, f.context.own_addresses)
+    to = reply_recipient(f.msg, f.context.own_addresses, f.roster, f.sender_schools)
     cap = f.context.reply_cap
-    if f.context.replies_today >= cap:
-        return replace(decision, reply_capped=True,
-                       warnings=[*decision.warnings, f"今日已向该邮箱自动回复{cap}次，本次不再回复。"])
+    counts = ReplyCounts(f.context.replies_today, f.context.replies_for_sender, f.context.replies_from_mailbox)
+    which = cap_reached(counts, ReplyCaps(per_sender=cap, per_mailbox=f.context.reply_cap_per_mailbox))
+    if which:
+        told = "今日本邮箱的自动回复已达上限，本次不再回复。" if which == "mailbox" else f"今日已向该邮箱自动回复{cap}次，本次不再回复。"
+        return replace(decision, reply_capped=True, warnings=[*decision.warnings, told])
     if decision.outcome == Outcome.REJECTED:
         return replace(decision, reply=Reply("rejection", [to]))
     note = wrong_mailbox_note(decision.recorded_rows, f.roster, f.context)
