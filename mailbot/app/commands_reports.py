@@ -24,7 +24,7 @@ def status(c: Context, month, as_json):
     from mailbot.db.queries import load_status
     from mailbot.timeutil import current_month
     month = month or current_month(c.clock(), c.config.timezone)
-    with c.sessions(read_only=True)() as session:
+    with c.sessions()() as session:
         result = load_status(session, c.config, month)
     if as_json:
         echo_json(result)
@@ -111,7 +111,7 @@ def export(c: Context, first, last, out_file):
     from mailbot.summary.load import months_on_record, rows_in_force, submission_history
     from mailbot.timeutil import current_month
     config = c.config
-    with c.sessions(read_only=True)() as session:
+    with c.sessions()() as session:
         recorded = months_on_record(session)
         fallback = current_month(c.clock(), config.timezone)
         first = first or (recorded[0] if recorded else fallback)

@@ -47,10 +47,9 @@ class Context:
             self._engine = prepare_database(self.config)
         return self._engine
 
-    def sessions(self, read_only: bool = False):
-        """Sessions on the database; `read_only` ones never wait for a writer (status, reports)."""
+    def sessions(self):
         from mailbot.db.engine import make_sessionmaker
-        return make_sessionmaker(self.engine, read_only=read_only)
+        return make_sessionmaker(self.engine)
 
     def close(self):
         if self._engine is not None:

@@ -1,7 +1,7 @@
 """One write transaction, retried whole while SQLite says the database is locked (issue 11 point 6).
 
-A writer begins with `BEGIN IMMEDIATE` (mailbot.db.engine) and waits up to the busy timeout for
-the lock. A poll can hold it longer (a slow table in a worker); then the work is retried as a whole,
+It begins with `BEGIN IMMEDIATE`: the write lock is taken up front, waiting up to the busy timeout
+for it, so reading and then writing inside it can never fail half-way (see mailbot.db.engine). A poll can hold it longer (a slow table in a worker); then the work is retried as a whole,
 so a reminder stage is queued entirely, in one transaction, as soon as the lock clears, instead of
 failing and waiting for the next trigger an hour later.
 """
@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Callable, TypeVar
 
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,6 +40,8 @@ def in_write_transaction(sessions: sessionmaker[Session], work: Callable[[Sessio
         attempt += 1
         try:
             with sessions.begin() as session:
+                if session.get_bind().dialect.name == "sqlite":
+                    session.execute(text("BEGIN IMMEDIATE"))
                 return work(session)
         except OperationalError as exc:
             if not is_locked(exc) or clock() >= give_up or should_stop():
