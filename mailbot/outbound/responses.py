@@ -35,6 +35,15 @@ QUARANTINE_REASONS = {
     "sender not in the roster": "发件邮箱不在学校名册中（可能是学校老师的个人邮箱，也可能不是学校）",
     "forged sender (SPF/DKIM fail)": "发件人未通过邮件服务器的身份验证（SPF/DKIM），可能是冒用学校邮箱发送的",
 }
+UNVERIFIED = "unverified sender: "  # + which check failed (mailbot.rules.sender_auth), kept for the operator
+
+
+def quarantine_reason(reason: str) -> str:
+    """The notice's words for the decision's reason; an unverified sender names the failed check."""
+    if reason.startswith(UNVERIFIED):
+        return ("发件邮箱虽在学校名册中，但未能确认邮件确实来自该邮箱（可能是冒用学校邮箱发送的）。"
+                f"未通过的验证：{reason[len(UNVERIFIED):]}")
+    return QUARANTINE_REASONS.get(reason, QUARANTINE_REASONS["sender not in the roster"])
 
 
 class Responder:
@@ -118,7 +127,7 @@ class Responder:
             return
         composed = compose("operator_quarantine", {
             "sender": msg.from_addr, "subject": msg.subject, "quarantine_id": q.id,
-            "reason": QUARANTINE_REASONS.get(decision.reason, QUARANTINE_REASONS["sender not in the roster"]),
+            "reason": quarantine_reason(decision.reason),
             "received_label": label_datetime(received_at, self.config.timezone),
             "candidate_schools": decision.sender_schools})
         queue_mail(session, key=f"operator-quarantine:{record.id}", kind="operator_quarantine", mailbox=mailbox,
