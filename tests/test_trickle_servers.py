@@ -90,6 +90,9 @@ state_dir = "{tmp_path / 'state'}"
 [operator]
 email = "operator@example.test"
 
+[replies]
+reply_max_age_days = 0
+
 [[mailbox]]
 name = "zjg"
 address = "zjg@example.test"
@@ -127,6 +130,7 @@ def test_poll_returns_and_reads_the_other_mailbox_then_outbox_send_returns(tmp_p
     with TricklingPeer(IMAP_GREETING, interval=0.2, prefix=b"a1 ") as imap, \
             TricklingPeer(interval=0.2, prefix=b"220") as smtp:
         config = config_file(tmp_path, imap.port, smtp.port)
+        mailbot(config, "poll", "--no-send")  # first contact: what is there is a baseline (SPEC 5)
         raw = submission(SCHOOL[1], "chuyoujiao@163.com", [[SCHOOL[0], 1, 1878, 1797, "是", "科普、美术"]])
         (tmp_path / "maildir" / "new" / "1.eml").write_bytes(raw)
 
