@@ -10,8 +10,9 @@ import email.policy
 import pytest
 
 from mailbot.outbound import alarms
-from servers import SmtpServer, smtp_server  # noqa: F401, F811  (pytest fixtures)
-from test_sending import ACCOUNTS, World
+from support.configs import ACCOUNTS
+from support.sending_world import World
+from support.smtp_server import SmtpServer
 
 SPAM = "554 DT:SPM 163 smtp7, the message looks like spam"
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from conftest import write_config
+from support.configs import write_config
 from mailbot.app.daemon import Daemon
 from mailbot.config import load_config
 from mailbot.db.engine import make_sessionmaker

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mailbot.transports.deadline import Deadline, DeadlineExceeded, connect_tcp
-from tests.support.trickle import TricklingPeer
+from support.trickle import TricklingPeer
 
 
 def read_line(sock) -> bytes:

@@ -8,7 +8,7 @@ import stat
 import subprocess
 import sys
 
-from conftest import write_config
+from support.configs import write_config
 
 
 def mode(path) -> int:

@@ -16,7 +16,7 @@ from mailbot.rules.sender_auth import (
     parse_authentication_results,
     trusted_results,
 )
-from tests.support.dkim_keys import FakeDns, make_key, sign
+from support.dkim_keys import FakeDns, make_key, sign
 
 SCHOOL = "school.edu.cn"
 SENDER = f"jwc@{SCHOOL}"

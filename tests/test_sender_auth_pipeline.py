@@ -12,10 +12,11 @@ from sqlalchemy import select
 
 from builders import submission
 from mailbot.db.models import Quarantine
-from test_pipeline import BEIMEN, World
-from tests.support.dkim_keys import FakeDns, make_key, sign
+from support.dkim_keys import FakeDns, make_key, sign
+from support.pipeline_world import World
 
 SCHOOL = "beimenxx@163.com"
+BEIMEN = ["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅读"]
 KEY_NAME = "s1._domainkey.163.com"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 
-from tests.support.trickle import IMAP_GREETING, TricklingPeer
+from support.trickle import IMAP_GREETING, TricklingPeer
 
 
 def test_the_greeting_trickles_one_byte_per_read():

@@ -20,7 +20,7 @@ from mailbot.config import MailboxConfig, ServerConfig
 from mailbot.errors import TemporarySendError, TransportError
 from mailbot.transports.imap import ImapInbox
 from mailbot.transports.smtp import SmtpSender
-from tests.support.trickle import IMAP_GREETING, SMTP_GREETING, TricklingPeer
+from support.trickle import IMAP_GREETING, SMTP_GREETING, TricklingPeer
 
 DEADLINE = 2.0
 BOUND = DEADLINE + 10.0
