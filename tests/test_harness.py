@@ -51,13 +51,19 @@ def test_under_ci_a_missing_tool_fails_instead_of_skipping(monkeypatch):
         missing("the program 'nonexistent'")
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_run_cli_captures_the_logs_and_puts_logging_and_the_environment_back(tmp_path, monkeypatch):
     monkeypatch.setenv("MAILBOT_CONFIG", str(tmp_path / "the-developers-own.toml"))
     root = logging.getLogger()
-    before = (root.level, list(root.handlers), logging.getLogger("mailbot").level)
+    before = (root.level, list(root.handlers), logging.getLogger("mailbot").level, current_umask())
     result = run_cli(tmp_path / "nope.toml", "-v", "status", check=False)
     assert result.exit_code == 2 and "does not exist" in result.stderr and result.stdout == ""
-    assert (root.level, list(root.handlers), logging.getLogger("mailbot").level) == before
+    assert (root.level, list(root.handlers), logging.getLogger("mailbot").level, current_umask()) == before
     assert os.environ["MAILBOT_CONFIG"] == str(tmp_path / "the-developers-own.toml")
     unset = run_cli(None, "status", check=False)  # $MAILBOT_CONFIG is not seen by the command
     assert unset.exit_code == 2 and "the-developers-own" not in unset.stderr

@@ -73,7 +73,7 @@ def run_cli(config: Path | None, *args, check: bool = True, env: dict[str, str |
     argv = _argv(config, args)
     runner = CliRunner()
     saved_argv = sys.argv
-    with _logging_put_back(), runner.isolation(env={"MAILBOT_CONFIG": None, **(env or {})}) as (out, err, _):
+    with _logging_put_back(), _umask_put_back(), runner.isolation(env={"MAILBOT_CONFIG": None, **(env or {})}) as (out, err, _):
         sys.argv = ["mailbot", *argv]
         exit_code = 0
         try:
@@ -125,6 +125,18 @@ def _exit_status(code) -> int:
         return code
     print(code, file=sys.stderr)
     return 1
+
+
+@contextlib.contextmanager
+def _umask_put_back() -> Iterator[None]:
+    """mailbot's main() sets umask 077 for its process; in the test's process that would make the
+    files the fixtures write later (Dovecot's passwd file) unreadable to the servers."""
+    saved = os.umask(0)
+    os.umask(saved)
+    try:
+        yield
+    finally:
+        os.umask(saved)
 
 
 @contextlib.contextmanager
