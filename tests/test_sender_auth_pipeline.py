@@ -22,7 +22,7 @@ KEY_NAME = "s1._domainkey.163.com"
 
 @pytest.fixture
 def dmarc_world(tmp_path):
-    world = World(tmp_path, '[security]\nsender_auth = "dmarc"\n')
+    world = World(tmp_path, sender_auth="dmarc")
     world.pipeline.txt_lookup = FakeDns({KEY_NAME: make_key().txt_record})
     yield world
     world.engine.dispose()
@@ -66,7 +66,7 @@ def test_an_attackers_spf_pass_is_quarantined(dmarc_world):
 
 
 def test_the_samples_mode_evidence_still_quarantines_evidence_of_forgery(tmp_path):
-    world = World(tmp_path)  # Maildir mailboxes: "evidence"
+    world = World(tmp_path, sender_auth=None)  # the Maildir default: "evidence"
     clean = world.ingest(school_mail("clean"))
     forged = world.ingest(school_mail("dmarc").replace(
         b"From:", b"Authentication-Results: mx25; dmarc=fail header.from=163.com;\r\nFrom:", 1))

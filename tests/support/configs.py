@@ -16,13 +16,19 @@ ACCOUNTS = {"chuyoujiao": "chuyoujiao@example.test", "zjg": "zjg@example.test"} 
 
 
 def write_config(tmp: Path, extra: str = "", operator: str | None = "operator@example.test",
-                 database_ready: bool = True) -> Path:
+                 database_ready: bool = True, sender_auth: str | None = "evidence") -> Path:
     """A maildir/outbox config for the samples' roster, state under tmp; `extra` is appended TOML.
 
     database_ready: the state directory already holds a migrated database (a copy of the
-    session's template); False leaves it empty, for tests of what creates the database."""
+    session's template); False leaves it empty, for tests of what creates the database.
+    sender_auth: `[security] sender_auth`. "evidence" by default because test mail is unsigned and
+    most tests are not about sender authentication (an IMAP mailbox would default to "dmarc" and
+    quarantine it); None writes no [security] table, so mailbot's own defaults are in force and
+    `extra` may carry a [security] table of its own."""
     lines = ["[general]", 'timezone = "Asia/Shanghai"', f'state_dir = "{tmp / "state"}"', "",
              "[schedule]", "deadline_day = 24", "", "[summary]", 'recipients = ["leader@example.test"]', ""]
+    if sender_auth is not None:
+        lines += ["[security]", f'sender_auth = "{sender_auth}"', ""]
     if operator:
         lines += ["[operator]", f'email = "{operator}"', ""]
     for mb in ROSTER["mailbox"]:
@@ -43,10 +49,11 @@ def write_config(tmp: Path, extra: str = "", operator: str | None = "operator@ex
 
 
 def server_config(tmp_path: Path, imap, smtp, extra: str = "", imap_port: int | None = None,
-                  password_files: dict | None = None) -> Path:
+                  password_files: dict | None = None, sender_auth: str | None = "evidence") -> Path:
     """The samples' roster with both mailboxes on the test servers (imap: the Dovecot fixture,
-    smtp: the aiosmtpd fixture or None); `extra` is appended as more TOML."""
-    path = write_config(tmp_path, extra)
+    smtp: the aiosmtpd fixture or None); `extra` is appended as more TOML; sender_auth as for
+    write_config (None: the IMAP default "dmarc" is in force)."""
+    path = write_config(tmp_path, extra, sender_auth=sender_auth)
     text = path.read_text(encoding="utf-8")
     for name, user in ACCOUNTS.items():
         marker = f'outbox_dir = "{tmp_path / "outbox" / name}"\n'

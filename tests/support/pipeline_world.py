@@ -18,8 +18,8 @@ NOW = datetime(2022, 10, 20, 3, 0, tzinfo=timezone.utc)
 
 
 class World:
-    def __init__(self, tmp_path, extra=""):
-        self.config = load_config(write_config(tmp_path, extra))
+    def __init__(self, tmp_path, extra="", sender_auth: str | None = "evidence"):
+        self.config = load_config(write_config(tmp_path, extra, sender_auth=sender_auth))
         self.engine = prepare_database(self.config)
         self.sessions = make_sessionmaker(self.engine)
         self.now = NOW
