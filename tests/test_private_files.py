@@ -16,7 +16,7 @@ def mode(path) -> int:
 
 
 def test_state_dir_and_everything_in_it_are_private(tmp_path):
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, database_ready=False)  # mailbot makes state_dir itself
     message = (b"From: citizen@example.com\r\nTo: chuyoujiao@163.com\r\nSubject: complaint\r\n"
                b"Message-ID: <c1@example.com>\r\n\r\nplease look at this school\r\n")
     (tmp_path / "complaint.eml").write_bytes(message)
