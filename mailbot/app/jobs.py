@@ -88,7 +88,7 @@ class DaemonJobs:
         from mailbot.outbound.sending import send_outbox
         raised = raise_due_poll_alarms(self.config, self.sessions, self.clock())
         if not should_stop():  # any alarm due, also one queued while the poll job is stuck
-            send_outbox(self.config, self.sessions, self.clock, kinds={alarms.KIND})
+            send_outbox(self.config, self.sessions, self.clock, kinds={alarms.KIND}, should_stop=should_stop)
         return raised
 
     def summary(self, should_stop: ShouldStop) -> int:
