@@ -15,7 +15,7 @@ from mailbot.config import load_config
 from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
 from mailbot.db.models import MailboxState, Outbox
-from mailbot.ingest.poll import raise_due_poll_alarms
+from mailbot.ingest.poll_health import raise_due_poll_alarms
 from mailbot.transports.maildir import MaildirInbox
 
 NOW = datetime(2022, 10, 24, 2, 0, tzinfo=timezone.utc)

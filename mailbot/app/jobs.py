@@ -83,7 +83,7 @@ class DaemonJobs:
     def watch(self, should_stop: ShouldStop) -> int:
         """Raise "no successful poll" by the clock, whatever the poll job is doing, and send the
         alarms at once (only alarms: through a mailbox other than the troubled one)."""
-        from mailbot.ingest.poll import raise_due_poll_alarms
+        from mailbot.ingest.poll_health import raise_due_poll_alarms
         from mailbot.outbound import alarms
         from mailbot.outbound.sending import send_outbox
         raised = raise_due_poll_alarms(self.config, self.sessions, self.clock())

@@ -47,10 +47,10 @@ from mailbot.ingest.baseline import (Arrivals, History, OldMail, Seen, first_con
                                      maildir_polled,
                                      start_of_date, take_baseline, tell_operator_of_old_mail, withheld_because_old)
 from mailbot.ingest.pipeline import Inbound, Pipeline
+from mailbot.ingest.poll_health import note_poll
 from mailbot.ingest.poll_ledger import (ledger_at, load_state, processed_ids, record_unread, retry_below_mark,
                                         save_mark)
 from mailbot.ingest.poll_plan import Triage, advance_mark, triage
-from mailbot.outbound import alarms
 from mailbot.outbound.sending import SendReport, send_outbox
 from mailbot.rules.outcome import Outcome, Result
 from mailbot.rules.roster import Roster
@@ -288,46 +288,6 @@ def poll_maildir(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[
 
 
 # -- the pass ------------------------------------------------------------------------------------
-
-
-def note_poll(sessions: sessionmaker[Session], config: Config, mailbox: MailboxConfig, folder: str, ok: bool,
-              error: str | None, now: datetime) -> None:
-    """Remember the attempt; raise the "no successful poll" alarm once when it is due."""
-    with sessions() as session:
-        state = load_state(session, mailbox.name, folder, now)
-        state.last_attempt_at = now
-        if ok:
-            state.last_success_at, state.last_error, state.alarm_sent_at = now, None, None
-        else:
-            state.last_error = (error or "")[:4000]
-            if alarms.poll_alarm_due(created_at=state.created_at, last_success_at=state.last_success_at,
-                                     alarm_sent_at=state.alarm_sent_at, now=now,
-                                     after_minutes=config.alarm_after_minutes):
-                alarms.poll_stalled(session, config, mailbox, since=state.last_success_at or state.created_at,
-                                    error=state.last_error, now=now)
-                state.alarm_sent_at = now
-        session.commit()
-
-
-def raise_due_poll_alarms(config: Config, sessions: sessionmaker[Session], now: datetime) -> int:
-    """Raise "no successful poll" for every mailbox whose last success is older than
-    `alarm_after_minutes`, by the clock: a poll that hangs, or never returns, is alarmed as well
-    (issue 11). Returns how many alarms were queued now."""
-    raised = 0
-    with sessions() as session:
-        for mailbox in config.mailboxes:
-            folder = mailbox.imap.folder if mailbox.imap is not None else MaildirInbox.folder
-            state = load_state(session, mailbox.name, folder, now)
-            if alarms.poll_alarm_due(created_at=state.created_at, last_success_at=state.last_success_at,
-                                     alarm_sent_at=state.alarm_sent_at, now=now,
-                                     after_minutes=config.alarm_after_minutes):
-                error = state.last_error or "轮询一直没有结束或没有开始（服务器可能无响应）"
-                if alarms.poll_stalled(session, config, mailbox, since=state.last_success_at or state.created_at,
-                                       error=error, now=now):
-                    raised += 1
-                state.alarm_sent_at = now
-        session.commit()
-    return raised
 
 
 def poll_mailboxes(config: Config, sessions: sessionmaker[Session], pipeline: Pipeline,
