@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 
+from support.cli import run_process
 from support.configs import write_config
 
 
@@ -22,8 +21,7 @@ def test_state_dir_and_everything_in_it_are_private(tmp_path):
     (tmp_path / "complaint.eml").write_bytes(message)
     old = os.umask(0o022)  # a usual login shell
     try:
-        subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config), "ingest", "--mailbox", "chuyoujiao",
-                        str(tmp_path / "complaint.eml")], check=True, capture_output=True, timeout=120)
+        run_process(config, "ingest", "--mailbox", "chuyoujiao", tmp_path / "complaint.eml", timeout=120)
     finally:
         os.umask(old)
     state = tmp_path / "state"

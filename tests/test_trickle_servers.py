@@ -7,9 +7,6 @@ waited for ever. The deadline is 2 s; "returns within the deadline plus 10 s" is
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from mailbot.config import MailboxConfig, ServerConfig
 from mailbot.errors import TemporarySendError, TransportError
 from mailbot.transports.imap import ImapInbox
 from mailbot.transports.smtp import SmtpSender
+from support.cli import Result, run_process
 from support.trickle import IMAP_GREETING, SMTP_GREETING, TricklingPeer
 
 DEADLINE = 2.0
@@ -118,12 +116,10 @@ emails = ["{SCHOOL[1]}"]
     return path
 
 
-def mailbot(config: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+def mailbot(config: Path, *args: str) -> tuple[Result, float]:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "PYTHONUTF8": "1",
-                                                       "MAILBOT_TEST_PASSWORD": "secret"})
-    return proc, time.monotonic() - started
+    result = run_process(config, *args, check=False, timeout=120, env={"MAILBOT_TEST_PASSWORD": "secret"})
+    return result, time.monotonic() - started
 
 
 def test_poll_returns_and_reads_the_other_mailbox_then_outbox_send_returns(tmp_path):
@@ -137,10 +133,10 @@ def test_poll_returns_and_reads_the_other_mailbox_then_outbox_send_returns(tmp_p
         poll, poll_seconds = mailbot(config, "poll", "--no-send")
         send, send_seconds = mailbot(config, "outbox", "send")
 
-    assert poll.returncode == 1, poll.stderr  # the zjg mailbox failed ...
+    assert poll.exit_code == 1, poll.stderr  # the zjg mailbox failed ...
     assert "zjg" in poll.stderr and "deadline" in poll.stderr
     assert poll_seconds < DEADLINE * 2 + 10
     status, _ = mailbot(config, "status", "--month", "2022-10", "--json")
     assert '"on_time"' in status.stdout  # ... and chuyoujiao was read all the same
-    assert send.returncode == 1, send.stdout + send.stderr  # the receipt could not leave
+    assert send.exit_code == 1, send.stdout + send.stderr  # the receipt could not leave
     assert send_seconds < BOUND + 10  # one stalled connection, not one per row
