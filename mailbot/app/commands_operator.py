@@ -177,64 +177,130 @@ def submissions_list(month, school, as_json):
 # -- senders ----------------------------------------------------------------------------------------
 @click.group()
 def senders():
-    """Addresses remembered on approval (`quarantine approve --remember`): list and forget them.
+    """Addresses the operator trusted: remembered on approval (`quarantine approve --remember`), or
+    exempted from sender authentication (`senders trust`). List and forget them.
 
     \b
     Example:
       mailbot senders list
       mailbot senders forget teacher@qq.com
+      mailbot senders trust office@xx-school.cn --unauthenticated
     """
+
+
+def _schools_of(session, config, address: str) -> list[str]:
+    """The schools an address reports for: the roster's and the remembered senders'."""
+    from mailbot.db import store
+    from mailbot.rules.roster import Roster
+    return Roster(config.schools, store.known_senders(session)).schools_of_sender(address.strip().lower())
 
 
 @senders.command("list")
 @json_option
 def senders_list(as_json):
-    """List the remembered addresses and the school each reports for.
+    """List the remembered addresses and the school each reports for, then the addresses exempted
+    from sender authentication ("kind": "remembered" or "unauthenticated").
 
     \b
     Example:
       mailbot senders list --json
     """
-    from mailbot.db.senders import list_senders
+    from mailbot.db.senders import list_senders, list_unauthenticated
     c = _context()
     with c.sessions()() as session:
-        items = list_senders(session)
+        items = [{**s, "kind": "remembered"} for s in list_senders(session)]
+        items += [{**s, "school": "、".join(_schools_of(session, c.config, s["email"])) or None,
+                   "kind": "unauthenticated"} for s in list_unauthenticated(session)]
     if as_json:
         echo_people_json(items, c.config.timezone)
         return
     if not items:
         click.echo("no remembered sender")
         return
-    for line in table([[s["email"], s["school"], people_time(s["created_at"], c.config.timezone),
-                        f"by {s['created_by'] or '-'}"] for s in items]):
+    for line in table([[s["email"], s["school"] or "-", people_time(s["created_at"], c.config.timezone),
+                        f"by {s['created_by'] or '-'}",
+                        "accepted without sender authentication" if s["kind"] == "unauthenticated" else ""]
+                       for s in items]):
         click.echo(line)
+
+
+@senders.command("trust")
+@click.argument("address")
+@click.option("--unauthenticated", is_flag=True,
+              help="Count its mail without an authenticated From (SPEC 3.4): for a school whose mail "
+                   "server signs nothing, knowingly.")
+@json_option
+def senders_trust(address, unauthenticated, as_json):
+    """Exempt one registered address from sender authentication. Anyone can write that From: do it
+    only for a school whose server cannot be fixed. Recorded in the audit trail; undone with
+    `senders forget ADDRESS --unauthenticated`.
+
+    \b
+    Example:
+      mailbot senders trust office@xx-school.cn --unauthenticated
+    """
+    if not unauthenticated:
+        raise click.UsageError("say --unauthenticated: `senders trust` exempts an address from sender "
+                               "authentication, and must be asked for knowingly")
+    from mailbot.db import audit
+    from mailbot.db.senders import UnknownSender, trust_unauthenticated
+    c = _context()
+    now = c.clock()
+    with c.sessions()() as session:
+        schools = _schools_of(session, c.config, address)
+        try:
+            exemption, new = trust_unauthenticated(session, address, schools, now, cli_actor())
+        except UnknownSender as exc:
+            raise click.BadParameter(f"{exc} (see the roster and `mailbot senders list`)",
+                                     param_hint="ADDRESS") from exc
+        if new:
+            audit.sender_exempted(session, actor=cli_actor(), email=exemption["email"], schools=schools, now=now)
+        session.commit()
+    if as_json:
+        echo_people_json({**exemption, "school": "、".join(schools), "kind": "unauthenticated", "new": new},
+                         c.config.timezone)
+    else:
+        click.echo(f"{exemption['email']} ({'、'.join(schools)}) is accepted without sender authentication"
+                   + ("" if new else " (already)"))
 
 
 @senders.command("forget")
 @click.argument("address")
 @click.option("--school", metavar="NAME", help="Forget it only for this school.")
+@click.option("--unauthenticated", is_flag=True,
+              help="Withdraw only its exemption from sender authentication (`senders trust`).")
 @json_option
-def senders_forget(address, school, as_json):
-    """Forget a remembered address: its next table is quarantined again. Recorded in the audit trail.
+def senders_forget(address, school, unauthenticated, as_json):
+    """Forget a remembered address: its next table is quarantined again. With --unauthenticated,
+    withdraw its exemption from sender authentication instead. Recorded in the audit trail.
 
     \b
     Example:
       mailbot senders forget teacher@qq.com
+      mailbot senders forget office@xx-school.cn --unauthenticated
     """
     from mailbot.db import audit
-    from mailbot.db.senders import UnknownSender, forget_sender
+    from mailbot.db.senders import UnknownSender, forget_sender, forget_unauthenticated
     c = _context()
     now = c.clock()
+    if unauthenticated and school:
+        raise click.UsageError("--school and --unauthenticated do not go together: an exemption is per address")
     with c.sessions()() as session:
         try:
-            gone = forget_sender(session, address, _school_name(c.config, school))
+            if unauthenticated:
+                gone = [forget_unauthenticated(session, address)]
+                audit.sender_exemption_withdrawn(session, actor=cli_actor(), email=gone[0]["email"], now=now)
+            else:
+                gone = forget_sender(session, address, _school_name(c.config, school))
+                audit.record(session, actor=cli_actor(), action="sender_forget", target=gone[0]["email"], now=now,
+                             schools=[g["school"] for g in gone])
         except UnknownSender as exc:
             raise click.BadParameter(f"{exc} (see `mailbot senders list`)", param_hint="ADDRESS") from exc
-        audit.record(session, actor=cli_actor(), action="sender_forget", target=gone[0]["email"], now=now,
-                     schools=[g["school"] for g in gone])
         session.commit()
     if as_json:
         echo_people_json(gone, c.config.timezone)
+    elif unauthenticated:
+        click.echo(f"{gone[0]['email']} needs an authenticated From again")
     else:
         click.echo(f"forgot {gone[0]['email']} for {', '.join(g['school'] for g in gone)}")
 

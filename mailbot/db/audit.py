@@ -53,3 +53,12 @@ def quarantine_approved(session: Session, *, actor: str, quarantine_id: int, sch
 def quarantine_rejected(session: Session, *, actor: str, quarantine_id: int, reason: str, now: datetime) -> AuditEntry:
     return record(session, actor=actor, action="quarantine_reject", target=f"quarantine {quarantine_id}", now=now,
                   reason=reason)
+
+
+def sender_exempted(session: Session, *, actor: str, email: str, schools: list[str], now: datetime) -> AuditEntry:
+    return record(session, actor=actor, action="sender_trust_unauthenticated", target=email, now=now,
+                  school="、".join(schools))
+
+
+def sender_exemption_withdrawn(session: Session, *, actor: str, email: str, now: datetime) -> AuditEntry:
+    return record(session, actor=actor, action="sender_forget_unauthenticated", target=email, now=now)

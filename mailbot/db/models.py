@@ -164,6 +164,19 @@ class KnownSender(Base):
     created_by: Mapped[str | None] = mapped_column(String(255))
 
 
+class UnauthenticatedSender(Base):
+    """A registered address the operator exempted, knowingly, from sender authentication (SPEC 3.4:
+    `senders trust ADDRESS --unauthenticated`), for a school whose mail server signs nothing."""
+
+    __tablename__ = "unauthenticated_senders"
+    __table_args__ = (UniqueConstraint("email", name="uq_unauthenticated_senders"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str | None] = mapped_column(String(255))
+
+
 class MailboxState(Base):
     """Where polling stands for one mailbox folder (SPEC 5).
 

@@ -1,16 +1,24 @@
-"""The addresses the operator trusted on approval (`quarantine approve --remember`): list and forget.
+"""The addresses the operator trusted: remembered on approval (`quarantine approve --remember`),
+and exempted from sender authentication (`senders trust ADDRESS --unauthenticated`). List and forget.
 
 A remembered address counts as the school's own, as if it were in the roster, until forgotten
 (a teacher who left, an address approved by mistake). Forgetting deletes the row; the approval
 itself stays in the quarantine record and in the audit trail.
+
+An exempted address is a registered one (the roster's or a remembered one) whose mail counts
+without an authenticated From (SPEC 3.4), for a school whose mail server signs nothing: the
+operator says so knowingly, per address, and can withdraw it (`senders forget ADDRESS
+--unauthenticated`).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from mailbot.db.models import KnownSender
+from mailbot.db.models import KnownSender, UnauthenticatedSender
 
 
 class UnknownSender(LookupError):
@@ -36,4 +44,46 @@ def forget_sender(session: Session, address: str, school: str | None = None) -> 
         raise UnknownSender(f"{email} is not a remembered sender" + (f" of {school}" if school else ""))
     condition = [KnownSender.email == email] + ([KnownSender.school == school] if school else [])
     session.execute(delete(KnownSender).where(*condition))
+    return gone
+
+
+def _exemption(row: UnauthenticatedSender) -> dict:
+    return {"email": row.email, "created_at": row.created_at, "created_by": row.created_by}
+
+
+def list_unauthenticated(session: Session) -> list[dict]:
+    """Every address exempted from sender authentication, by address."""
+    return [_exemption(row) for row in session.scalars(select(UnauthenticatedSender)
+                                                       .order_by(UnauthenticatedSender.email))]
+
+
+def is_unauthenticated_exempt(session: Session, address: str) -> bool:
+    email = (address or "").strip().lower()
+    return session.scalar(select(UnauthenticatedSender.id).where(UnauthenticatedSender.email == email)) is not None
+
+
+def trust_unauthenticated(session: Session, address: str, schools: list[str], now: datetime,
+                          by: str | None) -> tuple[dict, bool]:
+    """Exempt a registered address (`schools`: those it reports for, empty when it is not
+    registered: UnknownSender) from sender authentication; (the exemption, whether it is new)."""
+    email = address.strip().lower()
+    if not schools:
+        raise UnknownSender(f"{email} is not a registered address of any school (the roster or a remembered sender)")
+    existing = session.scalar(select(UnauthenticatedSender).where(UnauthenticatedSender.email == email))
+    if existing is not None:
+        return _exemption(existing), False
+    row = UnauthenticatedSender(email=email, created_at=now, created_by=by)
+    session.add(row)
+    session.flush()
+    return _exemption(row), True
+
+
+def forget_unauthenticated(session: Session, address: str) -> dict:
+    """Withdraw an exemption: the address's mail needs an authenticated From again."""
+    email = address.strip().lower()
+    row = session.scalar(select(UnauthenticatedSender).where(UnauthenticatedSender.email == email))
+    if row is None:
+        raise UnknownSender(f"{email} is not exempted from sender authentication")
+    gone = _exemption(row)
+    session.delete(row)
     return gone

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.config import Config
 from mailbot.db import store
 from mailbot.db.models import Message
+from mailbot.db.senders import is_unauthenticated_exempt
 from mailbot.db.submissions import record_rows
 from mailbot.errors import WorkerFailure
 from mailbot.ingest.analysis import Analysis, analyse
@@ -254,16 +255,21 @@ class Pipeline:
             replies_for_sender=store.replies_for_sender(session, msg.from_addr, since),
             replies_from_mailbox=store.replies_from_mailbox(session, inbound.mailbox, since),
             reply_cap_per_mailbox=self.config.replies.max_per_mailbox_per_day,
-            sender_auth=self._authenticate(inbound, msg) if schools and trusted_schools is None else None,
+            sender_auth=self._authenticate(session, inbound, msg) if schools and trusted_schools is None else None,
             our_message_ids=frozenset(store.our_message_ids(session, msg.in_reply_to + msg.references)),
             replied_kinds=frozenset(store.our_mail_kinds(session, msg.in_reply_to + msg.references)),
             twin=Twin(*twin) if twin is not None else None,
             trusted_schools=tuple(trusted_schools) if trusted_schools is not None else None)
 
-    def _authenticate(self, inbound: Inbound, msg: ParsedMessage) -> AuthVerdict:
-        """Whether the registered sender's From is authentic, as this mailbox's mode asks (SPEC 3.4)."""
+    def _authenticate(self, session: Session, inbound: Inbound, msg: ParsedMessage) -> AuthVerdict:
+        """Whether the registered sender's From is authentic, as this mailbox's mode asks (SPEC 3.4),
+        unless the operator exempted the address knowingly (`senders trust --unauthenticated`)."""
         security = self.config.security
         mode = security.mode_for(self.config.mailbox(inbound.mailbox), inbound.source)
+        if mode != "off" and is_unauthenticated_exempt(session, msg.from_addr):
+            log.info("sender %s is exempted from sender authentication (message %s)", msg.from_addr,
+                     msg.message_id)
+            return AuthVerdict(True, "exempted by the operator (senders trust --unauthenticated)")
 
         def own_dkim():
             from mailbot.mail.dkim_check import check_dkim

@@ -24,7 +24,8 @@ KIND_LABELS = {"receipt": "回执", "rejection": "退回通知", "summary": "月
 ROLE_LABELS = {"clerk": "经办人员", "viewer": "查看人员"}
 ACTION_LABELS = {"excuse": "设为免报", "excuse_withdraw": "撤销免报", "void": "作废报送",
                  "quarantine_approve": "批准隔离邮件", "quarantine_reject": "拒绝隔离邮件", "outbox_retry": "重新发送邮件",
-                 "summary_send": "发送月度汇总", "sender_forget": "移除已记住的发件地址"}
+                 "summary_send": "发送月度汇总", "sender_forget": "移除已记住的发件地址",
+                 "sender_trust_unauthenticated": "免于发件人验证", "sender_forget_unauthenticated": "撤销免于发件人验证"}
 _TARGETS = {"submission": "第{}号报送", "outbox": "第{}号发件", "quarantine": "第{}号隔离邮件", "summary": "{}汇总"}
 SOURCE_LABELS = {"imap": "邮箱（IMAP）", "maildir": "邮箱（Maildir）", "file": "手工导入", "operator": "管理员录入"}
 
