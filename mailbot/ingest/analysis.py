@@ -33,6 +33,7 @@ STRUCTURE_PROBLEMS = {
     "too_many_parts": "这封邮件包含的部分过多（超过两千个），为安全起见系统没有逐一打开其中的附件。" + _SEND_AGAIN,
     "too_many_messages": "这封邮件中夹带的转发邮件过多，为安全起见系统没有逐一打开其中的附件。" + _SEND_AGAIN,
 }
+UNREAD_PART = "这封邮件中有一部分内容无法解码（可能在发送途中损坏），系统没能读取其中的附件。" + _SEND_AGAIN
 
 
 @dataclass
@@ -87,5 +88,8 @@ def analyse(raw: bytes, limits: Limits, tz_name: str) -> Analysis:
         remaining = message_budget - (time.monotonic() - started)
         budget = max(0.05, min(limits.worker_timeout_seconds * ATTACHMENT_BUDGET_SHARE, remaining))
         extracted.append(extract_attachment(att, limits, budget))
+    if message.unread_parts:  # said, never silently dropped: a registered sender's mail is then rejected
+        extracted.append(Extracted(None, [], UnreadableFile("mail_part", UNREAD_PART,
+                                                            f"{message.unread_parts} MIME part(s) could not be decoded")))
     message.attachments = [replace(a, data=b"") for a in message.attachments]
     return Analysis(message, extracted, pictures)

@@ -41,6 +41,7 @@ class Collected:
     attachments: list[Attachment] = field(default_factory=list)
     is_report: bool = False
     parts_seen: int = 0
+    unread_parts: int = 0  # parts whose decoding raised (MemoryError included): counted, not lost
 
 
 def parse_structure(raw: bytes) -> Message:
@@ -136,6 +137,9 @@ def _walk_child(part: Message, depth: int, origin: str, top_level: bool, collect
     try:
         walk(part, depth, origin, top_level, collected)
     except Exception:  # noqa: BLE001 - a bug on one part must cost that part, not the message
+        # MemoryError included (a 15 MB base64 part of "=" signs in the worker's memory limit): the
+        # part is counted, so the decision says a file could not be read instead of "nothing sent".
+        collected.unread_parts += 1
         log.warning("could not read a MIME part at depth %d: skipped", depth, exc_info=True)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from datetime import datetime, timezone, tzinfo
 from email import policy
 from email.message import Message
@@ -38,14 +39,15 @@ def parse_message(raw: bytes, *, default_tz: tzinfo = timezone.utc) -> ParsedMes
 
 def parse_message_shaped(raw: bytes, *, default_tz: tzinfo = timezone.utc) -> tuple[ParsedMessage, str | None]:
     """parse_message, and why only the headers were read: "too_large", "too_deep",
-    "too_many_messages" or "too_many_parts" (mailbot.mail.structure); None when all was read."""
+    "too_many_messages" or "too_many_parts" (mailbot.mail.structure); None when all was read.
+    A body that could not be decoded is read as headers only with `unread_parts` = 1."""
     problem = "too_large" if len(raw) > MAX_MESSAGE_BYTES else measure(raw).problem
     try:
         return _parse(raw, default_tz, headers_only=problem is not None), problem
     except Exception:  # last resort: a bug here must not lose the message, only its details
         log.exception("could not parse message of %d bytes: reading its headers only", len(raw))
     try:
-        return _parse(raw, default_tz, headers_only=True), problem
+        return replace(_parse(raw, default_tz, headers_only=True), unread_parts=1), problem
     except Exception:  # noqa: BLE001
         log.exception("could not parse the headers of a message of %d bytes", len(raw))
         return _empty_message(), problem
@@ -91,6 +93,7 @@ def _parse(raw: bytes, default_tz: tzinfo, headers_only: bool) -> ParsedMessage:
         big_attachment_links=links,
         reply_to=_reply_addresses(headers.get("reply-to", [])),
         mailbot_marker="x-mailbot" in headers,
+        unread_parts=collected.unread_parts,
     )
 
 

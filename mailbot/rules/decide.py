@@ -201,8 +201,9 @@ def thanks_for_our_mail(f: Facts) -> Decision | None:
 
 
 def other_business(f: Facts) -> Decision | None:
-    """A registered school writing about something else is left for the staff."""
-    attempt = (bool(f.tables) or classify.mentions_submission(f.msg)
+    """A registered school writing about something else is left for the staff; not when a file or
+    a part of its mail could not be read (issue 11: never a silent `ignored`)."""
+    attempt = (bool(f.tables) or bool(f.problems) or classify.mentions_submission(f.msg)
                or classify.replies_to_us(f.msg, set(f.context.our_message_ids)))
     return None if attempt else Decision(Outcome.IGNORED, reason="registered sender, not about the report")
 

@@ -55,6 +55,7 @@ class ParsedMessage:
     big_attachment_links: list[str] = field(default_factory=list)  # QQ 超大附件 and similar links
     reply_to: list[str] = field(default_factory=list)
     mailbot_marker: bool = False  # carries our own X-Mailbot header: mail from mailbot itself
+    unread_parts: int = 0  # MIME parts (or the whole body) that could not be decoded: never silently gone
 
 
 @dataclass
