@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Column, MetaData, Select, String, Table, and_, case, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from mailbot.config import School
+from mailbot.config import LEVELS, School
 from mailbot.db.models import Submission
 from mailbot.summary.aggregate import LevelTotals, StoredRow
 
@@ -54,6 +54,10 @@ def _count_if(condition):
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
+def _sum_if(condition, column):
+    return func.coalesce(func.sum(case((condition, column), else_=0)), 0)
+
+
 def trend_totals(session: Session, schools: list[School], month: str) -> dict[str, dict[str, LevelTotals]]:
     """month -> level -> what the rows in force of active roster schools add up to, for every month
     on record before `month` (a month whose rows are all off the roster is there with no level).
@@ -71,18 +75,27 @@ def trend_totals(session: Session, schools: list[School], month: str) -> dict[st
         on_roster = and_(roster.name == sub.school,
                          or_(roster.active_from.is_(None), roster.active_from <= sub.month),
                          or_(roster.active_until.is_(None), sub.month <= roster.active_until))
-        query = (select(sub.month, roster.level, func.count(), _count_if(sub.late),
-                        func.coalesce(func.sum(sub.schools_count), 0), func.coalesce(func.sum(sub.enrolled), 0),
-                        func.coalesce(func.sum(sub.participating), 0), _count_if(sub.two_plus_n),
-                        _count_if(and_(sub.two_plus_n, func.coalesce(sub.n, 0) >= 3)))
+        # One row per month, the levels side by side: grouping by month alone follows the month
+        # index, where grouping by month and level sorted 324,000 rows (0.7 s -> 0.3 s).
+        figures = []
+        for level in LEVELS:
+            in_level = roster.level == level
+            figures += [_count_if(in_level), _count_if(and_(in_level, sub.late)),
+                        _sum_if(in_level, sub.schools_count), _sum_if(in_level, sub.enrolled),
+                        _sum_if(in_level, sub.participating), _count_if(and_(in_level, sub.two_plus_n)),
+                        _count_if(and_(in_level, sub.two_plus_n, func.coalesce(sub.n, 0) >= 3))]
+        query = (select(sub.month, *figures)
                  .select_from(Submission.__table__.outerjoin(_ROSTER, on_roster))
                  .where(sub.replaced_by.is_(None), sub.voided_at.is_(None), sub.month < month)
-                 .group_by(sub.month, roster.level))
+                 .group_by(sub.month))
+        width = len(figures) // len(LEVELS)
         totals: dict[str, dict[str, LevelTotals]] = {}
-        for m, level, *figures in connection.execute(query):
+        for m, *values in connection.execute(query):
             by_level = totals.setdefault(m, {})
-            if level is not None:
-                by_level[level] = LevelTotals(*(int(x) for x in figures))
+            for index, level in enumerate(LEVELS):
+                level_values = [int(x) for x in values[index * width:(index + 1) * width]]
+                if level_values[0]:  # rows of this level that month
+                    by_level[level] = LevelTotals(*level_values)
         return totals
     finally:
         _ROSTER.drop(connection)
