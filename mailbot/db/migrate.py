@@ -8,15 +8,21 @@ directory gets its database; a database left by an older version is upgraded, as
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
+import time
 from importlib import resources
 from pathlib import Path
+from typing import Iterator
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 from mailbot.config import Config
 from mailbot.db.engine import make_engine
+from mailbot.errors import MailbotError
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +83,45 @@ def make_state_dir(config: Config) -> None:
         Path(config.database_url[len("sqlite:///"):]).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
+# How long a first start waits for another process that is creating or upgrading the schema.
+SCHEMA_LOCK_SECONDS = 300.0
+SCHEMA_LOCK_FILE = ".schema.lock"
+
+
+@contextlib.contextmanager
+def schema_lock(config: Config, within: float = SCHEMA_LOCK_SECONDS) -> Iterator[None]:
+    """One process at a time creates or upgrades the schema: two first starts on a fresh state dir
+    (the daemon and a CLI command) would otherwise both open the new file and race for its first
+    write (issue 11). A file lock in state_dir, waited for within a bound; the kernel drops it when
+    its holder dies, so a kill never leaves it behind."""
+    path = config.state_dir / SCHEMA_LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        give_up = time.monotonic() + within
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= give_up:
+                    raise MailbotError(f"another mailbot process has been creating or upgrading the database "
+                                       f"for over {within:.0f} s (lock {path})") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def prepare_database(config: Config) -> Engine:
     """The engine for this config, ready to use: the state directory is created if missing and the
-    schema brought to the current revision (the first-use path; see the module docstring)."""
+    schema brought to the current revision (the first-use path; see the module docstring). When
+    the schema is current this is one read; otherwise it is made under `schema_lock`."""
     make_state_dir(config)
     engine = make_engine(config.database_url)
-    upgrade_if_needed(engine)
+    url = config.database_url
+    database_file = Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+    if (database_file is None or database_file.exists()) and stored_revision(engine) == HEAD:
+        return engine
+    with schema_lock(config):
+        upgrade_if_needed(engine)  # looks again: the process we waited for may have done it
     return engine
