@@ -56,11 +56,9 @@ def run_poll(zygote, config, kill_when=None, rng: random.Random | None = None) -
         while proc.poll() is None and time.monotonic() < deadline:
             if kill_when is not None and kill_when():
                 time.sleep(rng.uniform(0, 0.02))
-                if proc.poll() is not None:
-                    return False
-                proc.kill_group(signal.SIGKILL)
+                killed = proc.kill_group(signal.SIGKILL)  # False: it finished first
                 proc.wait()
-                return True
+                return killed
             time.sleep(0.005)
         assert proc.poll() is not None, "a poll did not finish in 300 s"
         return False

@@ -51,11 +51,9 @@ def kill_while_creating(zygote, config, database, rng: random.Random, after_wal:
         while proc.poll() is None and time.monotonic() < deadline and not started():
             time.sleep(0.0002)
         time.sleep(rng.uniform(0, 0.03 if after_wal else window))
-        if proc.poll() is not None:
-            return False
-        proc.kill_group(signal.SIGKILL)
+        killed = proc.kill_group(signal.SIGKILL)  # False: it finished first
         proc.wait()
-        return True
+        return killed
     finally:
         if proc.poll() is None:
             proc.kill_group(signal.SIGKILL)

@@ -12,7 +12,9 @@ def test_demo_runs_a_whole_month(tmp_path):
     out = tmp_path / "demo"
     started = time.monotonic()
     proc = run_process(None, "demo", "--out", out)  # the installed script, as a newcomer runs it
-    assert time.monotonic() - started < 30
+    # The month runs on a simulated clock: a real wait (a throttle, a poll interval) would take hours.
+    # 30 s was too close: under stress-ng --cpu 2 on a busy 2-core machine it took 36 s.
+    assert time.monotonic() - started < 180
     status = json.loads((out / "status.json").read_text(encoding="utf-8"))
     states = {s["name"]: s["state"] for s in status["schools"]}
     assert states["安溪县溪东中学"] == "late" and states["安溪县第六实验小学"] == "on_time"

@@ -113,14 +113,27 @@ class Forked:
             self.returncode = self._zygote._status[self.pid]
         return self.returncode
 
-    def send_signal(self, signum: int) -> None:
-        if self.poll() is None:
-            os.kill(self.pid, signum)
+    def send_signal(self, signum: int) -> bool:
+        """True when the signal was sent; False when the child had ended (its exit may not have been
+        reported yet: the zygote reaps it first)."""
+        try:
+            if self.poll() is None:
+                os.kill(self.pid, signum)
+                return True
+        except ProcessLookupError:
+            pass
+        return False
 
-    def kill_group(self, signum: int) -> None:
-        """The signal to the child's whole process group (it and its worker processes)."""
-        if self.poll() is None:
-            os.killpg(self.pid, signum)
+    def kill_group(self, signum: int) -> bool:
+        """The signal to the child's whole process group (it and its worker processes); True when
+        it was sent, False when the group had already ended."""
+        try:
+            if self.poll() is None:
+                os.killpg(self.pid, signum)
+                return True
+        except ProcessLookupError:
+            pass
+        return False
 
 
 class Zygote:
