@@ -27,7 +27,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from mailbot.config import config_from_dict
-from mailbot.db.engine import make_engine, make_sessionmaker
+from mailbot.db.engine import engine_for, make_sessionmaker
 from mailbot.db.migrate import upgrade
 from mailbot.db.models import Message, Outbox, Submission
 from mailbot.web import create_app
@@ -113,7 +113,7 @@ def main() -> int:
                                                 "levels": ["primary", "middle"], "maildir": "in", "outbox_dir": "out"}]},
                                   Path(folder))
         config.schools = schools
-        engine = make_engine(config.database_url)
+        engine = engine_for(config)
         upgrade(engine)
         sessions = make_sessionmaker(engine)
         with sessions() as session:

@@ -19,11 +19,11 @@ def _engine():
         return engine
     # Run by the `alembic` command directly: read the URL through mailbot's config loader.
     from mailbot.config import load_config
-    from mailbot.db.engine import make_engine
+    from mailbot.db.engine import engine_for
     from mailbot.db.migrate import make_state_dir
     mailbot_config = load_config(os.environ.get("MAILBOT_CONFIG"))
     make_state_dir(mailbot_config)
-    return make_engine(mailbot_config.database_url)
+    return engine_for(mailbot_config)
 
 
 def run_migrations_offline() -> None:

@@ -40,11 +40,33 @@ def pytest_make_collect_report(collector):
     return report
 
 
+def pytest_addoption(parser):
+    parser.addoption("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                     help="the backend of every test's database: SQLite files (default), or one private "
+                          "PostgreSQL server for the session (CI runs `-m database` on both; see .ci/run)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "database: the test uses mailbot's database (run on both backends)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests that touch the database (support.backends decides, by module)."""
+    from support.backends import touches_database
+    for item in items:
+        if touches_database(item):
+            item.add_marker(pytest.mark.database)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def database_template(tmp_path_factory) -> Path:
-    """The directory of this session's migrated template database (made on first use)."""
+def database_template(request, tmp_path_factory) -> Path:
+    """The directory of this session's migrated SQLite template (made on first use); with
+    --database=postgresql, the session's PostgreSQL server is started and its template migrated."""
     directory = tmp_path_factory.mktemp("database-template")
     database.use_directory(directory)
+    if request.config.getoption("--database") == "postgresql":
+        server = request.getfixturevalue("postgres")
+        database.use_postgres(server)
     return directory
 
 

@@ -17,6 +17,9 @@ no import. The servers themselves live in tests/support/.
   "451 4.3.0 ..." or support.smtp_server.DROP)`, `.deliver_into = dovecot` (accepted mail goes to
   the users' INBOX through dovecot-lda), `.smtp_config(user, security)`.
 - `silent_server` (support.standins.SilentServer): accepts TCP connections and never says a word.
+- `postgres` (support.postgres.Postgres, one per session): a private PostgreSQL on a free loopback
+  port, run as an unprivileged user; `.url(name)`, `.password_file`, `.new_database(name, template)`,
+  `.sql(statement)`. With `--database=postgresql` every test's database lives there (conftest.py).
 
 When Dovecot or aiosmtpd is missing its tests are skipped on a developer machine and fail under
 CI=true (support/installed.py).
@@ -31,6 +34,7 @@ from typing import Iterator
 import pytest
 
 from support.dovecot import Dovecot, running_dovecot
+from support.postgres import Postgres, running_postgres
 from support.loopback import HOST, private_dir
 from support.smtp_server import SmtpServer
 from support.standins import RecordingProxy, SilentServer
@@ -40,6 +44,15 @@ from support.standins import RecordingProxy, SilentServer
 def dovecot() -> Iterator[Dovecot]:
     with running_dovecot() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    with running_postgres() as server:
+        try:
+            yield server
+        finally:
+            print("---- postgresql server.log (tail) ----\n" + server.log_tail())
 
 
 @pytest.fixture

@@ -1,16 +1,34 @@
 """The migrations build the schema the models describe, from an empty database."""
 
+from datetime import datetime, timedelta, timezone
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session
 
 from mailbot.db.engine import make_engine
 from mailbot.db.migrate import HEAD, current_revision, head_revision, stored_revision, upgrade
 from mailbot.db.models import Base
 
 
-def test_empty_database_to_head_matches_models(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_engine(request, tmp_path):
+    """An empty database on each backend (PostgreSQL: a new one on the session's server)."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    else:
+        server = request.getfixturevalue("postgres")
+        name = server.new_database(f"empty_{request.node.name}".replace("[", "_").replace("]", "").lower(),
+                                   template="template0")
+        engine = make_engine(server.url(name), server.password_file.read_text().strip())
+    yield engine
+    engine.dispose()
+
+
+def test_empty_database_to_head_matches_models(empty_engine):
+    engine = empty_engine
     upgrade(engine)
     assert current_revision(engine) == head_revision(engine)
     with engine.connect() as conn:
@@ -57,3 +75,26 @@ def test_make_engine_creates_nothing_and_prepare_database_is_the_first_use_path(
     prepare_database(old).dispose()
     assert stored_revision(engine) == HEAD and "upgrading the database schema from revision 0002" in caplog.text
     engine.dispose()
+
+
+def test_types_that_differ_map_properly(empty_engine):
+    """Aware times come back as the same instant in UTC, JSON as the same structure, bytes as bytes
+    (PostgreSQL: timestamp with time zone, json, bytea); a UIDVALIDITY above 2**31 fits."""
+    from mailbot.db.models import MailboxState, Outbox
+    upgrade(empty_engine)
+    shanghai = timezone(timedelta(hours=8))
+    at = datetime(2022, 10, 24, 23, 59, 30, 123456, tzinfo=shanghai)
+    raw = bytes(range(256)) * 10
+    with Session(empty_engine) as session:
+        session.add(Outbox(key="k", kind="receipt", mailbox="zjg", from_addr="a@b", recipient="c@d",
+                           to_addrs=["c@d", "甲@例子.中国"], subject="回执", message_id="m", raw=raw,
+                           next_attempt_at=at, created_at=at))
+        session.add(MailboxState(mailbox="zjg", folder="INBOX", uidvalidity=4_294_967_295, last_uid=4_294_967_290,
+                                 created_at=at))
+        session.commit()
+    with Session(empty_engine) as session:
+        row = session.scalar(select(Outbox))
+        state = session.scalar(select(MailboxState))
+    assert row.created_at == at and row.created_at.tzinfo == timezone.utc
+    assert row.to_addrs == ["c@d", "甲@例子.中国"] and row.raw == raw
+    assert (state.uidvalidity, state.last_uid) == (4_294_967_295, 4_294_967_290)

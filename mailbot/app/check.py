@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
-from mailbot.app.preflight import config_problems, server_problems
+from mailbot.app.preflight import config_problems, database_problems, server_problems
 from mailbot.config import Config, MailboxConfig
 from mailbot.errors import ConfigError, MailbotError
 
@@ -106,11 +106,36 @@ def _server_probe(mb: MailboxConfig, role: str, action: Callable[[], dict]) -> P
     return _attempt(probe, action)
 
 
+def _database_probe(config: Config) -> Probe:
+    """PostgreSQL: the password resolves, the server answers, and which schema revision it holds."""
+    probe = Probe("database", "database", config.database_url)
+    problems = database_problems(config)
+    if problems:
+        probe.config_error, probe.error = True, "; ".join(problems)
+        return probe
+
+    def connect() -> dict:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from mailbot.db.engine import engine_for
+        from mailbot.db.migrate import stored_revision
+        engine = engine_for(config)
+        try:
+            return {"revision": stored_revision(engine)}
+        except SQLAlchemyError as exc:
+            raise MailbotError(f"cannot use the database: {getattr(exc, 'orig', None) or exc}") from exc
+        finally:
+            engine.dispose()
+    return _attempt(probe, connect)
+
+
 def check_config(config: Config) -> list[Probe]:
     """Try every mailbox's servers; never raises for a server's failure. The configuration's own
     problems (mailbot.app.preflight) come first, as probes of role "config"."""
     probes = [Probe("config", "config", str(config.path or ""), config_error=True, error=problem)
               for problem in config_problems(config)]
+    if config.database_backend == "postgresql":
+        probes.append(_database_probe(config))
     for mb in config.mailboxes:
         if mb.imap is not None:
             probes.append(_server_probe(mb, "imap", lambda: check_imap(mb)))
@@ -137,4 +162,6 @@ def describe(probe: Probe) -> str:
         return f"{head}  login ok ({d['security']}); extensions: {' '.join(d['extensions'])}"
     if probe.role == "maildir":
         return f"{head}  {d['messages']} messages"
+    if probe.role == "database":
+        return f"{head}  schema revision {d['revision'] or 'none yet (made at the first start)'}"
     return f"{head}  writable"

@@ -32,10 +32,10 @@ def db_upgrade(c: Context):
     Example:
       mailbot --config config.toml db upgrade
     """
-    from mailbot.db.engine import make_engine
+    from mailbot.db.engine import engine_for
     from mailbot.db.migrate import current_revision, head_revision, make_state_dir, upgrade
     make_state_dir(c.config)
-    engine = make_engine(c.config.database_url)
+    engine = engine_for(c.config)
     upgrade(engine)
     click.echo(f"database at revision {current_revision(engine)} (head {head_revision(engine)})", err=True)
     engine.dispose()

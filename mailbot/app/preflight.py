@@ -58,7 +58,20 @@ def preflight(config: Config) -> list[str]:
             server = getattr(mailbox, role)
             if server is not None:
                 problems += server_problems(mailbox, role, server)
-    return problems + config_problems(config)
+    return problems + database_problems(config) + config_problems(config)
+
+
+def database_problems(config: Config) -> list[str]:
+    """PostgreSQL's password, when one is named, must resolve (none named: the server trusts the
+    Unix user, peer authentication over its socket, or libpq's own ~/.pgpass)."""
+    if config.database_backend != "postgresql" or not (config.database_password_env or config.database_password_file):
+        return []
+    try:
+        if not config.database_password():
+            return ["general.database_url: the database password is empty"]
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
 
 
 def config_problems(config: Config) -> list[str]:

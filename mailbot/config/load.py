@@ -177,15 +177,15 @@ def config_from_dict(data: dict, base: Path, path: Path | None = None) -> Config
     root.check_known({"general", "schedule", "mailbox", "school", "summary", "operator", "limits", "replies", "sending",
                       "web", "security"})
     general = root.sub("general") or TomlTable({}, "general", base)
-    general.check_known({"timezone", "state_dir", "database_url", "roster_file", "ignored_retention_days",
-                         "alarm_after_minutes", "first_poll_since"})
+    general.check_known({"timezone", "state_dir", "database_url", "database_password_env", "database_password_file",
+                         "roster_file", "ignored_retention_days", "alarm_after_minutes", "first_poll_since"})
     tz_name = general.get("timezone", str, "Asia/Shanghai")
     try:
         tz = ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"general.timezone {tz_name!r} is not a known time zone (e.g. Asia/Shanghai)") from exc
     state_dir = general.path("state_dir", base / "state")
-    database_url = general.get("database_url", str) or f"sqlite:///{state_dir / 'mailbot.sqlite3'}"
+    database_url = _database_url(general.get("database_url", str), state_dir)
 
     mailbox_list = root.get("mailbox", list, [])
     if not mailbox_list:
@@ -227,7 +227,40 @@ def config_from_dict(data: dict, base: Path, path: Path | None = None) -> Config
         ignored_retention_days=general.get("ignored_retention_days", int, 30),
         web=_dataclass_section(root.sub("web"), WebConsole),
         first_poll_since=_day(general, "first_poll_since"),
+        database_password_env=general.get("database_password_env", str),
+        database_password_file=Path(general.get("database_password_file", str))
+        if general.get("database_password_file", str) else None,
+        config_dir=base,
     )
+
+
+def _database_url(url: str | None, state_dir: Path) -> str:
+    """SQLite (the default, in state_dir) or PostgreSQL through psycopg 3; the password is never
+    part of the URL (it comes from database_password_env or database_password_file)."""
+    if not url:
+        return f"sqlite:///{state_dir / 'mailbot.sqlite3'}"
+    url = url.strip()
+    if url.startswith("sqlite:///"):
+        return url
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg2://")):
+        raise ConfigError("general.database_url: mailbot talks to PostgreSQL through psycopg 3; "
+                          "write it as postgresql+psycopg://USER@HOST:PORT/DATABASE")
+    if not url.startswith("postgresql+psycopg://"):
+        raise ConfigError(f"general.database_url must be sqlite:///PATH or postgresql+psycopg://USER@HOST/DATABASE, "
+                          f"not {url.split('://')[0]}://...")
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"general.database_url is not a valid URL: {exc}") from exc
+    if parsed.password is not None:
+        raise ConfigError("general.database_url: passwords are never written in the config file; remove it from "
+                          "the URL and use database_password_env (an environment variable) or "
+                          "database_password_file (a credentials file)")
+    if not parsed.database:
+        raise ConfigError("general.database_url names no database: postgresql+psycopg://USER@HOST:PORT/DATABASE")
+    return url
 
 
 def _named(kind: str, index: int, table) -> str:

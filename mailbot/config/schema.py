@@ -20,6 +20,32 @@ SENDER_AUTH = ("dmarc", "evidence", "off")  # see mailbot.rules.sender_auth
 DEFAULT_STAGES = {"upcoming": (20, "09:00"), "due": (24, "09:00"), "overdue": (25, "09:00")}
 
 
+def read_secret(env: str | None, file: Path | None, config_dir: Path | None, env_key: str, file_key: str) -> str:
+    """A password from an environment variable or a credentials file; "" when neither is named.
+
+    A bare file name is first a systemd credential (LoadCredential=, under $CREDENTIALS_DIRECTORY),
+    else a file beside the config. The errors name the keys: `env_key` ("password_env of imap.163.com")
+    and `file_key`, a template of the file's {path}."""
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise ConfigError(f"environment variable {env} ({env_key}) is not set")
+        return value
+    if file:
+        path = file
+        if not path.is_absolute():
+            creds = os.environ.get("CREDENTIALS_DIRECTORY")
+            if creds and (Path(creds) / path).is_file():
+                path = Path(creds) / path
+            else:
+                path = (config_dir or Path.cwd()) / path
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{file_key.format(path=path)} cannot be read: {exc.strerror}") from exc
+    return ""
+
+
 @dataclass
 class ServerConfig:
     """An IMAP or SMTP account."""
@@ -39,26 +65,8 @@ class ServerConfig:
 
     def password(self) -> str:
         """Read the secret now (never at load time, never logged)."""
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise ConfigError(f"environment variable {self.password_env} (password_env of {self.host}) is not set")
-            return value
-        if self.password_file:
-            path = self.password_file
-            if not path.is_absolute():
-                # A bare name is first a systemd credential (LoadCredential=), else a file beside
-                # the config.
-                creds = os.environ.get("CREDENTIALS_DIRECTORY")
-                if creds and (Path(creds) / path).is_file():
-                    path = Path(creds) / path
-                else:
-                    path = (self.config_dir or Path.cwd()) / path
-            try:
-                return path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"password_file {path} of {self.host} cannot be read: {exc.strerror}") from exc
-        return ""
+        return read_secret(self.password_env, self.password_file, self.config_dir, f"password_env of {self.host}",
+                           f"password_file {{path}} of {self.host}")
 
 
 @dataclass
@@ -186,6 +194,20 @@ class Config:
     ignored_retention_days: int = 30
     web: WebConsole = field(default_factory=WebConsole)
     first_poll_since: date | None = None  # the first poll imports (unanswered) mail since this day
+    # The database's password ([general] database_password_env / database_password_file), never in
+    # database_url itself; read when the engine is made (mailbot.db.engine.engine_for).
+    database_password_env: str | None = None
+    database_password_file: Path | None = None
+    config_dir: Path | None = None
+
+    def database_password(self) -> str:
+        return read_secret(self.database_password_env, self.database_password_file, self.config_dir,
+                           "general.database_password_env", "general.database_password_file {path}")
+
+    @property
+    def database_backend(self) -> str:
+        """"sqlite" or "postgresql" (mailbot.config.load accepts no other URL)."""
+        return "sqlite" if self.database_url.startswith("sqlite") else "postgresql"
 
     @property
     def archive_dir(self) -> Path:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,16 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_SECONDS = 30  # how long a writer waits for another's lock before "database is locked"
 
 
-def make_engine(url: str, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> Engine:
+# PostgreSQL: every call has a deadline. The connect gives up after CONNECT_TIMEOUT seconds, and
+# tcp_user_timeout drops a connection whose peer stopped acknowledging (a dead server or network)
+# instead of waiting for the kernel's 15 minutes; a long but healthy query is not cut short.
+CONNECT_TIMEOUT_SECONDS = 10
+TCP_USER_TIMEOUT_MS = 60_000
+
+
+def make_engine(url: str, password: str | None = None, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> Engine:
+    """An engine for a SQLite or PostgreSQL (psycopg 3) URL; `password` is added to the URL here,
+    from the credential the config names, so it is never written in the config."""
     if url.startswith("sqlite:///"):
         engine = create_engine(url, connect_args={"timeout": busy_timeout})
 
@@ -36,7 +45,18 @@ def make_engine(url: str, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    full = make_url(url)
+    if password:
+        full = full.set(password=password)
+    return create_engine(full, pool_pre_ping=True, connect_args={
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS, "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
+        "application_name": "mailbot"})
+
+
+def engine_for(config) -> Engine:
+    """The engine for a mailbot Config (its URL, and the password from its credential)."""
+    password = config.database_password() if config.database_backend == "postgresql" else None
+    return make_engine(config.database_url, password)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -21,7 +21,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 from mailbot.config import Config
-from mailbot.db.engine import make_engine
+from mailbot.db.engine import engine_for
 from mailbot.errors import MailbotError
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def prepare_database(config: Config) -> Engine:
     schema brought to the current revision (the first-use path; see the module docstring). When
     the schema is current this is one read; otherwise it is made under `schema_lock`."""
     make_state_dir(config)
-    engine = make_engine(config.database_url)
+    engine = engine_for(config)
     url = config.database_url
     database_file = Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
     if (database_file is None or database_file.exists()) and stored_revision(engine) == HEAD:

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -14,24 +14,32 @@ from mailbot.db.states import OutboxStatus, QuarantineStatus
 
 
 class UTCDateTime(TypeDecorator):
-    """Aware datetimes in, aware UTC datetimes out (SQLite keeps no time zone)."""
+    """Aware datetimes in, aware UTC datetimes out. PostgreSQL keeps them as `timestamp with time
+    zone`; SQLite keeps no time zone, so there they are stored as naive UTC."""
 
     impl = DateTime
     cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        return dialect.type_descriptor(DateTime(timezone=dialect.name == "postgresql"))
 
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the database; pass an aware one")
-        from datetime import timezone
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        utc = value.astimezone(timezone.utc)
+        return utc if dialect.name == "postgresql" else utc.replace(tzinfo=None)
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        from datetime import timezone
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+# IMAP's UIDVALIDITY and UIDs are 32-bit unsigned, past PostgreSQL's integer; SQLite's INTEGER
+# holds 64 bits already (migrations/versions/0007_postgresql_types.py).
+UID = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -52,7 +60,7 @@ class Message(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     mailbox: Mapped[str] = mapped_column(String(64))
     folder: Mapped[str | None] = mapped_column(String(255))
-    uidvalidity: Mapped[int | None] = mapped_column(Integer)
+    uidvalidity: Mapped[int | None] = mapped_column(UID)
     uid: Mapped[str | None] = mapped_column(String(255))  # IMAP UID, or a Maildir key
     source: Mapped[str] = mapped_column(String(16))  # imap | maildir | file | operator
     message_id: Mapped[str | None] = mapped_column(String(998))
@@ -192,8 +200,8 @@ class MailboxState(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     mailbox: Mapped[str] = mapped_column(String(64))
     folder: Mapped[str] = mapped_column(String(255))
-    uidvalidity: Mapped[int | None] = mapped_column(Integer)
-    last_uid: Mapped[int] = mapped_column(Integer, default=0)
+    uidvalidity: Mapped[int | None] = mapped_column(UID)
+    last_uid: Mapped[int] = mapped_column(UID, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # first poll attempt
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -25,7 +25,8 @@ def write_config(tmp: Path, extra: str = "", operator: str | None = "operator@ex
     most tests are not about sender authentication (an IMAP mailbox would default to "dmarc" and
     quarantine it); None writes no [security] table, so mailbot's own defaults are in force and
     `extra` may carry a [security] table of its own."""
-    lines = ["[general]", 'timezone = "Asia/Shanghai"', f'state_dir = "{tmp / "state"}"', "",
+    lines = ["[general]", 'timezone = "Asia/Shanghai"', f'state_dir = "{tmp / "state"}"',
+             *(f"{key} = {json.dumps(value)}" for key, value in database.config_keys(tmp / "state").items()), "",
              "[schedule]", "deadline_day = 24", "", "[summary]", 'recipients = ["leader@example.test"]', ""]
     if sender_auth is not None:
         lines += ["[security]", f'sender_auth = "{sender_auth}"', ""]
@@ -43,8 +44,7 @@ def write_config(tmp: Path, extra: str = "", operator: str | None = "operator@ex
                   "aliases = " + json.dumps(sc["aliases"], ensure_ascii=False), ""]
     path = tmp / "config.toml"
     path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
-    if database_ready:
-        database.seed(tmp / "state")
+    database.prepare(tmp / "state", database_ready)
     return path
 
 
@@ -77,7 +77,8 @@ MIDDLE = ["安溪县第一中学", "安溪县蓬莱中学"]
 def make_config(tmp: Path = Path("/nonexistent"), schedule: dict | None = None, staff: bool = True,
                 operator: str | None = "operator@example.test"):
     data = {
-        "general": {"timezone": "Asia/Shanghai", "state_dir": str(tmp / "state")},
+        "general": {"timezone": "Asia/Shanghai", "state_dir": str(tmp / "state"),
+                    **database.config_keys(tmp / "state")},
         "schedule": {"deadline_day": 24, **(schedule or {})},
         "mailbox": [
             {"name": "chuyoujiao", "address": "chuyoujiao@163.com", "levels": ["primary"],
@@ -93,6 +94,7 @@ def make_config(tmp: Path = Path("/nonexistent"), schedule: dict | None = None, 
     }
     if operator:
         data["operator"] = {"email": operator}
+    database.prepare(tmp / "state", ready=False)  # PostgreSQL: its (empty) database, as SQLite's file would be made
     return config_from_dict(data, tmp)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from mailbot.config import load_config
+from support import database
 from support.configs import write_config
 from support.installed import missing, require
 
@@ -63,6 +64,7 @@ class Console:
 def copy_state(template: Path, target: Path) -> Path:
     """A fresh copy of a prepared state directory, with a config pointing at it."""
     shutil.copytree(template / "state", target / "state")
+    database.copy(template / "state", target / "state")
     return write_config(target, database_ready=False)  # the copied database, not an empty one
 
 

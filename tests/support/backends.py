@@ -1,0 +1,37 @@
+"""Which tests touch mailbot's database, and so run on both backends (CI: the whole suite on
+SQLite, then `-m database --database=postgresql`; see .ci/run and conftest.py).
+
+A module touches the database when it builds a config or a database through the harness (the
+words below); that is decided from its source, so a new test module is marked without anyone
+remembering to. A module that tests something only SQLite has (the file, its locking) is listed
+in SQLITE_ONLY with the reason; a single test can also carry `@pytest.mark.database` itself.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+DATABASE_WORDS = re.compile(r"write_config|make_config|fast_config|server_config|prepare_database|make_engine|"
+                            r"\bconsole\b|web_template|config_path|World\(|pipeline_world|ops_world|summary_sample")
+
+SQLITE_ONLY: dict[str, str] = {  # a module, or module::test
+    "test_config.py::test_state_dir_is_created": "the SQLite file is made in the state directory",
+}
+
+
+@lru_cache(maxsize=None)
+def _module_touches(path: Path) -> bool:
+    if path.name in SQLITE_ONLY:
+        return False
+    return bool(DATABASE_WORDS.search(path.read_text(encoding="utf-8")))
+
+
+def touches_database(item) -> bool:
+    if item.get_closest_marker("database") is not None:
+        return True
+    path = Path(str(item.fspath))
+    if f"{path.name}::{item.originalname}" in SQLITE_ONLY:
+        return False
+    return path.name.startswith("test_") and _module_touches(path)
