@@ -286,3 +286,29 @@ class Installation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# -- several instances on one database (migrations/versions/0008_instances.py) --------------------
+class Lease(Base):
+    """Who may do one thing now, until when (mailbot.db.leases): e.g. "poll:chuyoujiao", held by
+    one instance at a time and renewed while it works; an instance that dies loses it at expiry."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))  # host:pid:run (mailbot.outbound.sending.claim_token)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RawMessage(Base):
+    """A raw message kept in the database, by SHA-256 (the archive when several instances share a
+    PostgreSQL database and nothing else; mailbot.ingest.archive). Messages refer to it with
+    archive_path "db:<sha256>"."""
+
+    __tablename__ = "raw_messages"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime)

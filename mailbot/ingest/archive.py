@@ -1,6 +1,12 @@
 """The raw-message archive: every message is written here before it is interpreted.
 
-Content-addressed (sha256), so the same message stored twice is one file, and no name from the
+Two kinds, chosen by the database (`open_archive`): with SQLite, files under the state directory
+(`Archive`); with PostgreSQL, where several instances on several machines share the database and
+nothing else, rows of `raw_messages` in the database itself (`DatabaseArchive`), so any instance can
+reprocess any message. A message's `archive_path` says which: a path relative to the state
+directory, or "db:<sha256>"; `read_archived` reads either.
+
+Files: content-addressed (sha256), so the same message stored twice is one file, and no name from the
 mail is ever used as a path. A file is complete (written to a temporary name, then renamed) before
 the pipeline reads the message, so a crashed process never leaves a half message. It is made
 durable against power loss (fsync) in a background thread, and `sync()` waits for that before the
@@ -34,8 +40,9 @@ class Archive:
         self._pending: list[Future] = []
         self._closed = False
 
-    def store(self, raw: bytes, digest: str | None = None) -> tuple[str, str]:
-        """Write raw bytes; return (sha256, path relative to the state directory)."""
+    def store(self, raw: bytes, digest: str | None = None, session=None) -> tuple[str, str]:
+        """Write raw bytes; return (sha256, path relative to the state directory). (`session` is
+        DatabaseArchive's; a file needs none.)"""
         if self._closed:
             raise RuntimeError("the archive is closed")
         digest = digest or sha256_hex(raw)
@@ -71,5 +78,61 @@ class Archive:
         self.close()
 
 
-def read_archived(state_dir: Path, relative: str) -> bytes:
+DB_PREFIX = "db:"
+
+
+class DatabaseArchive:
+    """Raw messages as rows of `raw_messages`, written in the session that records the message, so
+    the bytes commit with what refers to them (nothing to sync separately)."""
+
+    def store(self, raw: bytes, digest: str | None = None, session=None) -> tuple[str, str]:
+        from datetime import datetime, timezone
+        digest = digest or sha256_hex(raw)
+        store_raw(session, digest, raw, datetime.now(timezone.utc))
+        return digest, DB_PREFIX + digest
+
+    def sync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def store_raw(session, digest: str, raw: bytes, now) -> None:
+    """Insert the bytes unless that digest is there already (another instance may be inserting the
+    same message this moment: the database lets one insert win, the other does nothing)."""
+    from sqlalchemy import select
+    from mailbot.db.models import RawMessage
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+        session.execute(insert(RawMessage).values(sha256=digest, raw=raw, size=len(raw), stored_at=now)
+                        .on_conflict_do_nothing(index_elements=["sha256"]))
+    elif session.scalar(select(RawMessage.sha256).where(RawMessage.sha256 == digest)) is None:
+        session.add(RawMessage(sha256=digest, raw=raw, size=len(raw), stored_at=now))
+        session.flush()
+
+
+def open_archive(config) -> "Archive | DatabaseArchive":
+    """The archive for this config: in the database under PostgreSQL, else the state directory's."""
+    return DatabaseArchive() if config.database_backend == "postgresql" else Archive(config.archive_dir)
+
+
+def read_archived(session, state_dir: Path, relative: str) -> bytes:
+    """The raw bytes a message's archive_path names (FileNotFoundError when they are gone)."""
+    if relative.startswith(DB_PREFIX):
+        from mailbot.db.models import RawMessage
+        row = session.get(RawMessage, relative[len(DB_PREFIX):])
+        if row is None:
+            raise FileNotFoundError(f"raw message {relative} is not in the database")
+        return row.raw
     return (state_dir / relative).read_bytes()
+
+
+def delete_archived(session, state_dir: Path, relative: str) -> None:
+    """Delete a message's archived bytes (retention of ignored mail)."""
+    if relative.startswith(DB_PREFIX):
+        from sqlalchemy import delete
+        from mailbot.db.models import RawMessage
+        session.execute(delete(RawMessage).where(RawMessage.sha256 == relative[len(DB_PREFIX):]))
+    elif relative:
+        (state_dir / relative).unlink(missing_ok=True)

@@ -34,7 +34,7 @@ from mailbot.db.senders import is_unauthenticated_exempt
 from mailbot.db.submissions import record_rows
 from mailbot.errors import WorkerFailure
 from mailbot.ingest.analysis import Analysis, analyse
-from mailbot.ingest.archive import Archive, sha256_hex
+from mailbot.ingest.archive import open_archive, sha256_hex
 from mailbot.ingest.baseline import BASELINE, withheld_because_old
 from mailbot.outbound.responses import Responder
 from mailbot.rules.decide import Context, decide, reply_recipient
@@ -80,7 +80,7 @@ class Pipeline:
         self.address_for_level = {level: config.mailbox_for_level(level).address for level in levels}
         self._roster: tuple[dict, Roster] | None = None
         self._roster_stale = True
-        self.archive = Archive(config.archive_dir)
+        self.archive = open_archive(config)
         self.batch_size = 50
         self.batch_seconds = 1.0
 
@@ -183,7 +183,7 @@ class Pipeline:
     # -- stage: archive ------------------------------------------------------------------------
     def _archive(self, session: Session, inbound: Inbound, now: datetime) -> tuple[Message, Result | None]:
         digest = sha256_hex(inbound.raw)
-        _, relative = self.archive.store(inbound.raw, digest)
+        _, relative = self.archive.store(inbound.raw, digest, session=session)
         record = store.find_by_location(session, inbound.mailbox, inbound.folder, inbound.uidvalidity, inbound.uid)
         if record is not None and record.outcome in FINAL_OUTCOMES:
             return record, self._duplicate_result(inbound, Twin(record.id, record.message_id, record.sender))

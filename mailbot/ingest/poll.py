@@ -35,13 +35,14 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Callable, Iterator
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config, MailboxConfig
 from mailbot.db import store
+from mailbot.db.leases import LeaseKeeper, poll_lease
 from mailbot.errors import ConfigError, TransportError
 from mailbot.ingest.baseline import (Arrivals, History, OldMail, Seen, first_contact_imap, has_ledger, history_keys,
                                      maildir_polled,
@@ -85,6 +86,7 @@ class MailboxPoll:
     baseline: int = 0  # recorded as baseline at first contact (not read, not answered)
     old_mail: list[OldMail] = field(default_factory=list)  # processed unanswered: waited too long
     stopped: bool = False  # SIGTERM came: the rest waits for the next poll
+    held_elsewhere: bool = False  # another instance holds this mailbox's poll lease (PostgreSQL)
 
 
 @dataclass
@@ -303,18 +305,28 @@ def poll_mailboxes(config: Config, sessions: sessionmaker[Session], pipeline: Pi
             break
         report = MailboxPoll(mailbox.name)
         folder = mailbox.imap.folder if mailbox.imap is not None else MaildirInbox.folder
+        lease = _poll_lease(config, sessions, mailbox)
+        if lease is not None and not lease.acquire():
+            log.info("%s: another instance is polling it (lease %s)", mailbox.name, lease.name)
+            report.ok = report.held_elsewhere = True
+            reports.append(report)
+            continue
+        stop = should_stop if lease is None else (lambda: should_stop() or lease.lost)
         try:
             inbox = open_inbox(mailbox)
             if mailbox.imap is not None:
                 poll_imap(config, mailbox, sessions, pipeline, clock, report, on_result, inbox=inbox,
-                          fetch_batch_bytes=fetch_batch_bytes, history=history, should_stop=should_stop)
+                          fetch_batch_bytes=fetch_batch_bytes, history=history, should_stop=stop)
             else:
                 poll_maildir(config, mailbox, sessions, pipeline, clock, report, on_result, inbox=inbox,
-                             history=history, should_stop=should_stop)
+                             history=history, should_stop=stop)
             report.ok = True
         except (TransportError, ConfigError) as exc:
             report.error = str(exc)
             log.error("polling %s failed: %s", mailbox.name, exc)
+        finally:
+            if lease is not None:
+                lease.release()
         if report.old_mail:
             log.warning("%s: %d message(s) waited more than %g days: recorded, not answered; the operator is told",
                         mailbox.name, len(report.old_mail), config.replies.reply_max_age_days)
@@ -322,6 +334,12 @@ def poll_mailboxes(config: Config, sessions: sessionmaker[Session], pipeline: Pi
         note_poll(sessions, config, mailbox, folder, report.ok, report.error, clock())
         reports.append(report)
     return reports
+
+
+def _poll_lease(config: Config, sessions: sessionmaker[Session], mailbox: MailboxConfig) -> LeaseKeeper | None:
+    """The mailbox's poll lease where several instances may share the database (PostgreSQL; see
+    mailbot.db.leases). SQLite lives on one machine, where poll_lock's file lock does the same."""
+    return poll_lease(sessions, mailbox.name) if config.database_backend == "postgresql" else None
 
 
 @contextlib.contextmanager

@@ -40,7 +40,7 @@ def approve(config: Config, sessions, clock, quarantine_id: int, schools: list[s
         unknown = [s for s in chosen if s not in roster.by_name]
         if not chosen or unknown:
             raise MailbotError(f"name the school with --school (unknown: {', '.join(unknown) or 'none given'})")
-        raw = read_archived(config.state_dir, message.archive_path)
+        raw = read_archived(session, config.state_dir, message.archive_path)
         inbound = Inbound(raw=raw, mailbox=message.mailbox, source="operator", folder=message.folder,
                           uidvalidity=message.uidvalidity, uid=message.uid, label=f"quarantine:{quarantine_id}")
         message_pk = message.id

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.config import Config
 from mailbot.db.models import Message
+from mailbot.ingest.archive import delete_archived
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def purge_ignored_archives(session: Session, config: Config, now: datetime) -> i
             Message.sha256 == message.sha256, Message.id != message.id,
             (Message.outcome != "ignored") | Message.outcome.is_(None)).limit(1))
         if kept_twin is None:
-            (config.state_dir / message.archive_path).unlink(missing_ok=True)
+            delete_archived(session, config.state_dir, message.archive_path)
         message.purged_at = now
         purged += 1
     if purged:

@@ -7,6 +7,7 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailbot.config import MailboxConfig
@@ -35,6 +36,16 @@ def queue_mail(session: Session, *, key: str, kind: str, mailbox: MailboxConfig,
     row = Outbox(key=key, kind=kind, mailbox=mailbox.name, from_addr=mailbox.address, recipient=to[0].lower(),
                  to_addrs=to, subject=composed.subject, message_id=message_id.strip("<>"), raw=raw,
                  message_pk=message_pk, status=OutboxStatus.QUEUED, attempts=0, next_attempt_at=now, created_at=now)
-    session.add(row)
-    session.flush()
+    try:
+        # In a savepoint: another instance sharing the database may queue the same key this very
+        # moment (the same alarm, reminder or summary); the unique key lets one win, and the
+        # loser's transaction goes on without it.
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        if session.scalar(select(Outbox.id).where(Outbox.key == key)) is None:
+            raise
+        log.info("outbox key %s was queued by another instance meanwhile: not queued again", key)
+        return None
     return row

@@ -35,27 +35,28 @@ Failures (see mailbot.transports.smtp):
   is queued again without counting an attempt, that mailbox sends nothing more this run, and the
   operator is told once a day.
 
-A per-mailbox daily cap (`daily_send_cap`, counted from local midnight): past it the mailbox's
-rows wait for tomorrow, and the operator is told once that day. Alarms themselves are exempt
+A per-mailbox daily cap (`daily_send_cap`, counted from local midnight; mailbot.outbound.daily_cap):
+past it the mailbox's rows wait for tomorrow, and the operator is told once that day. Under
+PostgreSQL, where several instances may send through one mailbox, the count is checked again in
+the claim's own transaction, so together they stay within it. Alarms themselves are exempt
 (a handful a day at most), or the alarm about the cap could never leave.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Protocol
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.outbound import alarms
+from mailbot.outbound.daily_cap import cap_guard, lock_mailbox_cap, sent_today, used_today
 from mailbot.config import Config, MailboxConfig
+from mailbot.db.leases import claim_token, holder_gone, host_name, process_alive  # noqa: F401 - used here and by tests
 from mailbot.db.models import Outbox
 from mailbot.db.states import OutboxStatus
 from mailbot.errors import ConfigError, PermanentSendError, TemporarySendError, TransportError
@@ -109,25 +110,8 @@ def claim_is_abandoned(claimed_by: str | None, claimed_at: datetime | None, now:
     """Whether a row in `sending` was left by a process that can no longer finish it."""
     if not claimed_by or claimed_at is None:
         return True
-    host, pid, _run = (claimed_by.split(":") + ["", ""])[:3]
-    if host == this_host and pid.isdigit():
-        return not pid_alive(int(pid))
-    return now - claimed_at > lease
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def claim_token() -> str:
-    """host:pid:run — the pid tells whether the claimer still lives, the run tells two runs apart."""
-    return f"{socket.gethostname().replace(':', '_')}:{os.getpid()}:{secrets.token_hex(4)}"
+    gone = holder_gone(claimed_by, this_host, pid_alive)
+    return gone if gone is not None else now - claimed_at > lease
 
 
 # -- transports ----------------------------------------------------------------------------------
@@ -169,7 +153,7 @@ def open_transport(mailbox: MailboxConfig) -> Transport:
 def requeue_abandoned(sessions: sessionmaker[Session], now: datetime, *, this_host: str | None = None,
                       pid_alive: Callable[[int], bool] = process_alive) -> int:
     """Queue again the rows a dead process left in `sending` (see "the send window" above)."""
-    host = this_host or socket.gethostname().replace(":", "_")
+    host = this_host or host_name()
     count = 0
     with sessions() as session:
         stuck = session.execute(select(Outbox.id, Outbox.claimed_by, Outbox.claimed_at)
@@ -190,11 +174,6 @@ def requeue_abandoned(sessions: sessionmaker[Session], now: datetime, *, this_ho
     return count
 
 
-def sent_today(session: Session, mailbox: str, day_start: datetime) -> int:
-    return session.scalar(select(func.count()).select_from(Outbox).where(
-        Outbox.mailbox == mailbox, Outbox.status == OutboxStatus.SENT, Outbox.sent_at >= day_start)) or 0
-
-
 def next_due(session: Session, now: datetime, after_id: int, blocked: set[str], capped: set[str],
              kinds: set[str] | None = None) -> Outbox | None:
     """The oldest queued row that is due, after `after_id`, from a mailbox allowed to send (and of
@@ -209,6 +188,11 @@ def next_due(session: Session, now: datetime, after_id: int, blocked: set[str], 
     return session.scalar(query.order_by(Outbox.id).limit(1))
 
 
+def session_backend(sessions: sessionmaker[Session]) -> str:
+    bind = sessions.kw.get("bind")
+    return bind.dialect.name if bind is not None else "sqlite"
+
+
 def _end_read(session: Session) -> None:
     """End the read transaction before writing. In SQLite's WAL mode a transaction that read and
     then writes fails at once (SQLITE_BUSY_SNAPSHOT, no waiting) when another process wrote in
@@ -216,8 +200,20 @@ def _end_read(session: Session) -> None:
     session.commit()
 
 
-def claim(session: Session, row_id: int, token: str, now: datetime) -> bool:
-    """The conditional update that makes a row ours; committed at once so others see it."""
+def claim(session: Session, row_id: int, token: str, now: datetime, *,
+          within_cap: Callable[[Session], bool] | None = None, mailbox: str = "") -> bool:
+    """The conditional update that makes a row ours; committed at once so others see it.
+
+    `within_cap` (PostgreSQL, where several instances send through one mailbox): checked in the
+    same transaction, under a transaction-scoped advisory lock per mailbox, so two instances
+    cannot both take the last place under the daily cap; False leaves the row queued. (SQLite has
+    one machine and the run's own count; a read before the write there would fail on a busy
+    snapshot, see _end_read.)"""
+    if within_cap is not None:
+        lock_mailbox_cap(session, mailbox)
+        if not within_cap(session):
+            session.commit()
+            return False
     won = session.execute(update(Outbox).where(Outbox.id == row_id, Outbox.status == OutboxStatus.QUEUED)
                           .values(status=OutboxStatus.SENDING, claimed_by=token, claimed_at=now)).rowcount == 1
     session.commit()
@@ -278,6 +274,7 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
     counts: dict[str, int] = {}
     after_id = 0
     first = True
+    shared = session_backend(sessions) == "postgresql"  # several instances may send at once
     try:
         with sessions() as session:
             day_start = start_of_day(clock(), config.timezone)
@@ -311,7 +308,12 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
                         report.stopped = True
                         break
                     now = clock()
-                if not claim(session, row.id, token, now):
+                guard = (cap_guard(mailbox, day_start) if shared and row.kind != alarms.KIND else None)
+                if not claim(session, row.id, token, now, within_cap=guard, mailbox=row.mailbox):
+                    if guard is not None:
+                        counts[row.mailbox] = used_today(session, row.mailbox, day_start)
+                        _end_read(session)
+                        after_id = row.id - 1  # look at it again: capped now, or taken by another
                     continue  # another process took it
                 first = False
                 outcome = _send_one(session, config, mailbox, row, token, clock, transports, transport_for)

@@ -45,7 +45,7 @@ def _archived(detail: dict) -> bytes | None:
     if detail.get("purged_at"):
         return None
     try:
-        return read_archived(services().config.state_dir, detail["archive_path"])
+        return read_archived(db(), services().config.state_dir, detail["archive_path"])
     except OSError:
         return None
 
