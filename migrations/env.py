@@ -44,6 +44,11 @@ def run_migrations_online() -> None:
             connection.begin()
             if not connection.connection.dbapi_connection.in_transaction:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif connection.dialect.name == "postgresql":
+            # Two instances starting at once on one database: the second waits here until the
+            # first has committed, and then finds the version already at head.
+            connection.begin()
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4242014)")
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
                           transactional_ddl=True)
         with context.begin_transaction():
