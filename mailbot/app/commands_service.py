@@ -15,7 +15,7 @@ from mailbot.app.output import echo_json
 
 @click.group()
 def db():
-    """The database schema.
+    """The database: its schema, a copy into another database, the sums that check a copy.
 
     \b
     Example:
@@ -111,5 +111,10 @@ def demo(out):
         logging.getLogger().setLevel(logging.WARNING)  # the demo narrates on stdout
     run_demo(Path(out).resolve())
 
+
+from mailbot.app.commands_db import db_checksum, db_copy  # noqa: E402 - the db group's other commands
+
+db.add_command(db_copy)
+db.add_command(db_checksum)
 
 COMMANDS = (db, check, run, demo)

@@ -185,7 +185,7 @@ def config_from_dict(data: dict, base: Path, path: Path | None = None) -> Config
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"general.timezone {tz_name!r} is not a known time zone (e.g. Asia/Shanghai)") from exc
     state_dir = general.path("state_dir", base / "state")
-    database_url = _database_url(general.get("database_url", str), state_dir)
+    database_url = check_database_url(general.get("database_url", str), state_dir)
 
     mailbox_list = root.get("mailbox", list, [])
     if not mailbox_list:
@@ -234,7 +234,7 @@ def config_from_dict(data: dict, base: Path, path: Path | None = None) -> Config
     )
 
 
-def _database_url(url: str | None, state_dir: Path) -> str:
+def check_database_url(url: str | None, state_dir: Path, key: str = "general.database_url") -> str:
     """SQLite (the default, in state_dir) or PostgreSQL through psycopg 3; the password is never
     part of the URL (it comes from database_password_env or database_password_file)."""
     if not url:
@@ -243,23 +243,23 @@ def _database_url(url: str | None, state_dir: Path) -> str:
     if url.startswith("sqlite:///"):
         return url
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg2://")):
-        raise ConfigError("general.database_url: mailbot talks to PostgreSQL through psycopg 3; "
+        raise ConfigError(f"{key}: mailbot talks to PostgreSQL through psycopg 3; "
                           "write it as postgresql+psycopg://USER@HOST:PORT/DATABASE")
     if not url.startswith("postgresql+psycopg://"):
-        raise ConfigError(f"general.database_url must be sqlite:///PATH or postgresql+psycopg://USER@HOST/DATABASE, "
+        raise ConfigError(f"{key} must be sqlite:///PATH or postgresql+psycopg://USER@HOST/DATABASE, "
                           f"not {url.split('://')[0]}://...")
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ConfigError(f"general.database_url is not a valid URL: {exc}") from exc
+        raise ConfigError(f"{key} is not a valid URL: {exc}") from exc
     if parsed.password is not None:
-        raise ConfigError("general.database_url: passwords are never written in the config file; remove it from "
-                          "the URL and use database_password_env (an environment variable) or "
+        raise ConfigError(f"{key}: passwords are never written in the config file or on the command line; remove "
+                          "it from the URL and use database_password_env (an environment variable) or "
                           "database_password_file (a credentials file)")
     if not parsed.database:
-        raise ConfigError("general.database_url names no database: postgresql+psycopg://USER@HOST:PORT/DATABASE")
+        raise ConfigError(f"{key} names no database: postgresql+psycopg://USER@HOST:PORT/DATABASE")
     return url
 
 

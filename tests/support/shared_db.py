@@ -26,3 +26,11 @@ def on_postgres(config_path: Path, postgres) -> Path:
 def postgres_config(tmp_path: Path, postgres, extra: str = "") -> Path:
     """write_config's samples roster on Maildir, its database on `postgres`."""
     return on_postgres(write_config(tmp_path, extra, database_ready=False), postgres)
+
+
+def on_sqlite(config_path: Path) -> Path:
+    """Point a written config back at SQLite's default file in its state directory."""
+    lines = [line for line in config_path.read_text(encoding="utf-8").splitlines()
+             if not line.startswith(("database_url =", "database_password_file ="))]
+    config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config_path
