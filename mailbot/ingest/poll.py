@@ -30,7 +30,6 @@ Both kinds are read through one `transports.inbox.Inbox`; downloading and proces
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import time
 from collections import deque
@@ -42,13 +41,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config, MailboxConfig
 from mailbot.db import store
-from mailbot.db.leases import LeaseKeeper, poll_lease
 from mailbot.errors import ConfigError, TransportError
 from mailbot.ingest.baseline import (Arrivals, History, OldMail, Seen, first_contact_imap, has_ledger, history_keys,
                                      maildir_polled,
                                      start_of_date, take_baseline, tell_operator_of_old_mail, withheld_because_old)
 from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.ingest.poll_health import note_poll
+from mailbot.ingest.poll_guard import mailbox_lease, poll_lock
 from mailbot.ingest.poll_ledger import (ledger_at, load_state, processed_ids, record_unread, retry_below_mark,
                                         save_mark)
 from mailbot.ingest.poll_plan import Triage, advance_mark, triage
@@ -305,7 +304,7 @@ def poll_mailboxes(config: Config, sessions: sessionmaker[Session], pipeline: Pi
             break
         report = MailboxPoll(mailbox.name)
         folder = mailbox.imap.folder if mailbox.imap is not None else MaildirInbox.folder
-        lease = _poll_lease(config, sessions, mailbox)
+        lease = mailbox_lease(config, sessions, mailbox)
         if lease is not None and not lease.acquire():
             log.info("%s: another instance is polling it (lease %s)", mailbox.name, lease.name)
             report.ok = report.held_elsewhere = True
@@ -334,28 +333,6 @@ def poll_mailboxes(config: Config, sessions: sessionmaker[Session], pipeline: Pi
         note_poll(sessions, config, mailbox, folder, report.ok, report.error, clock())
         reports.append(report)
     return reports
-
-
-def _poll_lease(config: Config, sessions: sessionmaker[Session], mailbox: MailboxConfig) -> LeaseKeeper | None:
-    """The mailbox's poll lease where several instances may share the database (PostgreSQL; see
-    mailbot.db.leases). SQLite lives on one machine, where poll_lock's file lock does the same."""
-    return poll_lease(sessions, mailbox.name) if config.database_backend == "postgresql" else None
-
-
-@contextlib.contextmanager
-def poll_lock(config: Config) -> Iterator[bool]:
-    """True when this process may poll: two polls at once would fetch the same mail twice."""
-    config.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(config.state_dir / "poll.lock", "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def poll_and_send(config: Config, sessions: sessionmaker[Session], clock: Callable[[], datetime],
