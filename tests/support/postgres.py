@@ -53,8 +53,8 @@ def _server_user() -> tuple[int, int] | None:
 class Postgres:
     """One running private server: `.url(database)`, `.password_file`, `.new_database(name, template)`."""
 
-    def __init__(self, directory: Path, bin_dir: Path):
-        self.dir, self.bin = directory, bin_dir
+    def __init__(self, directory: Path, bin_dir: Path, fsync: bool = False):
+        self.dir, self.bin, self.fsync = directory, bin_dir, fsync
         self.data = directory / "data"
         self.port = free_port()
         self.password_file = directory / "mailbot-db-password"
@@ -75,7 +75,7 @@ class Postgres:
             # The superuser only over the private socket; the application role with its password over TCP.
             hba.write("local all postgres trust\nhost all mailbot 127.0.0.1/32 scram-sha-256\n")
         settings = {"listen_addresses": f"'{HOST}'", "port": self.port, "unix_socket_directories": f"'{self.dir}'",
-                    "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+                    **({} if self.fsync else {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}),
                     "max_connections": 200, "shared_buffers": "32MB", "log_min_messages": "warning",
                     "timezone": "'UTC'"}
         with (self.data / "postgresql.conf").open("a") as conf:
@@ -124,13 +124,15 @@ def database_name(state_dir: Path) -> str:
 
 
 @contextlib.contextmanager
-def running_postgres() -> Iterator[Postgres]:
+def running_postgres(fsync: bool = False) -> Iterator[Postgres]:
+    """A started private server, stopped and removed afterwards; fsync off unless asked (a
+    benchmark wants production's durability, the tests want speed)."""
     bin_dir = _bin_dir()
     if bin_dir is None:
         missing("PostgreSQL (initdb, pg_ctl)", "apt-get install postgresql")
     directory = Path(tempfile.mkdtemp(prefix="mailbot-postgres-"))
     directory.chmod(0o755)
-    server = Postgres(directory, bin_dir)
+    server = Postgres(directory, bin_dir, fsync)
     try:
         for attempt in range(3):  # a free port may be taken between probing and binding
             try:
