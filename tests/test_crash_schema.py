@@ -22,9 +22,10 @@ import pytest
 from sqlalchemy import inspect
 
 from mailbot.config import load_config
-from mailbot.db.engine import make_engine
+from mailbot.db.engine import engine_for
 from mailbot.db.migrate import HEAD, make_state_dir, prepare_database, schema_lock, stored_revision
 from mailbot.errors import MailbotError
+from support import database
 from support.configs import write_config
 from support.database import DATABASE_NAME
 
@@ -118,11 +119,12 @@ def test_two_first_starts_at_once_both_succeed(tmp_path, zygote):
     config = load_config(config_path)
     for attempt in range(3):
         shutil.rmtree(config.state_dir, ignore_errors=True)
+        database.prepare(config.state_dir, ready=False)  # PostgreSQL: its database made anew too
         logs = [tmp_path / f"first{attempt}-{n}.log" for n in (1, 2)]
         first, second = (start_first_start(zygote, config_path, log) for log in logs)
         codes = (first.wait(timeout=120), second.wait(timeout=120))
         assert codes == (0, 0), [log.read_text(errors="replace") for log in logs if log.exists()]
-        engine = make_engine(config.database_url)
+        engine = engine_for(config)
         try:
             assert stored_revision(engine) == HEAD
         finally:
@@ -143,7 +145,7 @@ def test_the_schema_is_made_by_one_process_at_a_time_and_the_waiter_finds_it_mad
         order.append(("holder", None))
     waiter.join(timeout=120)
     assert [who for who, _ in order] == ["holder", "waiter"]
-    engine = make_engine(config.database_url)
+    engine = engine_for(config)
     assert stored_revision(engine) == HEAD
     engine.dispose()
     with schema_lock(config):

@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 from support.cli import run_cli
 from support.configs import write_config
+from support.shared_db import on_sqlite
 
 from mailbot.config import load_config
 from mailbot.errors import ConfigError
 
 
 def _with_general(config_path, *lines: str):
+    on_sqlite(config_path)  # whatever --database says, these lines name the database
     text = config_path.read_text(encoding="utf-8")
     config_path.write_text(text.replace("[general]\n", "[general]\n" + "".join(f"{line}\n" for line in lines), 1),
                            encoding="utf-8")

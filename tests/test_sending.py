@@ -18,7 +18,7 @@ from sqlalchemy import update
 
 from mailbot.outbound import alarms
 from mailbot.outbound.compose import compose
-from mailbot.db.engine import make_engine, make_sessionmaker
+from mailbot.db.engine import engine_for, make_sessionmaker
 from mailbot.db.models import Outbox
 from mailbot.outbound.sending import backoff, claim_is_abandoned, send_outbox
 from support.sending_world import NOW, World
@@ -253,7 +253,7 @@ def test_a_row_another_live_process_is_sending_is_left_alone(world):
 
 def test_two_senders_at_once_send_every_row_exactly_once(world):
     world.queue(30)
-    engines = [make_engine(world.config.database_url) for _ in range(2)]
+    engines = [engine_for(world.config) for _ in range(2)]
     reports = []
 
     def run(engine):

@@ -64,9 +64,12 @@ def month_rows(session: Session, month: str) -> dict[str, StoredRow]:
     rows = {}
     for school, received, late, sender, count_, enrolled, participating, two_plus_n, n, services in \
             session.execute(query.order_by(Submission.id)):
-        # UTCDateTime keeps naive UTC ("2022-10-20 12:11:00.000000"); JSON keeps the list.
-        received_at = datetime.fromisoformat(received).replace(tzinfo=timezone.utc)
-        names = tuple(x for x in (json.loads(services) if services else []) if isinstance(x, str))
+        # SQLite's UTCDateTime keeps naive UTC text ("2022-10-20 12:11:00.000000") and JSON the
+        # list's text; PostgreSQL's driver hands both over decoded already (timestamptz, json).
+        received_at = (received.astimezone(timezone.utc) if isinstance(received, datetime)
+                       else datetime.fromisoformat(received).replace(tzinfo=timezone.utc))
+        listed = services if isinstance(services, list) else (json.loads(services) if services else [])
+        names = tuple(x for x in listed if isinstance(x, str))
         rows[school] = StoredRow(school, month, received_at, bool(late), sender or "", count_, enrolled,
                                  participating, bool(two_plus_n), n, names)
     return rows

@@ -18,6 +18,17 @@ DATABASE_WORDS = re.compile(r"write_config|make_config|fast_config|server_config
 
 SQLITE_ONLY: dict[str, str] = {  # a module, or module::test
     "test_config.py::test_state_dir_is_created": "the SQLite file is made in the state directory",
+    "test_check.py::test_all_servers_answer_exit_0_with_what_was_found": "the probes of a SQLite config "
+        "(with PostgreSQL `check` tries the database too: test_postgres_config.py)",
+    "test_check.py::test_the_text_report_names_capabilities_a_server_lacks": "the same",
+    "test_crash_schema.py::test_sigkill_during_schema_creation_never_bricks_the_database": "kills while the SQLite "
+        "file is made (PostgreSQL's schema is made in one transaction)",
+    "test_crash_schema.py::test_the_schema_is_made_by_one_process_at_a_time_and_the_waiter_finds_it_made": "the "
+        "state directory's file lock around a new SQLite file (PostgreSQL: an advisory lock, migrations/env.py)",
+    "test_pipeline.py::test_every_message_is_archived_before_interpretation": "the archive's files (PostgreSQL "
+        "keeps raw messages in the database: test_db_copy.py, test_two_instances.py)",
+    "test_pipeline.py::test_closing_the_pipeline_waits_for_the_archive_and_stops_its_thread": "the file "
+        "archive's fsync thread",
 }
 
 
