@@ -31,7 +31,7 @@ from mailbot.config import load_config
 from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
 from mailbot.db.models import MailboxState, Message, Outbox, Submission
-from support.cli import console_script
+from support.cli import start_process
 from support.configs import ACCOUNTS, ROSTER, server_config
 from support.shared_db import on_postgres
 
@@ -65,9 +65,8 @@ class Instance:
         self.config, self.log, self.proc = config, log, None
 
     def start(self, now: str) -> None:
-        self.proc = subprocess.Popen(console_script() + ["--config", str(self.config), "--now", now, "run"],
-                                     stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True,
-                                     env={**os.environ, "PYTHONUTF8": "1"})
+        self.proc = start_process(self.config, "--now", now, "run", stdout=subprocess.DEVNULL, stderr=self.log,
+                                  start_new_session=True)
 
     def kill(self) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)
