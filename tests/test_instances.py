@@ -146,3 +146,51 @@ def test_the_daily_cap_is_counted_across_instances(tmp_path, postgres):
     assert (sent, queued) == (5, 7)
     assert alarms == 1  # the operator is told once, whichever instance reached the cap
     engine.dispose()
+
+
+def test_two_instances_queueing_a_reminder_stage_at_once_queue_each_reminder_once(tmp_path, postgres):
+    """The remind job of two instances at 09:00 on the 20th: one after the other (the advisory
+    lock of in_write_transaction), so every reminder is queued once and neither fails."""
+    from zoneinfo import ZoneInfo
+
+    from mailbot.db.write_retry import in_write_transaction
+    from mailbot.outbound.reminders import queue_reminders
+    config, engine, sessions = shared(tmp_path, postgres)
+    at = datetime(2022, 10, 20, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+    barrier = threading.Barrier(2)
+    queued, errors = [], []
+
+    def instance() -> None:
+        own = make_sessionmaker(prepare_database(config))
+        barrier.wait()
+        try:
+            report = in_write_transaction(own, lambda session: queue_reminders(session, config, at), within=30)
+            queued.append(sum(1 for item in report if item["queued"]))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=instance) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with sessions() as session:
+        keys = session.scalars(select(Outbox.key).where(Outbox.kind == "reminder_upcoming")).all()
+    assert errors == []
+    assert len(keys) == len(set(keys)) == len(config.schools) and sorted(queued) == [0, len(keys)]
+    engine.dispose()
+
+
+def test_a_deadlock_or_serialization_failure_is_retried_like_a_locked_sqlite():
+    from sqlalchemy.exc import OperationalError
+
+    from mailbot.db.write_retry import is_locked
+
+    class Orig(Exception):
+        def __init__(self, sqlstate):
+            super().__init__("conflict")
+            self.sqlstate = sqlstate
+
+    assert is_locked(OperationalError("UPDATE", {}, Orig("40P01")))
+    assert is_locked(OperationalError("UPDATE", {}, Orig("40001")))
+    assert not is_locked(OperationalError("UPDATE", {}, Orig("28P01")))  # a wrong password is not retried

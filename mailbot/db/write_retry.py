@@ -1,9 +1,17 @@
-"""One write transaction, retried whole while SQLite says the database is locked (issue 11 point 6).
+"""One write transaction, retried whole while the database says another writer is in the way
+(issue 11 point 6; issue 14 for PostgreSQL).
 
-It begins with `BEGIN IMMEDIATE`: the write lock is taken up front, waiting up to the busy timeout
-for it, so reading and then writing inside it can never fail half-way (see mailbot.db.engine). A poll can hold it longer (a slow table in a worker); then the work is retried as a whole,
-so a reminder stage is queued entirely, in one transaction, as soon as the lock clears, instead of
-failing and waiting for the next trigger an hour later.
+SQLite: it begins with `BEGIN IMMEDIATE`: the write lock is taken up front, waiting up to the busy
+timeout for it, so reading and then writing inside it can never fail half-way (see
+mailbot.db.engine). A poll can hold it longer (a slow table in a worker); then the work is retried
+as a whole, so a reminder stage is queued entirely, in one transaction, as soon as the lock clears,
+instead of failing and waiting for the next trigger an hour later.
+
+PostgreSQL: other instances write at the same time (row locks, not a database lock). The work takes
+a transaction-scoped advisory lock first, so two instances doing the same work (both queueing a
+reminder stage at 09:00) do it one after the other: the second reads what the first committed and
+queues nothing twice (the outbox key is the final guard). A deadlock or serialization failure
+(SQLSTATE 40P01, 40001) or a lock not available (55P03) is retried whole, like SQLite's "locked".
 """
 
 from __future__ import annotations
@@ -22,8 +30,14 @@ T = TypeVar("T")
 DEFAULT_WITHIN_SECONDS = 15 * 60.0  # stage windows are hours long; the poll interval is minutes
 
 
+RETRIED_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+WRITE_LOCK_KEY = 4242011  # PostgreSQL's advisory lock for in_write_transaction's work
+
+
 def is_locked(exc: BaseException) -> bool:
-    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig or exc)
+    if not isinstance(exc, OperationalError):
+        return False
+    return "database is locked" in str(exc.orig or exc) or getattr(exc.orig, "sqlstate", None) in RETRIED_SQLSTATES
 
 
 def in_write_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T], *,
@@ -40,8 +54,11 @@ def in_write_transaction(sessions: sessionmaker[Session], work: Callable[[Sessio
         attempt += 1
         try:
             with sessions.begin() as session:
-                if session.get_bind().dialect.name == "sqlite":
+                dialect = session.get_bind().dialect.name
+                if dialect == "sqlite":
                     session.execute(text("BEGIN IMMEDIATE"))
+                elif dialect == "postgresql":
+                    session.execute(text(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"))
                 return work(session)
         except OperationalError as exc:
             if not is_locked(exc) or clock() >= give_up or should_stop():
