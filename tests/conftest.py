@@ -51,11 +51,18 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark the tests that touch the database (support.backends decides, by module)."""
+    """Mark the tests that touch the database (support.backends decides, by module); with
+    --database=postgresql only those run (the others have nothing to do with the backend, and the
+    SQLite-only ones would fail for a reason that is no defect)."""
     from support.backends import touches_database
     for item in items:
         if touches_database(item):
             item.add_marker(pytest.mark.database)
+    if config.getoption("--database") == "postgresql":
+        others = [item for item in items if item.get_closest_marker("database") is None]
+        if others:
+            config.hook.pytest_deselected(items=others)
+            items[:] = [item for item in items if item.get_closest_marker("database") is not None]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -20,10 +20,11 @@ import sqlite3
 import time
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import ProgrammingError
 
 from builders import submission
 from mailbot.config import load_config
-from mailbot.db.engine import make_sessionmaker
+from mailbot.db.engine import engine_for, make_sessionmaker
 from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Message, Outbox, Submission
 from support.configs import ACCOUNTS, ROSTER, server_config
@@ -68,9 +69,20 @@ def run_poll(zygote, config, kill_when=None, rng: random.Random | None = None) -
             proc.wait()
 
 
+_engines: dict = {}
+
+
 def processed(config) -> int:
     """Messages recorded as accepted, read as another process would (the test never holds a lock)."""
-    database = load_config(config).state_dir / "mailbot.sqlite3"
+    cfg = load_config(config)
+    if cfg.database_backend == "postgresql":  # --database=postgresql
+        engine = _engines.get(config) or _engines.setdefault(config, engine_for(cfg))
+        try:
+            with engine.connect() as conn:
+                return conn.exec_driver_sql("SELECT count(*) FROM messages WHERE outcome = 'accepted'").scalar()
+        except ProgrammingError:  # the schema is not there yet
+            return 0
+    database = cfg.state_dir / "mailbot.sqlite3"
     if not database.exists():
         return 0
     try:

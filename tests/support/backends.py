@@ -21,6 +21,8 @@ SQLITE_ONLY: dict[str, str] = {  # a module, or module::test
     "test_check.py::test_all_servers_answer_exit_0_with_what_was_found": "the probes of a SQLite config "
         "(with PostgreSQL `check` tries the database too: test_postgres_config.py)",
     "test_check.py::test_the_text_report_names_capabilities_a_server_lacks": "the same",
+    "test_private_files.py::test_state_dir_and_everything_in_it_are_private": "the SQLite file and the archive's "
+        "files in the state directory",
     "test_crash_schema.py::test_sigkill_during_schema_creation_never_bricks_the_database": "kills while the SQLite "
         "file is made (PostgreSQL's schema is made in one transaction)",
     "test_crash_schema.py::test_the_schema_is_made_by_one_process_at_a_time_and_the_waiter_finds_it_made": "the "
