@@ -76,7 +76,7 @@ def test_check_reaches_the_database_and_says_its_revision(tmp_path, postgres):
     result = run_cli(path, "check")
     assert "ok   database" in result.stdout and "none yet" in result.stdout, str(result)
     run_cli(path, "db", "upgrade")
-    assert "schema revision 0008" in run_cli(path, "check").stdout
+    assert "schema revision 0009" in run_cli(path, "check").stdout
 
     wrong = tmp_path / "wrong.pass"
     wrong.write_text("not-the-password\n")

@@ -38,7 +38,7 @@ class UTCDateTime(TypeDecorator):
 
 
 # IMAP's UIDVALIDITY and UIDs are 32-bit unsigned, past PostgreSQL's integer; SQLite's INTEGER
-# holds 64 bits already (migrations/versions/0007_postgresql_types.py).
+# holds 64 bits already (migrations/versions/0008_postgresql_types.py).
 UID = BigInteger().with_variant(Integer, "sqlite")
 
 
@@ -288,7 +288,7 @@ class Installation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-# -- several instances on one database (migrations/versions/0008_instances.py) --------------------
+# -- several instances on one database (migrations/versions/0009_instances.py) --------------------
 class Lease(Base):
     """Who may do one thing now, until when (mailbot.db.leases): e.g. "poll:chuyoujiao", held by
     one instance at a time and renewed while it works; an instance that dies loses it at expiry."""

@@ -1,8 +1,8 @@
 """several instances on one database: leases (the per-mailbox poll), and raw messages kept in the
 database (the archive under PostgreSQL)
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02
 """
 from alembic import op
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import mailbot.db.models
 
 
-revision = '0008'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -1,16 +1,16 @@
 """PostgreSQL: UIDVALIDITY and UIDs are 32-bit unsigned, past PostgreSQL's integer (SQLite's
 INTEGER holds 64 bits already, so there nothing changes)
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0007'
-down_revision = '0006'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
