@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from builders import submission
 from mailbot.config import load_config
-from mailbot.db.engine import make_engine, make_sessionmaker
+from mailbot.db.engine import engine_for, make_sessionmaker
 from mailbot.db.models import AuditEntry
 from support.cli import run_cli
 from support.configs import write_config
@@ -44,7 +44,7 @@ def test_an_exempted_address_counts_without_authentication_until_the_exemption_i
     assert run_cli(config, "senders", "list", "--json").json() == []
     assert ingest_unsigned(config, tmp_path, 3) == "quarantined"
 
-    engine = make_engine(load_config(config).database_url)
+    engine = engine_for(load_config(config))
     with make_sessionmaker(engine)() as session:
         actions = [(a.action, a.target) for a in session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
     engine.dispose()
