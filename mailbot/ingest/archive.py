@@ -15,10 +15,14 @@ database records the decision: the archive is always at least as durable as what
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def sha256_hex(raw: bytes) -> str:
@@ -51,8 +55,16 @@ class Archive:
         if not path.exists():
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f".{digest}.{os.getpid()}.tmp"
-            tmp.write_bytes(raw)
-            os.replace(tmp, path)
+            try:
+                tmp.write_bytes(raw)
+                os.replace(tmp, path)
+            except BaseException as exc:
+                # A full disk (ENOSPC) or any other failure: the partial file goes, or each retry
+                # of the message would leave one more behind (issue 11).
+                tmp.unlink(missing_ok=True)
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    log.error("disk full: message %s not archived (%s); nothing of it is kept", digest[:12], exc)
+                raise
             self._pending.append(self._syncer.submit(_fsync, path))
             self._pending.append(self._syncer.submit(_fsync, folder))
         return digest, str(path.relative_to(self.directory.parent))
