@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,11 +98,47 @@ class _RecordingHandler:
         return "250 2.0.0 delivered"
 
 
+class _Connections:
+    """The client connections the listeners have open: a killed client's last message may still be
+    in the server's socket buffer, recorded only when the server reads it, so a test that counts what
+    was received at a kill waits for the connections to close first (settle)."""
+
+    def __init__(self):
+        self.open = 0
+        self.changed = threading.Condition()
+
+    def counting(self, smtp_class):
+        connections = self
+
+        class CountingSMTP(smtp_class):
+            def connection_made(self, transport):
+                with connections.changed:
+                    connections.open += 1
+                super().connection_made(transport)
+
+            def connection_lost(self, error):
+                try:
+                    super().connection_lost(error)
+                finally:
+                    with connections.changed:
+                        connections.open -= 1
+                        connections.changed.notify_all()
+
+        return CountingSMTP
+
+
 class SmtpServer:
     """aiosmtpd controllers sharing one recording, fault-injecting handler."""
 
     def __init__(self, directory: Path):
         Controller = require("aiosmtpd.controller").Controller
+        SMTP = require("aiosmtpd.smtp").SMTP
+        self.connections = _Connections()
+        counting_smtp = self.connections.counting(SMTP)
+
+        class CountingController(Controller):
+            def factory(self):
+                return counting_smtp(self.handler, **self.SMTP_kwargs)
 
         self.dir = directory
         self.certs = ServerCertificates.create(directory)
@@ -115,9 +153,10 @@ class SmtpServer:
         common = dict(hostname=HOST, authenticator=_authenticate, auth_required=True)
         self.controllers = [
             # aiosmtpd only counts STARTTLS as TLS: implicit TLS needs auth_require_tls=False.
-            Controller(handler, port=self.ssl_port, ssl_context=server_ctx, auth_require_tls=False, **common),
-            Controller(handler, port=self.starttls_port, tls_context=server_ctx, require_starttls=True, **common),
-            Controller(handler, port=self.plain_port, auth_require_tls=False, **common),
+            CountingController(handler, port=self.ssl_port, ssl_context=server_ctx, auth_require_tls=False, **common),
+            CountingController(handler, port=self.starttls_port, tls_context=server_ctx, require_starttls=True,
+                               **common),
+            CountingController(handler, port=self.plain_port, auth_require_tls=False, **common),
         ]
 
     @property
@@ -134,6 +173,15 @@ class SmtpServer:
                 controller.stop()
             except (AssertionError, RuntimeError):  # never started
                 pass
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until every client connection has closed, so `received` holds all the server took."""
+        deadline = time.monotonic() + timeout
+        with self.connections.changed:
+            while self.connections.open > 0:
+                left = deadline - time.monotonic()
+                assert left > 0, f"{self.connections.open} SMTP connections still open after {timeout} s"
+                self.connections.changed.wait(left)
 
     def fail(self, stage: str, reply: str) -> None:
         """Answer the next MAIL, RCPT or DATA with `reply` ("451 4.3.0 try later", DROP, ...)."""
