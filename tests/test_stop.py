@@ -5,6 +5,7 @@ after STOPPING=1 is tested with the daemon's own tests.)"""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -19,7 +20,10 @@ from support.configs import ROSTER, server_config
 from support.notify import NotifyListener
 
 STOP_WITHIN_SECONDS = 10.0
-EMAILS = 12  # 12 s of sending at the real throttle: room for stops in a send, in a pause, between
+# 12 s of sending at the real throttle: room for stops in a send, in a pause, between. Issue 9 asked for
+# 30; MAILBOT_STOP_EMAILS=30 (and MAILBOT_STOP_RUNS=20) runs that size, outside the suite's time budget.
+EMAILS = int(os.environ.get("MAILBOT_STOP_EMAILS", "12"))
+MAX_STOPS = int(os.environ.get("MAILBOT_STOP_RUNS", "8"))
 SCHOOLS = [(s["name"], s["level"], s["emails"][0]) for s in ROSTER["school"]]
 BOXES = {"primary": "chuyoujiao@example.test", "middle": "zjg@example.test"}
 
@@ -99,7 +103,7 @@ def test_sigterm_during_a_long_send_stops_within_10_s_and_sends_nothing_twice(tm
     rng = random.Random(9)
 
     stops = stop_at_random_points(zygote, config, tmp_path, lambda: all(o.status == "sent" for o in db.outbox()), rng,
-                                  max_runs=8, longest_pause=3.0)
+                                  max_runs=MAX_STOPS, longest_pause=3.0)
 
     print("stops (exit status, seconds):", stops)
     assert all(status == 0 and seconds < STOP_WITHIN_SECONDS for status, seconds, _left in stops), stops
@@ -124,7 +128,8 @@ def test_sigterm_during_a_long_poll_stops_within_10_s_and_loses_nothing(tmp_path
         processed = [m for m in db.ledger() if m.outcome not in ("baseline", None)]
         return len(processed) == 100 and all(o.status == "sent" for o in db.outbox())
 
-    stops = stop_at_random_points(zygote, config, tmp_path, done, random.Random(11), max_runs=8, longest_pause=2.0)
+    stops = stop_at_random_points(zygote, config, tmp_path, done, random.Random(11), max_runs=MAX_STOPS,
+                                  longest_pause=2.0)
 
     print("stops (exit status, seconds):", stops)
     assert all(status == 0 and seconds < STOP_WITHIN_SECONDS for status, seconds, _left in stops), stops
