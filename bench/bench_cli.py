@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, "/work/shared/tools")
-from measure import paired  # noqa: E402
+from measure import paired, report_targets  # noqa: E402
 
 SAMPLES = Path("/work/shared/samples")
 HELP_SECONDS, STATUS_SECONDS = 0.2, 0.5
@@ -63,8 +63,7 @@ def main() -> int:
         missed.append(f"--help over {HELP_SECONDS} s")
     if status.median("mailbot", "wall") > STATUS_SECONDS:
         missed.append(f"status over {STATUS_SECONDS} s")
-    print("targets: " + ("met" if not missed else "missed: " + "; ".join(missed)))
-    return 1 if missed else 0
+    return report_targets(missed)
 
 
 if __name__ == "__main__":

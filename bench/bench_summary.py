@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
-from measure import paired  # noqa: E402
+from measure import paired, report_targets  # noqa: E402
 from support.summary_sample import month_sequence, sample_roster, sample_rows  # noqa: E402
 
 SUMMARY_SECONDS, STATUS_SECONDS, PEAK_MIB = 5.0, 1.0, 150 / 1.048576
@@ -91,8 +91,7 @@ def main() -> int:
             missed.append(f"{what} over {seconds} s")
         if pair.median("mailbot", "rss_mib") > PEAK_MIB:
             missed.append(f"{what} peak over 150 MB")
-    print("targets: " + ("met" if not missed else "missed: " + "; ".join(missed)))
-    return 1 if missed else 0
+    return report_targets(missed)
 
 
 if __name__ == "__main__":

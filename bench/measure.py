@@ -103,3 +103,9 @@ def paired(floor_cmd: Sequence[str], mailbot_cmd: Sequence[str], pairs: int = 5,
             getattr(result, side).append(r)
     result.load_after = load()
     return result
+
+
+def report_targets(missed: list[str]) -> int:
+    """Print which targets a benchmark met; its exit status (1 when any was missed)."""
+    print("targets: " + ("met" if not missed else "missed: " + "; ".join(missed)))
+    return 1 if missed else 0
