@@ -119,6 +119,33 @@ def test_a_failing_job_is_logged_and_runs_again(tmp_path, caplog):
     assert "job poll failed after" in caplog.text and "ConnectionError: imap.163.com timed out" in caplog.text
 
 
+def test_a_slow_stop_writes_where_every_thread_is(tmp_path, capfd):
+    """A job that does not notice the stop for a while: the stack of the thread holding the stop
+    reaches stderr (the journal), so whoever reads it sees what held the daemon."""
+    released, reported = threading.Event(), threading.Event()
+    written = []
+
+    def poll_that_ignores_the_stop(should_stop):
+        daemon.request_stop()
+        released.wait(30)  # stands for a server call that is slow to return
+
+    def release_once_reported():
+        while not released.is_set():
+            written.append(capfd.readouterr().err)
+            if "in poll_that_ignores_the_stop" in "".join(written):
+                reported.set()
+                released.set()
+            time.sleep(0.05)
+
+    daemon = Daemon(fast_config(tmp_path), {"poll": poll_that_ignores_the_stop}, environ={}, stop_report_after=0.2)
+    watcher = threading.Thread(target=release_once_reported)
+    watcher.start()
+    assert daemon.run(install_signals=False) == 0
+    released.set()
+    watcher.join(5)
+    assert reported.is_set()
+
+
 def test_unknown_job_names_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown daemon jobs"):
         Daemon(fast_config(tmp_path), {"pol": lambda s: None})

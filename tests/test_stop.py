@@ -74,6 +74,7 @@ def stop_at_random_points(zygote, config: Path, tmp_path: Path, done, rng: rando
         time.sleep(rng.uniform(0.0, longest_pause))
         status, seconds = run.stop()
         assert status == 0, run.lines
+        report_if_slow(run, seconds)
         finished = done()
         stops.append((status, seconds, not finished))
         if finished:
@@ -85,8 +86,16 @@ def stop_at_random_points(zygote, config: Path, tmp_path: Path, done, rng: rando
     while not done() and time.monotonic() < deadline:
         time.sleep(0.5)
     status, seconds = run.stop()
+    report_if_slow(run, seconds)
     stops.append((status, seconds, False))
     return stops
+
+
+def report_if_slow(run: Run, seconds: float) -> None:
+    """A slow stop's log (with the daemon's thread stacks, written after 10 s) goes to the test's
+    output, to show what held it."""
+    if seconds >= STOP_WITHIN_SECONDS:
+        print(f"--- a stop took {seconds:.1f} s; the end of its log:\n{run.lines[-20000:]}")
 
 
 def test_sigterm_during_a_long_send_stops_within_10_s_and_sends_nothing_twice(tmp_path, dovecot, smtp_server, zygote):

@@ -26,6 +26,7 @@ in a scheduler thread at the very moment the stop is announced.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 JOB_NAMES = ("poll", "send", "remind", "summary", "watch")
 Job = Callable[[Callable[[], bool]], object]
 STOP_TIMEOUT_SECONDS = 45.0  # below the unit's TimeoutStopSec=60, so systemd never has to SIGKILL
+# A stop should take well under a second; one still going after this long writes every thread's
+# stack to stderr (the journal), again every so often, so the operator (and we) can see what held it.
+SLOW_STOP_REPORT_SECONDS = 10.0
 
 
 def sd_notify(state: str, environ: Mapping[str, str] = os.environ) -> bool:
@@ -139,11 +143,13 @@ class Daemon:
     def __init__(self, config: Config, jobs: Mapping[str, Job], *, environ: Mapping[str, str] = os.environ,
                  stop_timeout: float = STOP_TIMEOUT_SECONDS,
                  watch: Callable[[Callable[[str], None], threading.Event], object] | None = None,
-                 hung_after: float | None = None, monotonic: Callable[[], float] = clock.monotonic):
+                 hung_after: float | None = None, monotonic: Callable[[], float] = clock.monotonic,
+                 stop_report_after: float | None = SLOW_STOP_REPORT_SECONDS):
         unknown = set(jobs) - set(JOB_NAMES)
         if unknown:
             raise ValueError(f"unknown daemon jobs {sorted(unknown)} (known: {', '.join(JOB_NAMES)})")
         self.config, self.jobs, self.environ, self.stop_timeout = config, dict(jobs), environ, stop_timeout
+        self.stop_report_after = stop_report_after
         self.watch = watch  # starts the IDLE watchers: watch(wake_poll, stopping)
         self.stopping = threading.Event()
         self.notifier = Notifier(environ)
@@ -237,6 +243,8 @@ class Daemon:
         self.stopping.wait()
         self._started.wait()
         log.info("stop requested: finishing the jobs in hand")
+        if self.stop_report_after:
+            faulthandler.dump_traceback_later(self.stop_report_after, repeat=True)
         self.notifier.stopping()
         try:
             self.scheduler.shutdown(wait=False)
@@ -296,8 +304,12 @@ class Daemon:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        if not self._wait_for_jobs():
-            log.error("jobs still running after %.0f s: exiting anyway", self.stop_timeout)
-            return 1
+        try:
+            if not self._wait_for_jobs():
+                log.error("jobs still running after %.0f s: exiting anyway", self.stop_timeout)
+                return 1
+        finally:
+            if self.stop_report_after:
+                faulthandler.cancel_dump_traceback_later()
         log.info("mailbot daemon stopped")
         return 0
