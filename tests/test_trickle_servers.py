@@ -130,8 +130,13 @@ def test_poll_returns_and_reads_the_other_mailbox_then_outbox_send_returns(tmp_p
         raw = submission(SCHOOL[1], "chuyoujiao@163.com", [[SCHOOL[0], 1, 1878, 1797, "是", "科普、美术"]])
         (tmp_path / "maildir" / "new" / "1.eml").write_bytes(raw)
 
-        poll, poll_seconds = mailbot(config, "poll", "--no-send")
-        send, send_seconds = mailbot(config, "outbox", "send")
+        connections = imap.connections
+        poll, _ = mailbot(config, "poll", "--no-send")
+        poll_seconds = imap.longest_stay()  # the poll's time at the server, not the process's start-up
+        assert imap.connections > connections
+        send, _ = mailbot(config, "outbox", "send")
+        send_seconds = smtp.longest_stay()
+        assert smtp.connections >= 1
 
     assert poll.exit_code == 1, poll.stderr  # the zjg mailbox failed ...
     assert "zjg" in poll.stderr and "deadline" in poll.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 IMAP_GREETING = b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] trickle ready\r\n"
 SMTP_GREETING = b"220 trickle.test ESMTP ready\r\n"
@@ -24,6 +25,9 @@ class TricklingPeer:
         self.interval = interval
         self.prefix = prefix  # the start of the line that never ends
         self.connections = 0
+        # (accepted, given up by the client) in time.monotonic() per connection: how long the client
+        # really stayed, without the start-up of the process around it
+        self.stays: list[list[float | None]] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._stopped = threading.Event()
@@ -37,6 +41,12 @@ class TricklingPeer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def longest_stay(self) -> float:
+        """Seconds from accepting to the client giving up, the longest of the connections; inf while
+        one has not given up."""
+        with self._lock:
+            return max((gone - came if gone is not None else float("inf") for came, gone in self.stays), default=0.0)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -54,22 +64,26 @@ class TricklingPeer:
                 conn, _ = self._listener.accept()
             except OSError:
                 return
+            stay = [time.monotonic(), None]
             with self._lock:
                 self.connections += 1
                 self._sockets.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), name="trickle-conn", daemon=True).start()
+                self.stays.append(stay)
+            threading.Thread(target=self._serve, args=(conn, stay), name="trickle-conn", daemon=True).start()
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, stay: list) -> None:
         try:
             if self.greeting is not None:
                 conn.sendall(self.greeting)
-                conn.recv(4096)  # the client's first command: answered by the trickle
+                if not conn.recv(4096):  # the client's first command: answered by the trickle
+                    raise ConnectionResetError("the client closed before its first command")
             for byte in self._endless_line():
                 if self._stopped.wait(self.interval):
                     return
                 conn.sendall(byte)
         except OSError:
-            return  # the client gave up: that is the point
+            stay[1] = time.monotonic()  # the client gave up (noticed within one interval): the point
+            return
         finally:
             conn.close()
 
