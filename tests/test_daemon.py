@@ -164,6 +164,15 @@ def test_triggers_fire_at_the_configured_local_times():
         datetime(2022, 10, 24, 9, 45, tzinfo=TZ)
 
 
+def test_the_watch_job_looks_every_minute_or_a_quarter_of_a_shorter_alarm_period():
+    config = make_config()
+    assert job_triggers(config)["watch"].interval.total_seconds() == 60.0  # alarm_after_minutes = 60
+    config.alarm_after_minutes = 2
+    assert job_triggers(config)["watch"].interval.total_seconds() == 30.0
+    config.alarm_after_minutes = 0.01
+    assert job_triggers(config)["watch"].interval.total_seconds() == 1.0
+
+
 def test_sd_notify_and_watchdog_settings(listener):
     assert sd_notify("READY=1", {}) is False
     assert sd_notify("READY=1", {"NOTIFY_SOCKET": "relative/path"}) is False

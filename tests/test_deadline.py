@@ -58,3 +58,35 @@ def test_other_errors_pass_through_unchanged():
     with pytest.raises(KeyError):
         with deadline.limit("parse"):
             raise KeyError("x")
+
+
+def test_a_stop_abandons_the_reading_sessions_in_hand_and_no_send():
+    # SIGTERM to `mailbot run` (mailbot.app.daemon's on_stop): an IMAP session's Deadline is made
+    # abandon_on_stop and is cut at once; a send's is left to its own deadline (cut after the
+    # server took the message, it would be sent again).
+    import threading
+
+    from mailbot.transports.deadline import abandon_reading_sessions
+    with TricklingPeer(interval=0.05) as peer:
+        reading, sending = Deadline(per_operation=600, abandon_on_stop=True), Deadline(per_operation=600)
+        socks = [connect_tcp("127.0.0.1", peer.port, 5.0, d) for d in (reading, sending)]
+        raised = []
+
+        def read(deadline, sock):
+            try:
+                with deadline.limit("FETCH"):
+                    read_line(sock)
+            except DeadlineExceeded as exc:
+                raised.append(str(exc))
+
+        threads = [threading.Thread(target=read, args=pair, daemon=True) for pair in zip((reading, sending), socks)]
+        for thread in threads:
+            thread.start()
+        assert abandon_reading_sessions() >= 1
+        threads[0].join(10)
+        assert raised == ["FETCH: abandoned, mailbot is stopping; connection dropped"]
+        assert threads[1].is_alive() and not sending.expired  # the send goes on
+        sending.abandon()  # (only to end the test)
+        threads[1].join(10)
+        for sock in socks:
+            sock.close()

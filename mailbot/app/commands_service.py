@@ -81,6 +81,7 @@ def run(c: Context):
     from mailbot.app.jobs import DaemonJobs
     from mailbot.app.preflight import preflight
     from mailbot.ingest.idle import start_watchers
+    from mailbot.transports.deadline import abandon_reading_sessions
     problems = preflight(c.config)  # before READY: systemd then shows the unit failed, with the reason
     if problems:
         for problem in problems:
@@ -88,7 +89,7 @@ def run(c: Context):
         click.echo("mailbot run: not started (mailbot check says the same)", err=True)
         raise SystemExit(EXIT_USAGE)
     with DaemonJobs(c.config, c.sessions(), c.clock) as jobs:  # closed once the jobs in hand are done
-        daemon = Daemon(c.config, jobs.by_name(),
+        daemon = Daemon(c.config, jobs.by_name(), on_stop=abandon_reading_sessions,
                         watch=lambda wake, stop: start_watchers(c.config.mailboxes, wake, stop))
         status = daemon.run()
     raise SystemExit(status)

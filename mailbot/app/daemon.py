@@ -6,17 +6,18 @@ What runs when (all in the configured time zone):
   the database (the outbox key is the claim), so a run after a restart catches up what the machine
   missed and never repeats a stage;
 - `summary`: on `schedule.summary_day` at `schedule.summary_at`;
-- `watch`: every minute, raises "no successful poll" by the clock (a poll that hangs never returns
-  to raise it) and sends the alarms.
+- `watch`: every minute (every quarter of `alarm_after_minutes` when that is shorter), raises "no
+  successful poll" by the clock (a poll that hangs never returns to raise it) and sends the alarms.
 Each job runs at most once at a time (`max_instances=1`) and runs that piled up run once (`coalesce`).
 
 The job callables are injected (name -> callable taking `should_stop`, a function that says whether
 the daemon is stopping), so the daemon knows nothing of IMAP or SMTP.
 
 Stopping: SIGTERM/SIGINT only set a flag (a signal handler must not take the scheduler's locks); a
-helper thread sees it and shuts the scheduler down; the main thread then waits for the jobs in hand
-to finish (they check `should_stop` between their units of work: mailbot.app.jobs) and the process
-exits 0.
+helper thread sees it, shuts the scheduler down and calls `on_stop` (`mailbot run`: the IMAP
+sessions in hand are abandoned at once, so a poll stuck on a trickling server does not hold the
+stop: mailbot.transports.deadline); the main thread then waits for the jobs in hand to finish (they
+check `should_stop` between their units of work: mailbot.app.jobs) and the process exits 0.
 systemd: READY=1 once the scheduler runs, WATCHDOG=1 at half of $WATCHDOG_USEC while the jobs make
 progress (none has run longer than `hung_after`: every server call has a deadline, so a job that
 runs that long is stuck, and systemd should restart the daemon), STOPPING=1 on the way out, through the $NOTIFY_SOCKET datagram socket (sd_notify(3), no library needed). All three go
@@ -128,7 +129,13 @@ def job_triggers(config: Config) -> dict[str, BaseTrigger]:
                          CronTrigger(day=schedule.summary_day, hour=schedule.summary_at.hour,
                                      minute=schedule.summary_at.minute, timezone=tz)])
     return {"poll": every, "send": every, "remind": remind, "summary": summary,
-            "watch": IntervalTrigger(minutes=1, timezone=tz)}
+            "watch": IntervalTrigger(seconds=watch_seconds(config), timezone=tz)}
+
+
+def watch_seconds(config: Config) -> float:
+    """How often the watch job looks: every minute, or a quarter of the alarm period when that is
+    shorter, so "no successful poll" is never more than a quarter of its period late."""
+    return max(min(60.0, config.alarm_after_minutes * 60 / 4), 1.0)
 
 
 def hung_after_seconds(config: Config) -> float:
@@ -144,13 +151,15 @@ class Daemon:
                  stop_timeout: float = STOP_TIMEOUT_SECONDS,
                  watch: Callable[[Callable[[str], None], threading.Event], object] | None = None,
                  hung_after: float | None = None, monotonic: Callable[[], float] = clock.monotonic,
-                 stop_report_after: float | None = SLOW_STOP_REPORT_SECONDS):
+                 stop_report_after: float | None = SLOW_STOP_REPORT_SECONDS,
+                 on_stop: Callable[[], object] | None = None):
         unknown = set(jobs) - set(JOB_NAMES)
         if unknown:
             raise ValueError(f"unknown daemon jobs {sorted(unknown)} (known: {', '.join(JOB_NAMES)})")
         self.config, self.jobs, self.environ, self.stop_timeout = config, dict(jobs), environ, stop_timeout
         self.stop_report_after = stop_report_after
         self.watch = watch  # starts the IDLE watchers: watch(wake_poll, stopping)
+        self.on_stop = on_stop  # at a stop, after the scheduler is told: abandons the reads in hand
         self.stopping = threading.Event()
         self.notifier = Notifier(environ)
         self._started = threading.Event()
@@ -250,6 +259,8 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         except SchedulerNotRunningError:
             pass
+        if self.on_stop is not None:
+            self.on_stop()
 
     def _wait_for_jobs(self) -> bool:
         deadline = clock.monotonic() + self.stop_timeout

@@ -13,6 +13,12 @@ returns by its deadline however many commands it has left.
     with deadline.limit("LOGIN on imap.163.com"):
         client.login(...)
 
+A stop (SIGTERM to the daemon) abandons the reading sessions in hand at once: a Deadline made with
+`abandon_on_stop=True` (an IMAP session: reading is done again at the next poll, nothing is lost) is
+cut by `abandon_reading_sessions()`, so a poll stuck on a trickling server does not hold the stop
+for the rest of its poll deadline. A send is never cut that way: cut after the server took the
+message, it would be sent again (mailbot.outbound.sending).
+
 The socket to cut comes from `attach` (called by the socket factories below as soon as the TCP
 connection exists, before TLS and the greeting) or from a getter (after STARTTLS wraps it anew).
 """
@@ -23,16 +29,30 @@ import contextlib
 import socket
 import threading
 import time
+import weakref
 from typing import Callable, Iterator
 
 from mailbot.errors import DeadlineExceeded
 
-__all__ = ["Deadline", "DeadlineExceeded", "connect_tcp"]
+__all__ = ["Deadline", "DeadlineExceeded", "abandon_reading_sessions", "connect_tcp"]
+
+_abandonable: "weakref.WeakSet[Deadline]" = weakref.WeakSet()  # live Deadlines a stop may cut
+_abandonable_lock = threading.Lock()
+
+
+def abandon_reading_sessions() -> int:
+    """Cut every live Deadline made with `abandon_on_stop` (the daemon is stopping); their
+    operations raise DeadlineExceeded at once. Returns how many were cut."""
+    with _abandonable_lock:
+        live = list(_abandonable)
+    for deadline in live:
+        deadline.abandon()
+    return len(live)
 
 
 class Deadline:
     def __init__(self, per_operation: float, overall_end: float | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, abandon_on_stop: bool = False):
         self.per_operation = per_operation
         self.overall_end = overall_end  # in `clock` time; None: no overall limit
         self.clock = clock
@@ -40,6 +60,15 @@ class Deadline:
         self._socket_getter: Callable[[], socket.socket | None] | None = None
         self._lock = threading.Lock()
         self.expired = False  # once set, the connection has been cut
+        self.abandoned = False  # cut because mailbot is stopping, not because time ran out
+        if abandon_on_stop:
+            with _abandonable_lock:
+                _abandonable.add(self)
+
+    def abandon(self) -> None:
+        """Cut the connection now (mailbot is stopping); what runs, and what comes, raises."""
+        self.abandoned = True
+        self._expire(force=True)
 
     # -- what to cut ------------------------------------------------------------------------------
     def attach(self, sock: socket.socket) -> socket.socket:
@@ -70,7 +99,8 @@ class Deadline:
         seconds = self.remaining(seconds)
         if self.expired or seconds <= 0:
             self._expire(force=True)
-            raise DeadlineExceeded(f"{what}: the overall deadline has passed")
+            raise DeadlineExceeded(f"{what}: abandoned, mailbot is stopping" if self.abandoned
+                                   else f"{what}: the overall deadline has passed")
         state = {"done": False}
         timer = threading.Timer(seconds, self._expire_unless, args=(state,))
         timer.daemon = True
@@ -81,6 +111,8 @@ class Deadline:
             with self._lock:
                 state["done"] = True
             timer.cancel()
+            if self.abandoned:
+                raise DeadlineExceeded(f"{what}: abandoned, mailbot is stopping; connection dropped") from exc
             if self.expired:
                 raise DeadlineExceeded(
                     f"{what}: not finished within its deadline of {seconds:g} s; connection dropped") from exc
@@ -88,6 +120,8 @@ class Deadline:
         with self._lock:
             state["done"] = True
         timer.cancel()
+        if self.abandoned:
+            raise DeadlineExceeded(f"{what}: abandoned, mailbot is stopping; connection dropped")
         if self.expired:  # the timer won the race just as the answer arrived: the socket is cut
             raise DeadlineExceeded(
                 f"{what}: finished just as its deadline of {seconds:g} s passed; connection dropped")

@@ -66,7 +66,7 @@ class ImapInbox:
         """
         server = self.server
         deadline = Deadline(server.deadline, None if self.session_seconds is None
-                            else time.monotonic() + self.session_seconds)
+                            else time.monotonic() + self.session_seconds, abandon_on_stop=True)
         what = f"connect to {server.host}:{server.port}"
         with deadline.limit(what):
             client = _guard(what, lambda: _connect(server, self.timeout, deadline))
