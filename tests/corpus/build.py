@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime
 from datetime import datetime
@@ -37,6 +38,12 @@ def _message(attachments: list[tuple[str, bytes, str]] = (), *, sender: str = SE
         main, sub = content_type.split("/")
         msg.add_attachment(data, maintype=main, subtype=sub, filename=name)
     return msg.as_bytes()
+
+
+def _with_encoded_header(raw: bytes, name: str, value: str) -> bytes:
+    """`raw` with one more header, RFC 2047-encoded and folded as a mail client writes it. (Letting
+    EmailMessage fold a 25,000-character name costs minutes: its folding is quadratic.)"""
+    return f"{name}: {Header(value, 'utf-8').encode()}\n".encode("ascii") + raw
 
 
 def _raw_rfc2231_name(key: str) -> bytes:
@@ -97,7 +104,8 @@ def cases() -> dict[str, tuple[bytes, str, str | None]]:
                                             "accepted", None),
         "reply-to-dot": (_message(table, headers={"Reply-To": "."}, key="r2"), "accepted", None),
         "reply-to-emoji": (_message(table, headers={"Reply-To": "😀"}, key="r3"), "accepted", None),
-        "reply-to-50k-name": (_message(table, headers={"Reply-To": "名" * 25_000}, key="r4"), "accepted", None),
+        "reply-to-50k-name": (_with_encoded_header(_message(table, key="r4"), "Reply-To", "名" * 25_000),
+                              "accepted", None),
         "rfc2231-raw-utf8-name": (_raw_rfc2231_name("n1"), "accepted", None),
         "latin1-name": (_latin1_name("n2"), "accepted", None),
         "table-as-image-jpeg": (_message([("汇总表.xlsx", files.xlsx(), "image/jpeg")], key="i1"), "accepted", None),

@@ -6,6 +6,7 @@ what LibreOffice, WPS and old Excel write, and damage seen in the wild.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zipfile
@@ -36,6 +37,7 @@ def xlsx(rows: list[list] | None = None, *, sheets: dict[str, list[list]] | None
     return out.getvalue()
 
 
+@functools.lru_cache(maxsize=None)  # several cases carry it; building one takes seconds
 def formula_heavy_xlsx(extra_rows: int = 12_000) -> bytes:
     """A valid workbook whose sheet has formulas and an error cell, so no quick scan applies: the
     table, then thousands of rows of worked figures below a blank row (a school's own sums)."""
