@@ -35,6 +35,7 @@ from mailbot.db.submissions import record_rows
 from mailbot.errors import WorkerFailure
 from mailbot.ingest.analysis import Analysis, analyse
 from mailbot.ingest.archive import open_archive, sha256_hex
+from mailbot.outbound.disk_alarm import DiskFullAlarm
 from mailbot.ingest.baseline import BASELINE, withheld_because_old
 from mailbot.outbound.responses import Responder
 from mailbot.rules.decide import Context, decide, reply_recipient
@@ -81,6 +82,7 @@ class Pipeline:
         self._roster: tuple[dict, Roster] | None = None
         self._roster_stale = True
         self.archive = open_archive(config)
+        self.disk_full = DiskFullAlarm(config, sessions)  # lives as long as the pipeline: the daemon's
         self.batch_size = 50
         self.batch_seconds = 1.0
 

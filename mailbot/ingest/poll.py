@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.config import Config, MailboxConfig
 from mailbot.db import store
 from mailbot.errors import ConfigError, TransportError
+from mailbot.outbound.disk_alarm import is_disk_full
 from mailbot.ingest.baseline import (Arrivals, History, OldMail, Seen, first_contact_imap, has_ledger, history_keys,
                                      maildir_polled,
                                      start_of_date, take_baseline, tell_operator_of_old_mail, withheld_because_old)
@@ -323,6 +324,15 @@ def poll_mailboxes(config: Config, sessions: sessionmaker[Session], pipeline: Pi
         except (TransportError, ConfigError) as exc:
             report.error = str(exc)
             log.error("polling %s failed: %s", mailbox.name, exc)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            # Nothing of the message was recorded, so it stays unread and is read again later; the
+            # operator is told once per period, by mail sent from memory (the disk is full).
+            report.error = f"disk full: {exc}"
+            log.error("polling %s stopped: disk full (%s); its mail is read again once there is space",
+                      mailbox.name, exc)
+            pipeline.disk_full.alarm(exc, mailbox=mailbox.name, directory=str(config.archive_dir), now=clock())
         finally:
             if lease is not None:
                 lease.release()

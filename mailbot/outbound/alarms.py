@@ -13,6 +13,8 @@ Problems (the `problem` of the `operator_alarm` template):
   per mailbox and day.
 - send_account: the SMTP account itself fails (login refused, TLS): nothing can be sent.
 - daily_cap: a mailbox reached `daily_send_cap` today; sending resumes tomorrow.
+- disk_full: the archive could not write a message (ENOSPC); this one is not queued but sent from
+  memory, since the outbox may be on the full disk too (mailbot.outbound.disk_alarm).
 
 Every alarm is also logged at ERROR/WARNING level, for journald, in case mail cannot leave.
 """
@@ -32,10 +34,10 @@ from mailbot.timeutil import label_date, label_datetime
 log = logging.getLogger(__name__)
 
 KIND = "operator_alarm"
-PROBLEMS = ("poll_stalled", "send_refused", "send_account", "daily_cap")
+PROBLEMS = ("poll_stalled", "send_refused", "send_account", "daily_cap", "disk_full")
 # Every key the template may use; absent facts are blank, so StrictUndefined never trips.
 _FACTS = ("mailbox", "address", "since_label", "minutes", "error", "subject", "recipients", "attempts", "cap",
-          "day_label")
+          "day_label", "directory")
 
 
 def poll_alarm_due(*, created_at: datetime, last_success_at: datetime | None, alarm_sent_at: datetime | None,
