@@ -27,6 +27,9 @@ SQLITE_ONLY: dict[str, str] = {  # a module, or module::test
         "file is made (PostgreSQL's schema is made in one transaction)",
     "test_crash_schema.py::test_the_schema_is_made_by_one_process_at_a_time_and_the_waiter_finds_it_made": "the "
         "state directory's file lock around a new SQLite file (PostgreSQL: an advisory lock, migrations/env.py)",
+    "test_disk_full_alarm.py::test_the_archive_full_alarms_once_from_memory_and_the_message_is_read_again": "the "
+        "archive's files fill the disk (PostgreSQL keeps raw messages in the database)",
+    "test_disk_full_alarm.py::test_a_real_full_filesystem_under_mailbot_poll": "the same, on a real full tmpfs",
     "test_pipeline.py::test_every_message_is_archived_before_interpretation": "the archive's files (PostgreSQL "
         "keeps raw messages in the database: test_db_copy.py, test_two_instances.py)",
     "test_pipeline.py::test_closing_the_pipeline_waits_for_the_archive_and_stops_its_thread": "the file "
