@@ -434,3 +434,29 @@ def test_ten_thousand_parts_are_named_as_such():
     many = mixed(*[f'Content-Type: text/plain; name="{i}.txt"\n\nx' for i in range(10_000)])
     parsed, problem = parse_message_shaped(many)
     assert problem == "too_many_parts" and parsed.attachments == []
+
+
+def header_less_parts(count: int) -> bytes:
+    """A multipart of `count` parts with no header of their own (a part needs none: it is then
+    text/plain), built as bytes: a million take 6 MB."""
+    head = message("", "", 'multipart/mixed; boundary="B"')
+    return head + b"--B\n\nx\n" * count + b"--B--\n"
+
+
+@pytest.mark.parametrize("count", [2_001, 100_000])
+def test_header_less_parts_are_counted_as_the_parser_would_make_them(monkeypatch, count):
+    """Issue 11 defect 8: the count was of Content-Type lines, so parts without one passed and the
+    stdlib parser built an object for each (a million of them by hand: see the issue's note)."""
+    from mailbot.mail import mime, parse
+    from mailbot.mail.structure import MAX_BODY_PARTS, measure
+
+    def never(raw):
+        raise AssertionError("the stdlib parser must not see this message")
+
+    monkeypatch.setattr(parse, "parse_structure", never)
+    shape = measure(header_less_parts(count))
+    assert shape.problem == "too_many_parts" and shape.parts == MAX_BODY_PARTS + 1  # stopped at the limit
+    parsed, problem = parse.parse_message_shaped(header_less_parts(count))
+    assert problem == "too_many_parts" and parsed.from_addr == "teacher@school.cn" and parsed.unread_parts == 0
+    monkeypatch.setattr(parse, "parse_structure", mime.parse_structure)
+    assert parse.parse_message_shaped(header_less_parts(MAX_BODY_PARTS))[1] is None  # at the limit: read

@@ -14,6 +14,7 @@ from mailbot.config import Limits
 from mailbot.errors import UnreadableFile
 from mailbot.ingest.isolation import Extracted, extract_attachment
 from mailbot.mail.parse import parse_message, parse_message_shaped
+from mailbot.mail.structure import header_block
 from mailbot.rules.model import Attachment, ParsedMessage
 from mailbot.tables.guards import refusal
 from mailbot.tables.sniff import READABLE, sniff_format
@@ -54,20 +55,15 @@ def is_picture(att: Attachment, sniffed: str) -> bool:
     return declared and sniffed not in READABLE
 
 
-def headers_only(raw: bytes) -> bytes:
-    end = raw.find(b"\r\n\r\n")
-    if end < 0:
-        end = raw.find(b"\n\n")
-    return raw[: end if 0 <= end < 1_000_000 else 65536] + b"\r\n\r\n"
-
-
-def analyse(raw: bytes, limits: Limits, tz_name: str) -> Analysis:
+def analyse(raw: bytes, limits: Limits, tz_name: str, message_bytes: int | None = None) -> Analysis:
     """Parse the message and read every attachment that may hold a table. An oversized message is
-    parsed from its headers alone; so is one whose structure is hostile, with the reason."""
+    parsed from its headers alone; so is one whose structure is hostile, with the reason.
+    `message_bytes`: the message's size when `raw` holds only its header (read so, over the size
+    limit); None when `raw` is the whole message."""
     started = time.monotonic()
     tz = ZoneInfo(tz_name)
-    if len(raw) > limits.max_message_bytes:
-        return Analysis(parse_message(headers_only(raw), default_tz=tz), [], [], oversized=True)
+    if (len(raw) if message_bytes is None else message_bytes) > limits.max_message_bytes:
+        return Analysis(parse_message(header_block(raw), default_tz=tz), [], [], oversized=True)
     message, problem = parse_message_shaped(raw, default_tz=tz)
     if problem in STRUCTURE_PROBLEMS:
         refused = UnreadableFile("mail_structure", STRUCTURE_PROBLEMS[problem], f"message structure: {problem}")

@@ -5,6 +5,13 @@ their boundaries, recurses once per nested message/rfc822 (a few hundred levels 
 RecursionError) and builds an object per part before anything can count them. One pass of C-speed
 regular expressions over the raw bytes measures all three first, so a hostile shape costs
 milliseconds and is answered, never parsed (SPEC 4: bad input gets a clear answer).
+
+Parts are counted as the parser makes them: one per delimiter line of an open multipart, with or
+without headers of its own (a part needs no Content-Type, so counting those lines let a million
+header-less parts through).
+
+The header section of a message (`header_block`) is cut here too: it is all that is read of a
+message over the size limit.
 """
 
 from __future__ import annotations
@@ -16,10 +23,14 @@ from dataclasses import dataclass
 # reads ten. Past these the message is not something a school's client wrote.
 MAX_OPEN_MULTIPARTS = 20
 MAX_EMBEDDED_MESSAGES = 50
-MAX_PART_HEADERS = 2000
+MAX_BODY_PARTS = 2000  # body parts of all multiparts together, as the parser would make them
+# The header section read of a message over the size limit (real ones are a few KB; one that does
+# not end within this is cut at HEADER_FALLBACK_BYTES).
+MAX_HEADER_BYTES = 1_000_000
+HEADER_FALLBACK_BYTES = 65536
 
 # Lines that matter: boundary delimiters ("--xyz", "--xyz--"), boundary parameters (also on a
-# folded Content-Type line of their own) and the Content-Type header lines themselves.
+# folded Content-Type line of their own) and the Content-Type header lines (for message/rfc822).
 _INTERESTING_LINE = re.compile(rb"^(?:--[^\r\n]*|[^\r\n]*boundary[^\r\n]*|content-type:[^\r\n]*)",
                                re.IGNORECASE | re.MULTILINE)
 _BOUNDARY = re.compile(rb"boundary\s*=\s*(?:\"([^\"\r\n]{1,200})\"|([^\s;\"]{1,200}))", re.IGNORECASE)
@@ -33,14 +44,14 @@ class Shape:
 
     open_multiparts: int  # the deepest stack of multipart boundaries open at once
     embedded_messages: int  # message/rfc822 parts, nested or not
-    part_headers: int  # Content-Type header lines
+    parts: int  # body parts: delimiter lines of the multiparts open where they stand
     problem: str | None = None
 
 
 def measure(raw: bytes) -> Shape:
     """Measure `raw` in one pass; stops counting as soon as a limit is passed."""
     stack: list[bytes] = []
-    deepest = embedded = headers = 0
+    deepest = embedded = parts = 0
     for match in _INTERESTING_LINE.finditer(raw):
         line = match.group(0).rstrip()
         if line.startswith(b"--") and stack:
@@ -50,28 +61,37 @@ def measure(raw: bytes) -> Shape:
             if name in stack:
                 # A delimiter of an outer multipart ends every part opened inside it.
                 del stack[stack.index(name) + (0 if closing else 1):]
+                if not closing:
+                    parts += 1  # the parser starts a part here, headers or not
+                    if parts > MAX_BODY_PARTS:
+                        return Shape(deepest, embedded, parts, "too_many_parts")
                 continue
-        if line[:13].lower() == b"content-type:":
-            headers += 1
-            if _EMBEDDED.match(line):
-                embedded += 1
+        if line[:13].lower() == b"content-type:" and _EMBEDDED.match(line):
+            embedded += 1
         found = _BOUNDARY.search(line) if b"oundary" in line.lower() else None
         if found:
             name = found.group(1) or found.group(2)
             if name not in stack:
                 stack.append(name)
                 deepest = max(deepest, len(stack))
-        problem = _problem(deepest, embedded, headers)
+        problem = _problem(deepest, embedded)
         if problem:
-            return Shape(deepest, embedded, headers, problem)
-    return Shape(deepest, embedded, headers)
+            return Shape(deepest, embedded, parts, problem)
+    return Shape(deepest, embedded, parts)
 
 
-def _problem(deepest: int, embedded: int, headers: int) -> str | None:
+def _problem(deepest: int, embedded: int) -> str | None:
     if deepest > MAX_OPEN_MULTIPARTS:
         return "too_deep"
     if embedded > MAX_EMBEDDED_MESSAGES:
         return "too_many_messages"
-    if headers > MAX_PART_HEADERS:
-        return "too_many_parts"
     return None
+
+
+def header_block(raw: bytes) -> bytes:
+    """The header section of `raw` (up to its first empty line) as a message of its own: what is
+    read of a message over the size limit. One whose header does not end within MAX_HEADER_BYTES
+    is cut at HEADER_FALLBACK_BYTES."""
+    ends = [end for end in (raw.find(b"\r\n\r\n", 0, MAX_HEADER_BYTES + 4), raw.find(b"\n\n", 0, MAX_HEADER_BYTES + 2))
+            if end >= 0]
+    return raw[: min(ends) if ends else HEADER_FALLBACK_BYTES] + b"\r\n\r\n"

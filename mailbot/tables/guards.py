@@ -7,6 +7,7 @@ never expanded (SPEC 3.1, 4). The readers call these; nothing here decides which
 
 from __future__ import annotations
 
+import html
 import re
 import signal
 import struct
@@ -257,6 +258,48 @@ def _utf16_text(content: bytes) -> bytes:
     if content[:2] not in (b"\xff\xfe", b"\xfe\xff"):
         encoding = "utf-16-le" if content[1:2] == b"\x00" else "utf-16-be"
     return content.decode(encoding, errors="replace").encode("utf-8")
+
+
+# calamine reserves memory for the count an `<sst>` start tag declares before reading one string,
+# and a failed reservation aborts the process. The tag is read here as an XML reader reads it:
+# wherever it stands, attributes quoted, padded or escaped as they may be. A real one is a couple of
+# hundred bytes; one that does not end within MAX_START_TAG_BYTES is not a table's.
+MAX_START_TAG_BYTES = 65536
+_SST_START = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?sst(?=[\s/>])")
+_ATTRIBUTE = re.compile(rb"\s+([^\s=/>]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+_TAG_END = re.compile(rb"\s*/?>")
+_COUNT = re.compile(r"\+?[0-9]+")
+
+
+def check_shared_string_counts(parts: dict[str, bytes], filename: str | None) -> None:
+    """Refuse a shared-string table whose declared count (`count`, `uniqueCount`) no file of this
+    size could hold, or whose start tag does not end within MAX_START_TAG_BYTES."""
+    cells_possible = sum(len(content) for content in parts.values()) // 10 + 1000
+    for name, content in parts.items():
+        if not name.lower().endswith("sharedstrings.xml"):
+            continue
+        if content[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00<" in content[:8] or b"<\x00" in content[:8]:
+            content = _utf16_text(content)
+        for start in _SST_START.finditer(content):
+            for attribute, value in _start_tag_attributes(content, start.end(), name, filename):
+                if attribute.rpartition(b":")[2] not in (b"count", b"uniqueCount"):
+                    continue
+                text = html.unescape(value.decode("utf-8", errors="replace"))  # "&#52;" is "4" to a reader
+                if _COUNT.fullmatch(text) and int(text) > cells_possible:
+                    raise refusal("corrupt", filename, f"{name} declares {int(text)} strings "
+                                  f"(a file this size holds at most {cells_possible})")
+
+
+def _start_tag_attributes(xml: bytes, position: int, part: str, filename: str | None) -> list[tuple[bytes, bytes]]:
+    """The attributes of the start tag whose name ends at `position`, up to its `>`."""
+    limit = position + MAX_START_TAG_BYTES
+    found = []
+    while (attribute := _ATTRIBUTE.match(xml, position, limit)) is not None:
+        found.append((attribute.group(1), attribute.group(2) if attribute.group(2) is not None else attribute.group(3)))
+        position = attribute.end()
+    if _TAG_END.match(xml, position, limit) is None and len(xml) > limit:
+        raise refusal("corrupt", filename, f"{part}: a start tag runs past {MAX_START_TAG_BYTES} bytes")
+    return found
 
 
 def checked_zip_parts(data: bytes, limits: Limits, filename: str) -> dict[str, bytes]:

@@ -22,13 +22,12 @@ from mailbot.config import Limits
 from mailbot.errors import UnreadableFile
 from mailbot.rules.model import Cell, CellError, Sheet, TableFile
 from mailbot.tables.grid import make_sheet, to_cell
-from mailbot.tables.guards import MAX_COLUMNS, MAX_DENSE_CELLS, OverTime, checked_zip_parts, refusal
+from mailbot.tables.guards import (MAX_COLUMNS, MAX_DENSE_CELLS, OverTime, check_shared_string_counts,
+                                   checked_zip_parts, refusal)
 
 _PREFIX = rb"(?:[A-Za-z_][\w.-]*:)?"
 _FORMULA = re.compile(rb"<" + _PREFIX + rb"f\b")
 _MERGE_REF = re.compile(rb"<" + _PREFIX + rb"mergeCell\b[^>]*?ref\s*=\s*[\"']([A-Za-z]+)(\d+):([A-Za-z]+)(\d+)[\"']")
-_SST_COUNTS = re.compile(rb"<" + _PREFIX + rb"sst\b([^>]*)>")
-_COUNT_ATTR = re.compile(rb"(?:count|uniqueCount)\s*=\s*[\"'](\d+)[\"']")
 
 
 @dataclass
@@ -219,18 +218,6 @@ def worksheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
         if element.get("name") is not None and rel_id in targets:
             found[element.get("name")] = targets[rel_id]
     return found
-
-
-def check_shared_string_counts(parts: dict[str, bytes], filename: str | None) -> None:
-    """calamine reserves memory for the declared count: refuse a count no file could hold."""
-    sst = next((content for name, content in parts.items() if name.lower().endswith("sharedstrings.xml")), b"")
-    header = _SST_COUNTS.search(sst[:4096])
-    if not header:
-        return
-    cells_possible = sum(len(content) for content in parts.values()) // 10 + 1000
-    for count in _COUNT_ATTR.findall(header.group(1)):
-        if int(count) > cells_possible:
-            raise refusal("corrupt", filename, f"sharedStrings declares {int(count)} strings")
 
 
 _TABLE_NS = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
