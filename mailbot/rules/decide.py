@@ -162,11 +162,18 @@ def oversized(f: Facts) -> Decision | None:
     schools = list(f.context.trusted_schools or ()) or f.roster.schools_of_sender(f.msg.from_addr)
     if not schools or (f.context.trusted_schools is None and not f.authentic):
         return Decision(Outcome.IGNORED, reason="oversized message from an unknown sender")
-    size_mb = f.context.message_bytes / 1024 / 1024
-    limit_mb = f.context.max_message_bytes / 1024 / 1024
+    size, limit = _shown_size(f.context.message_bytes), _shown_size(f.context.max_message_bytes)
     return Decision(Outcome.REJECTED, sender_schools=schools, reason="message over the size limit", errors=[
-        f"邮件大小约 {size_mb:.0f} MB，超过系统可接收的 {limit_mb:.0f} MB。汇总表文件通常只有几十 KB，"
+        f"邮件大小约 {size}，超过系统可接收的 {limit}。汇总表文件通常只有几十 KB，"
         "请只附上填写好的表格文件（不要附照片或扫描件）后重新发送。"])
+
+
+def _shown_size(size: int) -> str:
+    """A size as a school reads it: "30 MB", "1.4 MB", "195 KB" (never "0 MB")."""
+    megabytes = size / 1024 / 1024
+    if megabytes >= 10:
+        return f"{megabytes:.0f} MB"
+    return f"{megabytes:.1f} MB" if megabytes >= 1 else f"{max(size / 1024, 1):.0f} KB"
 
 
 def stranger_without_attachments(f: Facts) -> Decision | None:
