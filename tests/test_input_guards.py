@@ -12,24 +12,47 @@ process (which has no memory limit). The hostile inputs are built here, small on
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
+import json
+import os
 import re
+import resource
+import struct
+import subprocess
+import zipfile
+import zlib
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from builders import submission
 from fixtures_tables import SAMPLES, edit_part, sample_attachments
-from mailbot.config import Limits
-from mailbot.errors import WorkerFailure
-from mailbot.ingest.isolation import Extracted, WorkerPool
+from mailbot.config import Limits, load_config
+from mailbot.db.engine import make_sessionmaker
+from mailbot.db.migrate import prepare_database
+from mailbot.db.models import Message, Outbox
+from mailbot.ingest.archive import read_archived
+from mailbot.ingest.isolation import Extracted, InlineRunner, WorkerPool
+from mailbot.ingest.pipeline import Pipeline
+from mailbot.ingest.poll import poll_mailboxes
 from mailbot.rules.model import Attachment
 from mailbot.tables.guards import MAX_START_TAG_BYTES
-from support.cli import ingest_json
-from support.configs import write_config
+from mailbot.transports.fetched import Fetched, read_message_file
+from support.cli import ingest_json, start_process
+from support.configs import ACCOUNTS, write_config
+
+NOW = datetime(2022, 10, 20, 3, 0, tzinfo=timezone.utc)
 
 BEIMEN = ["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅读"]
+
+
+def _text_of(raw: bytes) -> str:
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    return parsed.get_body(("plain",)).get_content()
 
 
 def sample_xlsx() -> bytes:
@@ -108,3 +131,219 @@ def test_a_hundred_thousand_header_less_parts_are_answered_not_parsed(tmp_path):
     fine = tmp_path / "fine.eml"
     fine.write_bytes(header_less_parts(10))
     assert ingest_json(config, "chuyoujiao", fine)[0]["outcome"] == "accepted"
+
+
+# -- sizes first: IMAP ---------------------------------------------------------------------------------
+
+LIMIT = 200_000  # max_message_bytes for these tests: the big mail below is seven times that
+
+
+def big_school_mail(message_id: str) -> bytes:
+    """A registered school's table with a 1 MB photo beside it (1.4 MB once base64-encoded)."""
+    photo = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4096
+    return submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], message_id=message_id,
+                      attachments=[("盖章版.jpg", photo, "image/jpeg")])
+
+
+class ImapWorld:
+    """The samples' roster with both mailboxes on Dovecot behind the recording proxy, polled in
+    this process; the first poll (the baseline, SPEC 5) finds them empty."""
+
+    def __init__(self, tmp_path: Path, dovecot, proxy):
+        self.config = load_config(write_config(tmp_path, f"[limits]\nmax_message_bytes = {LIMIT}\n"))
+        for mb in self.config.mailboxes:
+            mb.imap = dataclasses.replace(dovecot.imap_config(ACCOUNTS[mb.name]), port=proxy.port)
+            mb.maildir = None
+        self.state_dir = tmp_path / "state"
+        self.engine = prepare_database(self.config)
+        self.sessions = make_sessionmaker(self.engine)
+        self.pipeline = Pipeline(self.config, self.sessions, InlineRunner(self.config.limits), lambda: NOW)
+        self.poll()
+
+    def poll(self) -> list[dict]:
+        results: list[dict] = []
+        poll_mailboxes(self.config, self.sessions, self.pipeline, lambda: NOW,
+                       lambda result: results.append(result.as_json()))
+        return results
+
+    def close(self) -> None:
+        self.pipeline.close()
+        self.engine.dispose()
+
+
+def test_an_oversized_imap_message_is_answered_from_its_header_and_its_body_never_downloaded(
+        tmp_path, dovecot, imap_proxy):
+    """On aec94e4 the 1.4 MB message was fetched whole (BODY.PEEK[]) and archived whole, then
+    rejected for its size."""
+    world = ImapWorld(tmp_path, dovecot, imap_proxy)
+    raw = big_school_mail("big-over-imap")
+    dovecot.append(ACCOUNTS["chuyoujiao"], raw)
+    imap_proxy.reset()
+
+    (result,) = world.poll()
+
+    downloaded = len(imap_proxy.server_bytes)
+    assert downloaded < 32_000 < len(raw) // 40, downloaded  # the header, the description, the dialogue
+    sent = "\n".join(imap_proxy.client_lines())
+    assert "BODY.PEEK[HEADER]<0." in sent and "BODY.PEEK[]" not in sent
+    assert result["outcome"] == "rejected" and result["reply"] and result["rows"] == []
+    (error,) = result["errors"]
+    assert error.startswith("邮件大小约 1.4 MB，超过系统可接收的 195 KB。") and "请只附上填写好的表格文件" in error
+    with world.sessions() as session:
+        (record,) = session.scalars(select(Message).where(Message.uid.is_not(None)))
+        archived = read_archived(session, world.state_dir, record.archive_path)
+        (reply,) = session.scalars(select(Outbox).where(Outbox.kind == "rejection"))
+    assert record.size > LIMIT and record.outcome == "rejected"  # its size as the server gave it
+    assert len(archived) < 4096 and archived.endswith(b"\r\n\r\n") and b"Message-ID: <big-over-imap@test>" in archived
+    assert reply.to_addrs == ["beimenxx@163.com"]
+    assert "超过" in _text_of(reply.raw)
+
+    imap_proxy.reset()
+    assert world.poll() == []  # recorded: never fetched again
+    assert "FETCH" not in " ".join(imap_proxy.commands())
+    world.close()
+
+
+def test_a_message_within_the_limit_still_comes_whole_in_the_same_poll(tmp_path, dovecot, imap_proxy):
+    world = ImapWorld(tmp_path, dovecot, imap_proxy)
+    user = ACCOUNTS["chuyoujiao"]
+    dovecot.append(user, submission("cnsyxx@163.com", "chuyoujiao@163.com",
+                                    [["安溪县城南实验小学", 1, 1000, 900, "是", "科普"]], message_id="small-1"))
+    dovecot.append(user, big_school_mail("big-between"))
+    dovecot.append(user, submission("axlsx@163.com", "chuyoujiao@163.com",
+                                    [["安溪县第六实验小学", 1, 1000, 900, "是", "科普"]], message_id="small-2"))
+
+    results = world.poll()
+
+    assert [(r["message_id"], r["outcome"]) for r in results] == [
+        ("small-1@test", "accepted"), ("big-between@test", "rejected"), ("small-2@test", "accepted")]
+    world.close()
+
+
+# -- sizes first: files and Maildir ----------------------------------------------------------------
+
+def sparse_message(path: Path, size: int) -> bytes:
+    """A school's mail header followed by a hole: `size` bytes long, a few KB on disk."""
+    header = big_school_mail("sparse").split(b"\n\n", 1)[0] + b"\n\n"
+    with open(path, "wb") as file:
+        file.write(header)
+        file.truncate(size)
+    return header
+
+
+@pytest.mark.parametrize("how", ["ingest FILE", "maildir"])
+def test_an_oversized_file_is_measured_before_it_is_read(tmp_path, how):
+    """On aec94e4 the whole file was read into the main process and archived whole."""
+    config_path = write_config(tmp_path, f"[limits]\nmax_message_bytes = {LIMIT}\n")
+    size = 64 * 1024 * 1024
+    if how == "ingest FILE":
+        header = sparse_message(tmp_path / "sparse.eml", size)
+        (result,) = ingest_json(config_path, "chuyoujiao", tmp_path / "sparse.eml")
+    else:
+        config = load_config(config_path)
+        engine = prepare_database(config)
+        sessions = make_sessionmaker(engine)
+        with Pipeline(config, sessions, InlineRunner(config.limits), lambda: NOW) as pipeline:
+            assert poll_mailboxes(config, sessions, pipeline, lambda: NOW)[0].ok  # the baseline: empty
+            header = sparse_message(tmp_path / "maildir" / "chuyoujiao" / "new" / "1666.M1P2.host", size)
+            results = []
+            poll_mailboxes(config, sessions, pipeline, lambda: NOW, lambda r: results.append(r.as_json()))
+        engine.dispose()
+        (result,) = results
+    assert result["outcome"] == "rejected" and result["reply"]
+    assert result["errors"][0].startswith("邮件大小约 64 MB，超过系统可接收的 195 KB。")
+    engine = prepare_database(load_config(config_path))
+    with make_sessionmaker(engine)() as session:
+        record = session.scalars(select(Message)).one()
+        archived = read_archived(session, tmp_path / "state", record.archive_path)
+    engine.dispose()
+    assert record.size == size and archived == header[:-2] + b"\r\n\r\n"  # its header, and nothing more
+
+
+def test_a_file_is_read_whole_within_the_limit_and_by_its_header_past_it(tmp_path):
+    path = tmp_path / "m.eml"
+    path.write_bytes(b"Subject: x\n\n" + b"y" * 100)
+    assert len(path.read_bytes()) == 112
+    assert read_message_file(path, 112) == Fetched(path.read_bytes(), 112, whole=True)
+    assert read_message_file(path, 111) == Fetched(b"Subject: x\r\n\r\n", 112, whole=False)
+    assert read_message_file(path, None).whole
+
+
+# -- sizes first: a bare table file (ingest --school) ---------------------------------------------------
+
+ZEROS_2_GIB_CRC = 0x4DBDF21C  # zlib.crc32 of 2**31 zero bytes, worked out once (it takes seconds)
+_CONTENT_TYPES = (b'<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/'
+                  b'2006/content-types"><Override PartName="/xl/workbook.xml" ContentType="application/vnd.'
+                  b'openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/></Types>')
+
+
+def sparse_zip64_xlsx(path: Path, claimed: int = 2 << 30, crc: int = ZEROS_2_GIB_CRC) -> None:
+    """A well-formed .xlsx whose sheet is a stored zip64 member of `claimed` zero bytes, written as
+    a hole: the file is `claimed` bytes long and a few KB on disk."""
+    members = [("[Content_Types].xml", _CONTENT_TYPES, zlib.crc32(_CONTENT_TYPES)),
+               ("xl/workbook.xml", b"<workbook/>", zlib.crc32(b"<workbook/>")),
+               ("xl/worksheets/sheet1.xml", None, crc)]
+    directory = b""
+    with open(path, "wb") as file:
+        for name, data, member_crc in members:
+            offset, encoded = file.tell(), name.encode()
+            size = claimed if data is None else len(data)
+            zip64 = struct.pack("<HHQQ", 1, 16, size, size) if data is None else b""
+            shown = 0xFFFFFFFF if data is None else size
+            file.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 0, 0, 0x21, member_crc, shown, shown,
+                                   len(encoded), len(zip64)) + encoded + zip64)
+            if data is None:
+                file.seek(size, os.SEEK_CUR)  # the member's bytes: a hole
+            else:
+                file.write(data)
+            directory += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, 0, 0, 0x21, member_crc, shown,
+                                     shown, len(encoded), len(zip64), 0, 0, 0, 0, offset) + encoded + zip64
+        start = file.tell()
+        file.write(directory)
+        end = file.tell()
+        file.write(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, len(members), len(members),
+                               len(directory), start))
+        file.write(struct.pack("<IIQI", 0x07064B50, 0, end, 1))
+        file.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(directory),
+                               0xFFFFFFFF, 0))
+
+
+def test_the_sparse_zip64_file_is_what_the_issue_describes(tmp_path):
+    path = tmp_path / "汇总表.xlsx"
+    sparse_zip64_xlsx(path, claimed=1 << 20, crc=zlib.crc32(bytes(1 << 20)))
+    with zipfile.ZipFile(path) as zf:  # a real zip64 archive, its sheet of the size it claims
+        assert zf.getinfo("xl/worksheets/sheet1.xml").file_size == 1 << 20
+        assert zf.read("xl/worksheets/sheet1.xml") == bytes(1 << 20)
+    big = tmp_path / "big.xlsx"
+    sparse_zip64_xlsx(big)
+    assert big.stat().st_size > 2 << 30 and big.stat().st_blocks * 512 < 64 * 1024
+
+
+def _address_space(limit: int):
+    """A ceiling on the child's address space, so that a regression fails this test with a
+    MemoryError instead of taking the machine's memory (aec94e4 reached 6.2 GB)."""
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    return apply
+
+
+def test_a_sparse_zip64_xlsx_claiming_2_gib_is_refused_by_its_size_in_a_small_process(tmp_path):
+    """`ingest --school` read the whole 2 GiB into the main process (6.2 GB RSS on aec94e4)."""
+    config = write_config(tmp_path)
+    table = tmp_path / "汇总表.xlsx"
+    sparse_zip64_xlsx(table)
+    with open(tmp_path / "stderr.txt", "wb") as stderr:
+        proc = start_process(config, "ingest", "--json", "--school", "安溪县北门小学", "--month", "2022-10", table,
+                             stdout=subprocess.PIPE, stderr=stderr, preexec_fn=_address_space(4 << 30))
+        stdout = proc.stdout.read()
+        proc.stdout.close()
+        _pid, status, usage = os.wait4(proc.pid, 0)  # its peak RSS, and its workers' (children it waited for)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    peak_mb = usage.ru_maxrss / 1024
+    assert proc.returncode == 0, (tmp_path / "stderr.txt").read_text(errors="replace")
+    result = json.loads(stdout)
+    assert result["outcome"] == "rejected" and result["rows"] == []
+    assert result["errors"] == ["附件《汇总表.xlsx》超过了系统可接收的大小（15 MB），请删除表格中的图片等无关内容后，"
+                                "重新发送 .xlsx、.xls 或 .docx 文件。"]
+    assert peak_mb < 300, f"peak RSS {peak_mb:.0f} MB"
+    print(f"ingest --school of a 2 GiB sparse zip64 .xlsx: peak RSS {peak_mb:.0f} MB")

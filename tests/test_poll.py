@@ -238,14 +238,14 @@ def test_dovecot_killed_mid_poll_then_restarted_loses_and_doubles_nothing(world,
     @contextlib.contextmanager
     def session_that_crashes(mailbox):
         with ImapInbox(mailbox).session() as imap:
-            real_fetch = imap.fetch_raw
+            real_fetch = imap.fetch
 
-            def fetch_raw(uids, batch_bytes):
-                for n, item in enumerate(real_fetch(uids, batch_bytes=batch_bytes)):
+            def fetch(uids, batch_bytes, max_bytes):
+                for n, item in enumerate(real_fetch(uids, batch_bytes=batch_bytes, max_bytes=max_bytes)):
                     if n == 5:
                         dovecot.kill()
                     yield item
-            imap.fetch_raw = fetch_raw
+            imap.fetch = fetch
             yield imap
 
     crashing = type("CrashingInbox", (), {"source": "imap", "__init__": lambda self, mb: setattr(self, "mb", mb),

@@ -11,6 +11,7 @@ from mailbot.config import Config
 from mailbot.ingest.isolation import WorkerPool
 from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.rules.outcome import Result
+from mailbot.transports.fetched import Fetched, read_message_file
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,13 @@ def ingest_files(config: Config, sessions, clock, mailbox: str, paths: list[Path
                 yield enter_table(config, sessions, runner, clock, path, label, school, month, received_at)
             return
         with Pipeline(config, sessions, runner, clock) as pipeline:
-            # Files are read as the workers free up, so memory holds only the messages in flight.
-            inbounds = (Inbound(raw=path.read_bytes(), mailbox=mailbox, source="file", label=label)
-                        for path, label in zip(paths, labels))
+            # Files are read as the workers free up, so memory holds only the messages in flight;
+            # each is measured first, and one over the size limit is read as its header only.
+            limit = config.limits.max_message_bytes
+            inbounds = (_inbound(read_message_file(path, limit), mailbox, label) for path, label in zip(paths, labels))
             yield from pipeline.process_stream(inbounds)
+
+
+def _inbound(fetched: Fetched, mailbox: str, label: str) -> Inbound:
+    return Inbound(raw=fetched.raw, mailbox=mailbox, source="file", label=label,
+                   size=None if fetched.whole else fetched.size)

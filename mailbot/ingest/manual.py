@@ -13,12 +13,13 @@ from pathlib import Path
 
 from mailbot.config import Config
 from mailbot.db.submissions import record_rows
-from mailbot.errors import MailbotError, WorkerFailure
+from mailbot.errors import MailbotError, UnreadableFile, WorkerFailure
 from mailbot.rules.decide import table_rows
 from mailbot.rules.identify import drop_repeated_rows
 from mailbot.rules.model import Attachment
 from mailbot.rules.outcome import Outcome, Result
 from mailbot.rules.roster import Roster
+from mailbot.tables.guards import read_table_file
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,12 @@ def enter_table(config: Config, sessions, runner, clock, path: Path, label: str,
     target = roster.match(school)
     if target is None:
         raise MailbotError(f"--school {school!r} is not in the roster")
-    att = Attachment(filename=path.name, content_type="application/octet-stream", data=path.read_bytes())
+    try:  # measured before it is read: a huge (or sparse) file never comes into this process
+        data = read_table_file(path, config.limits, path.name)
+    except UnreadableFile as exc:
+        log.warning("operator's table %s refused: %s", path, exc.detail)
+        return Result(label, Outcome.REJECTED, errors=[exc.message])
+    att = Attachment(filename=path.name, content_type="application/octet-stream", data=data)
     (extracted,) = runner.extract_many([att])
     if isinstance(extracted, WorkerFailure):
         return Result(label, Outcome.FAILED, errors=[str(extracted)])

@@ -63,6 +63,14 @@ class Inbound:
     # limit; None for what the operator hands in (`ingest FILE`): exempt.
     arrived_at: datetime | None = None
     answer: bool = True  # False: history imported on purpose, recorded but answered by nobody
+    # Over the size limit only the header section is read (SPEC 4: answered from the headers, the
+    # body never downloaded nor archived): `raw` is then that header and `size` the whole message's.
+    size: int | None = None
+
+    @property
+    def message_bytes(self) -> int:
+        """The whole message's size, read or not."""
+        return len(self.raw) if self.size is None else self.size
 
 
 class Pipeline:
@@ -175,7 +183,7 @@ class Pipeline:
             return result
 
     def _job(self, inbound: Inbound) -> tuple:
-        return (inbound.raw, self.config.limits, self.config.timezone.key)
+        return (inbound.raw, self.config.limits, self.config.timezone.key, inbound.size)
 
     def _commit(self, session: Session) -> None:
         self.archive.sync()  # the archive is at least as durable as what refers to it
@@ -191,11 +199,11 @@ class Pipeline:
             return record, self._duplicate_result(inbound, Twin(record.id, record.message_id, record.sender))
         if record is not None and record.outcome == BASELINE:  # imported on purpose: now it is read
             record.source, record.sha256, record.archive_path = inbound.source, digest, relative
-            record.size, record.read_at, record.outcome = len(inbound.raw), now, None
+            record.size, record.read_at, record.outcome = inbound.message_bytes, now, None
         if record is None:
             record = Message(mailbox=inbound.mailbox, folder=inbound.folder, uidvalidity=inbound.uidvalidity,
                              uid=inbound.uid, source=inbound.source, sha256=digest, archive_path=relative,
-                             size=len(inbound.raw), received_at=now, read_at=now, attempts=0,
+                             size=inbound.message_bytes, received_at=now, read_at=now, attempts=0,
                              errors=[], warnings=[])
             session.add(record)
         record.attempts += 1
@@ -251,7 +259,7 @@ class Pipeline:
             received_at=received_at, timezone=self.config.timezone,
             mailbox_levels=tuple(self.config.mailbox(inbound.mailbox).levels),
             address_for_level=self.address_for_level, own_addresses=self.own_addresses,
-            message_bytes=len(inbound.raw), max_message_bytes=self.config.limits.max_message_bytes,
+            message_bytes=inbound.message_bytes, max_message_bytes=self.config.limits.max_message_bytes,
             reply_cap=self.config.replies.max_per_sender_per_day,
             replies_today=store.replies_today(session, recipient, since),
             replies_for_sender=store.replies_for_sender(session, msg.from_addr, since),

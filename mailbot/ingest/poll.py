@@ -12,7 +12,9 @@ For an IMAP mailbox, on a fresh connection (LOGIN, ID, EXAMINE; see mailbot.tran
    candidate attachment (or over the size limit) is `ignored`. Both are recorded without
    downloading anything.
 4. Everything else is downloaded with batched `BODY.PEEK[]` (nothing is marked read) and fed to
-   `Pipeline.process_stream`, which yields each result once it is committed.
+   `Pipeline.process_stream`, which yields each result once it is committed. A message over the
+   size limit (by its RFC822.SIZE) is read as its header only (`BODY.PEEK[HEADER]`): the school
+   is answered from that, and the body is never downloaded nor archived.
 5. The mark advances only over UIDs whose outcome is committed. A crash loses nothing: what was
    not committed is fetched again, and what was is found in the ledger (`duplicate` at worst).
 
@@ -125,16 +127,18 @@ def download_and_process(pipeline: Pipeline, inbox: Inbox, session: InboxSession
     arrivals = arrivals or Arrivals()
 
     def inbounds() -> Iterator[Inbound]:
-        for key, raw in session.fetch_raw(keys, batch_bytes=fetch_batch_bytes):
+        # Over the size limit only the header is read: the pipeline answers it from that (SPEC 4).
+        for key, fetched in session.fetch(keys, batch_bytes=fetch_batch_bytes,
+                                          max_bytes=pipeline.config.limits.max_message_bytes):
             if should_stop():
                 report.stopped = True
                 return
             in_flight.append(key)
             report.downloaded += 1
-            yield Inbound(raw=raw, mailbox=mailbox.name, source=inbox.source, folder=session.folder,
+            yield Inbound(raw=fetched.raw, mailbox=mailbox.name, source=inbox.source, folder=session.folder,
                           uidvalidity=session.uidvalidity, uid=str(key), label=label(key),
                           arrived_at=None if key in arrivals.exempt else arrivals.at.get(key),
-                          answer=key not in arrivals.unanswered)
+                          answer=key not in arrivals.unanswered, size=None if fetched.whole else fetched.size)
 
     for result in pipeline.process_stream(inbounds()):
         key = in_flight.popleft()

@@ -8,6 +8,7 @@ never expanded (SPEC 3.1, 4). The readers call these; nothing here decides which
 from __future__ import annotations
 
 import html
+import os
 import re
 import signal
 import struct
@@ -123,10 +124,22 @@ def refusal(kind: str, filename: str | None, detail: str = "", archive: str | No
     return UnreadableFile(kind, message, detail or kind)
 
 
-def check_attachment_size(data: bytes, limits: Limits, filename: str | None) -> None:
-    if len(data) > limits.max_attachment_bytes:
-        raise refusal("too_large", filename, f"{len(data)} bytes > max_attachment_bytes "
+def check_attachment_size(size: int, limits: Limits, filename: str | None) -> None:
+    """A table file over max_attachment_bytes is refused by its size, as soon as that is known (a
+    file's `stat`, before it is read)."""
+    if size > limits.max_attachment_bytes:
+        raise refusal("too_large", filename, f"{size} bytes > max_attachment_bytes "
                       f"{limits.max_attachment_bytes}", limits=limits)
+
+
+def read_table_file(path, limits: Limits, filename: str | None) -> bytes:
+    """A table file's bytes, its size checked first (`fstat`) and the read bounded by the limit, so
+    a huge (or sparse) file is refused without being read. Raises UnreadableFile or OSError."""
+    with open(path, "rb") as file:
+        check_attachment_size(os.fstat(file.fileno()).st_size, limits, filename)
+        data = file.read(limits.max_attachment_bytes + 1)
+    check_attachment_size(len(data), limits, filename)  # it grew while it was read
+    return data
 
 
 def check_zip_directory(zf: zipfile.ZipFile, limits: Limits, filename: str | None) -> None:

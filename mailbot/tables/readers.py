@@ -31,7 +31,7 @@ def read_attachment(att: Attachment, limits: Limits) -> list[TableFile]:
 
 
 def read_table_bytes(data: bytes, filename: str, limits: Limits, allow_archive: bool) -> list[TableFile]:
-    check_attachment_size(data, limits, filename)
+    check_attachment_size(len(data), limits, filename)
     fmt = sniff_format(data, filename)
     try:
         return _read_format(data, fmt, filename, limits, allow_archive)

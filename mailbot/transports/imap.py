@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import itertools
 import logging
 import ssl
 import time
@@ -27,9 +28,11 @@ from typing import Any, Callable, Iterator, TypeVar
 from mailbot import __version__
 from mailbot.config import MailboxConfig, ServerConfig
 from mailbot.errors import ConfigError, MailbotError, TransportError
+from mailbot.mail.structure import header_block
 from mailbot.transports.deadline import Deadline
-from mailbot.transports.imap_responses import (DESCRIBE_ITEMS, RemoteMessage, at, chunks, int_or, is_exists,
-                                               plan_batches, remote_message, text_of, unique)
+from mailbot.transports.imap_responses import (DESCRIBE_ITEMS, HEADER_ITEM, RemoteMessage, at, chunks, header_of,
+                                               int_or, is_exists, plan_batches, remote_message, text_of, unique)
+from mailbot.transports.fetched import Fetched
 from mailbot.transports.tls import tls_context, untrusted_certificate
 
 log = logging.getLogger(__name__)
@@ -175,6 +178,14 @@ class ImapSession:
         alone), so a first poll of a full mailbox costs a few round trips, not one per message.
         Messages expunged meanwhile are skipped.
         """
+        for uid, fetched in self.fetch(uids, batch_bytes):
+            yield uid, fetched.raw
+
+    def fetch(self, uids: list[int], batch_bytes: int = 8_000_000, max_bytes: int | None = None
+              ) -> Iterator[tuple[int, Fetched]]:
+        """As fetch_raw, by RFC822.SIZE first (from `describe`, else asked now): a message over
+        `max_bytes` is read as its header section only (BODY.PEEK[HEADER], at most
+        MAX_HEADER_BYTES of it), so its body is never downloaded."""
         wanted = unique(uids)
         unknown = [uid for uid in wanted if uid not in self._sizes]
         for chunk in chunks(unknown, UIDS_PER_COMMAND):
@@ -182,12 +193,25 @@ class ImapSession:
             for uid, item in sizes.items():
                 self._sizes[uid] = int_or(item.get(b"RFC822.SIZE"), 0)
         present = [uid for uid in wanted if uid in self._sizes]
-        for batch in plan_batches(present, self._sizes, batch_bytes, UIDS_PER_COMMAND):
+        for oversized, run in itertools.groupby(present, lambda uid: max_bytes is not None
+                                                and self._sizes[uid] > max_bytes):
+            yield from self._fetch_headers(list(run)) if oversized else self._fetch_whole(list(run), batch_bytes)
+
+    def _fetch_whole(self, uids: list[int], batch_bytes: int) -> Iterator[tuple[int, Fetched]]:
+        for batch in plan_batches(uids, self._sizes, batch_bytes, UIDS_PER_COMMAND):
             response = self._call("FETCH (body)", lambda: self._client.fetch(batch, [b"BODY.PEEK[]"]))
             for uid in batch:
                 data = (response.get(uid) or {}).get(b"BODY[]")
                 if isinstance(data, bytes):
-                    yield uid, data
+                    yield uid, Fetched(data, len(data), whole=True)
+
+    def _fetch_headers(self, uids: list[int]) -> Iterator[tuple[int, Fetched]]:
+        for chunk in chunks(uids, UIDS_PER_COMMAND):
+            response = self._call("FETCH (header)", lambda: self._client.fetch(chunk, [HEADER_ITEM]))
+            for uid in chunk:
+                data = header_of(response.get(uid))
+                if data is not None:
+                    yield uid, Fetched(header_block(data), self._sizes[uid], whole=False)
 
     def move(self, uid: int, folder: str) -> None:
         """Move one message: MOVE where advertised, else COPY + \\Deleted + UID EXPUNGE.

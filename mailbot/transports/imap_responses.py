@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Iterable, Iterator
 
 from mailbot.mail import bodystructure
+from mailbot.mail.structure import MAX_HEADER_BYTES
 from mailbot.rules.automatic import HEADERS as AUTOMATIC_HEADERS
 from mailbot.rules.automatic import automatic_reason, header_token, is_autoreply
 
@@ -23,6 +24,10 @@ from mailbot.rules.automatic import automatic_reason, header_token, is_autoreply
 HEADER_FIELDS = " ".join(("FROM", "MESSAGE-ID", "X-MAILBOT", *(h.upper() for h in AUTOMATIC_HEADERS))).encode()
 DESCRIBE_ITEMS = [b"UID", b"RFC822.SIZE", b"FLAGS", b"INTERNALDATE", b"BODYSTRUCTURE",
                   b"BODY.PEEK[HEADER.FIELDS (" + HEADER_FIELDS + b")]"]
+
+# What is read of a message over the size limit: its header section, at most MAX_HEADER_BYTES of it
+# (and the empty line that ends it), so a hostile "header" cannot be a download of its own.
+HEADER_ITEM = b"BODY.PEEK[HEADER]<0.%d>" % (MAX_HEADER_BYTES + 4)
 
 
 @dataclass
@@ -74,6 +79,14 @@ def remote_message(uid: int, item: dict) -> RemoteMessage:
         mailbot_marker="x-mailbot" in headers,
         arrived_at=internal_date(item.get(b"INTERNALDATE")),
     )
+
+
+def header_of(item: dict | None) -> bytes | None:
+    """The header section in a FETCH of HEADER_ITEM (the server names it "BODY[HEADER]<0>")."""
+    for key, value in (item or {}).items():
+        if isinstance(key, bytes) and key.upper().startswith(b"BODY[HEADER]") and isinstance(value, bytes):
+            return value
+    return None
 
 
 def internal_date(value: Any) -> datetime | None:

@@ -3,6 +3,10 @@
 A session is one look at the mailbox: the ledger coordinates of what it holds (`folder`,
 `uidvalidity`) and the exact bytes of the messages asked for. IMAP sessions also search, describe
 and move (see `mailbot.transports.imap.ImapSession`); a Maildir is read whole.
+
+A message's size is known before its bytes are read (RFC822.SIZE, a file's `stat`): one over the
+size limit is read as its header only, never whole into this process (SPEC 4: answered from its
+headers).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Iterator, Protocol, Sequence, TypeVar
 
 from mailbot.config import MailboxConfig
+from mailbot.transports.fetched import Fetched
 
 Key = TypeVar("Key")  # an IMAP UID (int) or a Maildir file key (str)
 
@@ -21,6 +26,12 @@ class InboxSession(Protocol[Key]):
 
     def fetch_raw(self, keys: Sequence[Key], batch_bytes: int = ...) -> Iterator[tuple[Key, bytes]]:
         """(key, exact message bytes) in the order given; messages gone meanwhile are skipped."""
+        ...
+
+    def fetch(self, keys: Sequence[Key], batch_bytes: int = ..., max_bytes: int | None = None
+              ) -> Iterator[tuple[Key, Fetched]]:
+        """As fetch_raw, each message's size known first: one over `max_bytes` is read as its header
+        section only (`Fetched.whole` False); None: every message whole."""
         ...
 
 

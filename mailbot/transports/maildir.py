@@ -3,6 +3,9 @@
 For a bureau that runs its own mail server, and for the embedded demo. The Maildir is also
 where staff read their mail, so this never renames, moves, flags or deletes anything: what has
 been processed is remembered in the database, by key.
+
+A file is measured before it is read: one over the size limit is read as its header section only
+(`mailbot.transports.fetched.read_message_file`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from mailbot.errors import TransportError
+from mailbot.transports.fetched import Fetched, read_message_file
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +44,19 @@ class MaildirInbox:
     def fetch_raw(self, keys: Sequence[str], batch_bytes: int = 0) -> Iterator[tuple[str, bytes]]:
         """(key, bytes) in the order given; a message removed by staff meanwhile is skipped.
         `batch_bytes` is IMAP's: local files are read one by one."""
+        for key, fetched in self.fetch(keys):
+            yield key, fetched.raw
+
+    def fetch(self, keys: Sequence[str], batch_bytes: int = 0, max_bytes: int | None = None
+              ) -> Iterator[tuple[str, Fetched]]:
+        """As fetch_raw; a file over `max_bytes` is read as its header section only."""
         for key in keys:
             try:
-                raw = self.read(key)
+                fetched = self._read(key, max_bytes)
             except TransportError as exc:  # removed by staff meanwhile: nothing left to read
                 log.info("maildir %s: %s", self.path, exc)
                 continue
-            yield key, raw
+            yield key, fetched
 
     def list_keys(self) -> list[str]:
         """Unique names of the messages in new/ and cur/, without the `:2,FLAGS` info suffix,
@@ -83,6 +93,9 @@ class MaildirInbox:
 
     def read(self, key: str) -> bytes:
         """The message's bytes exactly as stored. Raises TransportError when it is gone."""
+        return self._read(key, None).raw
+
+    def _read(self, key: str, max_bytes: int | None) -> Fetched:
         if not is_valid_key(key):
             raise TransportError(f"{key!r} is not a Maildir message key")
         # Staff's mail client may move the file from new/ to cur/ at any moment: look twice.
@@ -92,7 +105,7 @@ class MaildirInbox:
                 if path is None:
                     continue
                 try:
-                    return path.read_bytes()
+                    return read_message_file(path, max_bytes)
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
