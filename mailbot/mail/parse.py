@@ -20,7 +20,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from mailbot.mail.headers import decode_header_text, decode_raw_header, is_usable_address
 from mailbot.mail.links import find_big_attachment_links
 from mailbot.mail.mime import MAX_DEPTH, MAX_PARTS, Collected, collect, content_type_of, parse_structure
-from mailbot.mail.structure import measure
+from mailbot.mail.structure import header_block, measure
 from mailbot.rules.automatic import is_autoreply
 from mailbot.rules.model import ParsedMessage
 
@@ -56,7 +56,9 @@ def parse_message_shaped(raw: bytes, *, default_tz: tzinfo = timezone.utc) -> tu
 def _parse(raw: bytes, default_tz: tzinfo, headers_only: bool) -> ParsedMessage:
     if headers_only:
         log.warning("message too large or too complex: headers only (%d bytes)", len(raw))
-        message = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
+        # Only the header section goes to the parser: with headersonly it still splits the whole
+        # body into lines (seconds for a million hostile parts).
+        message = BytesParser(policy=policy.compat32).parsebytes(header_block(raw), headersonly=True)
         collected = Collected()
     else:
         message = parse_structure(raw)
