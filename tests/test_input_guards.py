@@ -40,10 +40,13 @@ from mailbot.ingest.isolation import Extracted, InlineRunner, WorkerPool
 from mailbot.ingest.pipeline import Pipeline
 from mailbot.ingest.poll import poll_mailboxes
 from mailbot.rules.model import Attachment
+from mailbot.mail.structure import header_block
 from mailbot.tables.guards import MAX_START_TAG_BYTES
 from mailbot.transports.fetched import Fetched, read_message_file
 from support.cli import ingest_json, start_process
 from support.configs import ACCOUNTS, write_config
+from support.dkim_keys import FakeDns, make_key, sign
+from support.pipeline_world import World
 
 NOW = datetime(2022, 10, 20, 3, 0, tzinfo=timezone.utc)
 
@@ -347,3 +350,21 @@ def test_a_sparse_zip64_xlsx_claiming_2_gib_is_refused_by_its_size_in_a_small_pr
                                 "重新发送 .xlsx、.xls 或 .docx 文件。"]
     assert peak_mb < 300, f"peak RSS {peak_mb:.0f} MB"
     print(f"ingest --school of a 2 GiB sparse zip64 .xlsx: peak RSS {peak_mb:.0f} MB")
+
+
+def test_a_signed_school_mail_read_by_its_header_is_not_called_forged(tmp_path, caplog):
+    """mailbot's own DKIM check needs the body (its hash is signed): on a message read by its
+    header only it would say "dkim=fail" for the school's genuine signature, so it is not run;
+    without a trusted Authentication-Results the mail stays unverified (no reply), never forged."""
+    world = World(tmp_path, f"[limits]\nmax_message_bytes = {LIMIT}\n", sender_auth="dmarc")
+    world.pipeline.txt_lookup = FakeDns({"s1._domainkey.163.com": make_key().txt_record})
+    raw = sign(big_school_mail("signed-big"), "163.com", make_key())
+    header = header_block(raw)
+    with caplog.at_level("WARNING", logger="mailbot.ingest.pipeline"):
+        result = world.ingest(header, size=len(raw))
+    assert result["outcome"] == "ignored" and result["reply"] is None
+    assert "unverified sender" in caplog.text and "fail" not in caplog.text.split("unverified sender")[1]
+    trusted = b"Authentication-Results: mx.163.com; dkim=pass header.d=163.com\r\n" + raw
+    again = world.ingest(header_block(trusted).replace(b"signed-big", b"signed-big-2"), size=len(trusted))
+    assert again["outcome"] == "rejected" and again["reply"]["to"] == ["beimenxx@163.com"]
+    world.engine.dispose()

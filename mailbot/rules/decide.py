@@ -160,8 +160,10 @@ def oversized(f: Facts) -> Decision | None:
     if not f.analysis.oversized:
         return None
     schools = list(f.context.trusted_schools or ()) or f.roster.schools_of_sender(f.msg.from_addr)
-    if not schools or (f.context.trusted_schools is None and not f.authentic):
+    if not schools:
         return Decision(Outcome.IGNORED, reason="oversized message from an unknown sender")
+    if f.context.trusted_schools is None and not f.authentic:
+        return Decision(Outcome.IGNORED, reason=f"oversized message, {f.why_not_authentic()}")
     size, limit = _shown_size(f.context.message_bytes), _shown_size(f.context.max_message_bytes)
     return Decision(Outcome.REJECTED, sender_schools=schools, reason="message over the size limit", errors=[
         f"邮件大小约 {size}，超过系统可接收的 {limit}。汇总表文件通常只有几十 KB，"
