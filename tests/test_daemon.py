@@ -283,3 +283,32 @@ def test_jobs_stop_between_units_and_close_what_they_share(tmp_path):
     assert workers and not any(process.is_alive() for process in workers)
     assert not [t for t in threading.enumerate() if t not in threads_before and t.name.startswith("archive-fsync")]
     engine.dispose()
+
+
+def test_sigterm_given_to_another_thread_stops_the_daemon_at_once(tmp_path):
+    # The kernel hands a process's SIGTERM to any of its threads that does not block it. Python
+    # runs the handler in the main thread only, when that thread next runs Python code, and the
+    # scheduler's main thread sleeps until the next job is due: here an hour (no watch job). Before
+    # the fix the stop waited for it (test_stop saw 59.7 s, the watch job's minute); the fallback
+    # below, a late request_stop, ends the test after 30 s if the signal itself is not seen.
+    config = make_config(tmp_path)
+    config.schedule.poll_interval_minutes = 60
+    polled = threading.Event()
+    daemon = Daemon(config, {"poll": lambda should_stop: polled.set()}, environ={})
+
+    def sigterm_to_this_thread():
+        polled.wait(30)
+        time.sleep(0.5)  # the main thread is back in its hour-long wait
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    sender = threading.Thread(target=sigterm_to_this_thread)
+    fallback = threading.Timer(30, daemon.request_stop)
+    sender.start()
+    fallback.start()
+    started = time.monotonic()
+    try:
+        assert daemon.run() == 0
+    finally:
+        fallback.cancel()
+        sender.join(10)
+    assert time.monotonic() - started < 10

@@ -13,10 +13,12 @@ Each job runs at most once at a time (`max_instances=1`) and runs that piled up 
 The job callables are injected (name -> callable taking `should_stop`, a function that says whether
 the daemon is stopping), so the daemon knows nothing of IMAP or SMTP.
 
-Stopping: SIGTERM/SIGINT only set a flag (a signal handler must not take the scheduler's locks); a
-helper thread sees it, shuts the scheduler down and calls `on_stop` (`mailbot run`: the IMAP
-sessions in hand are abandoned at once, so a poll stuck on a trickling server does not hold the
-stop: mailbot.transports.deadline); the main thread then waits for the jobs in hand to finish (they
+Stopping: SIGTERM/SIGINT only set a flag (a signal handler must not take the scheduler's locks;
+and since Python runs handlers late when the kernel gives the signal to another thread, the flag is
+also set by a thread reading the signal wakeup fd: `_SignalWakeup`); a helper thread sees it, shuts
+the scheduler down and calls `on_stop` (`mailbot run`: the IMAP sessions in hand are abandoned at
+once, so a poll stuck on a trickling server does not hold the stop: mailbot.transports.deadline);
+the main thread then waits for the jobs in hand to finish (they
 check `should_stop` between their units of work: mailbot.app.jobs) and the process exits 0.
 systemd: READY=1 once the scheduler runs, WATCHDOG=1 at half of $WATCHDOG_USEC while the jobs make
 progress (none has run longer than `hung_after`: every server call has a deadline, so a job that
@@ -142,6 +144,46 @@ def hung_after_seconds(config: Config) -> float:
     """How long a job may run before it counts as stuck: twice every mailbox's poll deadline (a
     poll reads them one after the other) plus an hour for sending and the rest."""
     return 2 * sum(mb.imap.poll_deadline for mb in config.mailboxes if mb.imap is not None) + 3600.0
+
+
+class _SignalWakeup:
+    """SIGTERM/SIGINT seen at once, whichever thread the kernel gives it to.
+
+    Python runs a signal handler in the main thread only, and only when that thread next runs
+    Python code; the scheduler's main thread sleeps until the next job is due (up to a minute),
+    and a signal the kernel delivers to one of the other threads does not wake it. So a stop could
+    wait a minute (seen in test_stop, one run in a few under load: 59.7 s). The C-level handler
+    also writes the signal's number to the wakeup fd from any thread; a thread of ours reads it
+    and sets the stop flag itself (what `request_stop` does, too, when it runs)."""
+
+    STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, stopping: threading.Event):
+        self._stopping = stopping
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._thread = threading.Thread(target=self._watch, name="mailbot-signals", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while True:
+            data = os.read(self._read, 64)
+            if not data or 0 in data:  # closed, or close() woke us
+                return
+            if any(signum in data for signum in self.STOP_SIGNALS):
+                self._stopping.set()
+                return
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self._previous)
+        try:
+            os.write(self._write, b"\0")
+        except OSError:
+            pass
+        self._thread.join(5)
+        os.close(self._write)
+        os.close(self._read)
 
 
 class Daemon:
@@ -304,15 +346,19 @@ class Daemon:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines duplicate ours
         self.scheduler = self.build()
         previous = {}
+        wakeup = None
         if install_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 previous[signum] = signal.signal(signum, self.request_stop)
+            wakeup = _SignalWakeup(self.stopping)
         threading.Thread(target=self._stop_when_asked, name="mailbot-stop", daemon=True).start()
         if self.watch is not None and "poll" in self.jobs:
             self.watch(self.wake_poll, self.stopping)
         try:
             self.scheduler.start()  # blocks until the helper thread shuts it down
         finally:
+            if wakeup is not None:
+                wakeup.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         try:
