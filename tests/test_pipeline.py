@@ -256,3 +256,23 @@ def test_a_stream_of_messages_reads_no_message_row_back_and_the_installation_id_
     assert len(world.outbox()) == 2
     assert [s for s in statements if s.startswith("SELECT messages.id") and "WHERE messages.id = " in s] == []
     assert sum(s.startswith("SELECT") and "FROM installation" in s for s in statements) == 1
+
+
+def test_the_daily_reply_caps_count_replies_queued_earlier_in_the_same_transaction_and_before(tmp_path):
+    """Issue 13: today's replies are read once per transaction and counted on as replies are queued,
+    so the caps hold inside one commit group as across them (per sender 2, per mailbox 3)."""
+    world = World(tmp_path, "[replies]\nmax_per_sender_per_day = 2\nmax_per_mailbox_per_day = 3\n")
+    try:
+        chengnan = ["安溪县城南实验小学", 1, 2100, 1900, "是", "科普、美术、阅读"]
+        stream = [submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], message_id=f"b{n}")
+                  for n in range(3)]
+        results = list(world.pipeline.process_stream([Inbound(raw=raw, mailbox="chuyoujiao") for raw in stream]))
+        assert [r.outcome for r in results] == ["accepted"] * 3
+        assert [r.reply is not None for r in results] == [True, True, False]  # the sender's cap of 2
+        later = [submission("cnsyxx@163.com", "chuyoujiao@163.com", [chengnan], message_id=f"c{n}") for n in range(2)]
+        results = list(world.pipeline.process_stream([Inbound(raw=raw, mailbox="chuyoujiao") for raw in later]))
+        assert [r.reply is not None for r in results] == [True, False]  # the mailbox's cap of 3, 2 committed before
+        assert [m.recipient for m in world.outbox()] == ["beimenxx@163.com"] * 2 + ["cnsyxx@163.com"]
+    finally:
+        world.pipeline.close()
+        world.engine.dispose()

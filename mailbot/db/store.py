@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -48,11 +50,6 @@ def replace_submission(session: Session, old: Submission, new: Submission) -> No
     session.execute(update(Submission).where(Submission.id == old.id).values(replaced_by=new.id))
 
 
-def replies_today(session: Session, recipient: str, since: datetime) -> int:
-    return session.scalar(select(func.count()).select_from(Outbox).where(
-        Outbox.recipient == recipient, Outbox.kind.in_(REPLY_KINDS), Outbox.created_at >= since))
-
-
 def our_mail_kinds(session: Session, ids: list[str]) -> set[str]:
     """The kinds (receipt, rejection, reminder_due, summary ...) of our emails among these Message-IDs."""
     if not ids:
@@ -60,16 +57,35 @@ def our_mail_kinds(session: Session, ids: list[str]) -> set[str]:
     return set(session.scalars(select(Outbox.kind).where(Outbox.message_id.in_(ids))))
 
 
-def replies_for_sender(session: Session, sender: str, since: datetime) -> int:
-    """Automatic replies queued since `since` for mail from this From address (wherever they went)."""
-    return session.scalar(select(func.count()).select_from(Outbox).join(Message, Outbox.message_pk == Message.id)
-                          .where(func.lower(Message.sender) == (sender or "").lower(), Outbox.kind.in_(REPLY_KINDS),
-                                 Outbox.created_at >= since)) or 0
+@dataclass
+class RepliesToday:
+    """The automatic replies (receipts, rejections) queued since `since`, counted the three ways the
+    daily caps count them (SPEC 4, issue 11): by first recipient, by the From address of the mail
+    answered (lower case), by the mailbox they go out through. Read once per transaction
+    (`replies_since`) and kept up to date by the pipeline as it queues more (`add`), instead of three
+    COUNT queries per message."""
+
+    since: datetime
+    by_recipient: Counter = field(default_factory=Counter)
+    by_sender: Counter = field(default_factory=Counter)
+    by_mailbox: Counter = field(default_factory=Counter)
+
+    def add(self, kind: str, recipient: str, sender: str | None, mailbox: str, created_at: datetime) -> None:
+        if kind in REPLY_KINDS and created_at >= self.since:
+            self.by_recipient[recipient] += 1
+            if sender is not None:  # None: a reply no message caused
+                self.by_sender[sender.lower()] += 1
+            self.by_mailbox[mailbox] += 1
 
 
-def replies_from_mailbox(session: Session, mailbox: str, since: datetime) -> int:
-    return session.scalar(select(func.count()).select_from(Outbox).where(
-        Outbox.mailbox == mailbox, Outbox.kind.in_(REPLY_KINDS), Outbox.created_at >= since)) or 0
+def replies_since(session: Session, since: datetime) -> RepliesToday:
+    counts = RepliesToday(since)
+    rows = session.execute(select(Outbox.kind, Outbox.recipient, Message.sender, Outbox.mailbox, Outbox.created_at)
+                           .outerjoin(Message, Outbox.message_pk == Message.id)
+                           .where(Outbox.kind.in_(REPLY_KINDS), Outbox.created_at >= since))
+    for row in rows:
+        counts.add(*row)
+    return counts
 
 
 def our_message_ids(session: Session, ids: list[str]) -> set[str]:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.config import Config
 from mailbot.db import store
 from mailbot.db.models import Message
-from mailbot.db.senders import is_unauthenticated_exempt
+from mailbot.db.senders import unauthenticated_exempt
 from mailbot.db.submissions import record_rows
 from mailbot.errors import WorkerFailure
 from mailbot.ingest.analysis import Analysis, analyse
@@ -89,6 +89,10 @@ class Pipeline:
         self.address_for_level = {level: config.mailbox_for_level(level).address for level in levels}
         self._roster: tuple[dict, Roster] | None = None
         self._roster_stale = True
+        # Read once per transaction, not once per message (reset by `_commit`): today's replies for
+        # the caps, kept up to date as replies are queued, and the exempted senders.
+        self._replies: store.RepliesToday | None = None
+        self._exempt: Callable[[str], bool] | None = None
         self.archive = open_archive(config)
         self.disk_full = DiskFullAlarm(config, sessions)  # lives as long as the pipeline: the daemon's
         self.batch_size = 50
@@ -123,6 +127,7 @@ class Pipeline:
         # and `session.get` in the later stages would otherwise read it back with a SELECT.
         archived: deque[tuple[Inbound, int, Result | None, datetime, Message]] = deque()
         session = self.sessions()
+        self._forget_transaction()
 
         def jobs():
             for inbound in inbounds:
@@ -164,6 +169,7 @@ class Pipeline:
         fails or the processing breaks, nothing is committed, so the message stays as it was and
         can be tried again. Errors raised by `within` propagate, and nothing is committed."""
         (analysis,) = self.runner.map_ordered(analyse, [self._job(inbound)])
+        self._forget_transaction()
         with self.sessions() as session:
             if not isinstance(analysis, WorkerFailure):
                 if within is not None:
@@ -188,7 +194,17 @@ class Pipeline:
     def _commit(self, session: Session) -> None:
         self.archive.sync()  # the archive is at least as durable as what refers to it
         session.commit()
+        self._forget_transaction()
+
+    def _forget_transaction(self) -> None:
+        """What was read for one transaction is read again in the next."""
         self._roster_stale = True
+        self._replies = self._exempt = None
+
+    def _replies_since(self, session: Session, since: datetime) -> store.RepliesToday:
+        if self._replies is None or self._replies.since != since:
+            self._replies = store.replies_since(session, since)
+        return self._replies
 
     # -- stage: archive ------------------------------------------------------------------------
     def _archive(self, session: Session, inbound: Inbound, now: datetime) -> tuple[Message, Result | None]:
@@ -255,15 +271,16 @@ class Pipeline:
         roster = self._roster_for(session)
         schools = list(trusted_schools) if trusted_schools is not None else roster.schools_of_sender(msg.from_addr)
         recipient = reply_recipient(msg, self.own_addresses, roster, schools)
+        replies = self._replies_since(session, since)
         return Context(
             received_at=received_at, timezone=self.config.timezone,
             mailbox_levels=tuple(self.config.mailbox(inbound.mailbox).levels),
             address_for_level=self.address_for_level, own_addresses=self.own_addresses,
             message_bytes=inbound.message_bytes, max_message_bytes=self.config.limits.max_message_bytes,
             reply_cap=self.config.replies.max_per_sender_per_day,
-            replies_today=store.replies_today(session, recipient, since),
-            replies_for_sender=store.replies_for_sender(session, msg.from_addr, since),
-            replies_from_mailbox=store.replies_from_mailbox(session, inbound.mailbox, since),
+            replies_today=replies.by_recipient[recipient],
+            replies_for_sender=replies.by_sender[(msg.from_addr or "").lower()],
+            replies_from_mailbox=replies.by_mailbox[inbound.mailbox],
             reply_cap_per_mailbox=self.config.replies.max_per_mailbox_per_day,
             sender_auth=self._authenticate(session, inbound, msg) if schools and trusted_schools is None else None,
             our_message_ids=frozenset(store.our_message_ids(session, msg.in_reply_to + msg.references)),
@@ -276,7 +293,9 @@ class Pipeline:
         unless the operator exempted the address knowingly (`senders trust --unauthenticated`)."""
         security = self.config.security
         mode = security.mode_for(self.config.mailbox(inbound.mailbox), inbound.source)
-        if mode != "off" and is_unauthenticated_exempt(session, msg.from_addr):
+        if mode != "off" and self._exempt is None:
+            self._exempt = unauthenticated_exempt(session)
+        if mode != "off" and self._exempt(msg.from_addr):
             log.info("sender %s is exempted from sender authentication (message %s)", msg.from_addr,
                      msg.message_id)
             return AuthVerdict(True, "exempted by the operator (senders trust --unauthenticated)")
@@ -318,7 +337,11 @@ class Pipeline:
         if withheld:
             log.info("no reply to message %s from %s: %s", msg.message_id, msg.from_addr, withheld)
         elif decision.reply is not None:
-            reply = self.responder.reply(session, mailbox, record, msg, decision, roster, recorded, received_at, now)
+            reply, queued = self.responder.reply(session, mailbox, record, msg, decision, roster, recorded,
+                                                 received_at, now)
+            if queued is not None:
+                self._replies_since(session, start_of_day(now, self.config.timezone)).add(
+                    queued.kind, queued.recipient, record.sender, queued.mailbox, queued.created_at)
         record.outcome = decision.outcome
         record.errors = decision.errors + [e for r in decision.rows for e in r.errors]
         record.warnings = decision.warnings + [w for r in decision.rows for w in r.warnings]

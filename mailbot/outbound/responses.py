@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.outbound.compose import compose
 from mailbot.config import Config, MailboxConfig
-from mailbot.db.models import Message, Quarantine
+from mailbot.db.models import Message, Outbox, Quarantine
 from mailbot.rules.labels import SECTION_LABELS
 from mailbot.rules.month import month_label
 from mailbot.outbound.outbox import queue_mail
@@ -63,19 +63,20 @@ class Responder:
         return template_filename(school, month), self._templates[key], XLSX_TYPE
 
     def reply(self, session: Session, mailbox: MailboxConfig, record: Message, msg, decision: Decision,
-              roster: Roster, recorded, received_at: datetime, now: datetime) -> dict:
-        """Render the answer the decision asks for and queue it; return the result's `reply` object."""
+              roster: Roster, recorded, received_at: datetime, now: datetime) -> tuple[dict, Outbox | None]:
+        """Render the answer the decision asks for and queue it; return the result's `reply` object
+        and the outbox row (None when one with its key was queued before)."""
         kind, to = decision.reply.kind, decision.reply.to
         if kind == "receipt":
             context, attachments = self._receipt_context(mailbox, decision, recorded, received_at), []
         else:
             context, attachments = self._rejection(mailbox, decision, roster, received_at)
         composed = compose(kind, context)
-        queue_mail(session, key=f"reply:{record.id}", kind=kind, mailbox=mailbox, to=to, composed=composed,
+        queued = queue_mail(session, key=f"reply:{record.id}", kind=kind, mailbox=mailbox, to=to, composed=composed,
                    now=now, attachments=attachments, in_reply_to=msg.message_id,
                    references=[*msg.references, msg.message_id] if msg.message_id else msg.references,
                    message_pk=record.id, from_name=f"安溪县教育局{section_label(mailbox)}")
-        return {"to": to, "subject": composed.subject}
+        return {"to": to, "subject": composed.subject}, queued
 
     # -- contexts --------------------------------------------------------------------------------
     def _common(self, mailbox: MailboxConfig, month: str | None) -> dict:
