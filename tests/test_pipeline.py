@@ -244,7 +244,8 @@ def test_a_bug_while_processing_an_approval_commits_nothing(world, monkeypatch):
 
 def test_a_stream_of_messages_reads_no_message_row_back_and_the_installation_id_once(world):
     """Issue 13: the statements each message costs. The row written when a message is archived is
-    the one decided on (not read back by id), and the installation id is read once per session."""
+    the one decided on (not read back by id), the installation id is read once per session, and
+    today's replies (for the caps) once per transaction."""
     statements: list[str] = []
     event.listen(world.engine, "before_cursor_execute",
                  lambda _conn, _cursor, statement, *_rest: statements.append(" ".join(statement.split())))
@@ -256,6 +257,11 @@ def test_a_stream_of_messages_reads_no_message_row_back_and_the_installation_id_
     assert len(world.outbox()) == 2
     assert [s for s in statements if s.startswith("SELECT messages.id") and "WHERE messages.id = " in s] == []
     assert sum(s.startswith("SELECT") and "FROM installation" in s for s in statements) == 1
+    # Each message's row: one INSERT when archived, one UPDATE when decided; today's replies read once.
+    assert sum(s.startswith("INSERT INTO messages") for s in statements) == 2
+    assert sum(s.startswith("UPDATE messages") for s in statements) == 2
+    assert sum("FROM outbox" in s and "count" not in s.lower() and "outbox.created_at >=" in s
+               for s in statements) == 1
 
 
 def test_the_daily_reply_caps_count_replies_queued_earlier_in_the_same_transaction_and_before(tmp_path):

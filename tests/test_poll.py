@@ -273,7 +273,8 @@ class FlakyRunner(InlineRunner):
 
     def map_ordered(self, function, args_iter, labels=None):
         for args in args_iter:
-            if args is not None and b"POISON" in args[0]:
+            # The job names the archived file (or, from a database archive, carries the bytes).
+            if args is not None and b"POISON" in (args[0] if isinstance(args[0], bytes) else Path(args[0]).read_bytes()):
                 yield WorkerFailure("the reader crashed")
             else:
                 yield from super().map_ordered(function, [args])

@@ -55,6 +55,15 @@ def is_picture(att: Attachment, sniffed: str) -> bool:
     return declared and sniffed not in READABLE
 
 
+def analyse_archived(source: bytes | str, limits: Limits, tz_name: str, message_bytes: int | None = None) -> Analysis:
+    """`analyse`, given the path of the archived message (read here, in the worker, so the main
+    process sends a path down the pipe instead of the bytes it has just archived) or its bytes."""
+    if isinstance(source, str):
+        with open(source, "rb") as f:
+            source = f.read()
+    return analyse(source, limits, tz_name, message_bytes)
+
+
 def analyse(raw: bytes, limits: Limits, tz_name: str, message_bytes: int | None = None) -> Analysis:
     """Parse the message and read every attachment that may hold a table. An oversized message is
     parsed from its headers alone; so is one whose structure is hostile, with the reason.

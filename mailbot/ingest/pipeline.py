@@ -4,7 +4,7 @@ What happens to each message, in this order, and where:
 
     archive          main process, as the message is read: its raw bytes on disk (`_archive`)
     parse + extract  an isolated worker: MIME parsing and table reading touch the untrusted bytes
-                     (`mailbot.ingest.analysis.analyse`)
+                     (`mailbot.ingest.analysis.analyse`; the worker reads the archived file itself)
     gather           main process: the database facts the decision needs (`_context`)
     decide           pure, from data: duplicate → automatic mail → size → sender → identify → date
                      → outcome → reply or not (`mailbot.rules.decide.OUTCOME_RULES`)
@@ -33,8 +33,8 @@ from mailbot.db.models import Message
 from mailbot.db.senders import unauthenticated_exempt
 from mailbot.db.submissions import record_rows
 from mailbot.errors import WorkerFailure
-from mailbot.ingest.analysis import Analysis, analyse
-from mailbot.ingest.archive import open_archive, sha256_hex
+from mailbot.ingest.analysis import Analysis, analyse_archived
+from mailbot.ingest.archive import Archive, open_archive, sha256_hex
 from mailbot.outbound.disk_alarm import DiskFullAlarm
 from mailbot.ingest.baseline import BASELINE, withheld_because_old
 from mailbot.outbound.responses import Responder
@@ -46,6 +46,18 @@ from mailbot.rules.sender_auth import AuthVerdict, header_fields, judge
 from mailbot.timeutil import start_of_day
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class MessageRow:
+    """The ledger row (`messages`) of the message being processed, as the pipeline writes it: with
+    Core statements, one INSERT when it is archived and one UPDATE when it is decided, not as an ORM
+    object flushed at every stage (issue 13)."""
+
+    id: int
+    sha256: str
+    archive_path: str = ""  # as `messages.archive_path` says it
+    sender: str = ""  # once parsed
 
 
 @dataclass
@@ -123,9 +135,7 @@ class Pipeline:
         or `batch_seconds`): a crash before a commit loses nothing, since an uncommitted message
         is simply processed again, and each message has its own savepoint so one that breaks
         cannot undo the others."""
-        # The Message row is kept with its message: the session holds unchanged objects only weakly,
-        # and `session.get` in the later stages would otherwise read it back with a SELECT.
-        archived: deque[tuple[Inbound, int, Result | None, datetime, Message]] = deque()
+        archived: deque[tuple[Inbound, MessageRow, Result | None, datetime]] = deque()
         session = self.sessions()
         self._forget_transaction()
 
@@ -133,24 +143,24 @@ class Pipeline:
             for inbound in inbounds:
                 now = self.clock()
                 record, duplicate = self._archive(session, inbound, now)
-                archived.append((inbound, record.id, duplicate, now, record))
-                yield None if duplicate else self._job(inbound)
+                archived.append((inbound, record, duplicate, now))
+                yield None if duplicate else self._job(inbound, record.archive_path)
 
         done: list[Result] = []
         last_commit = time.monotonic()
         try:
-            for analysis in self.runner.map_ordered(analyse, jobs()):
-                inbound, record_pk, duplicate, now, _record = archived.popleft()
+            for analysis in self.runner.map_ordered(analyse_archived, jobs()):
+                inbound, record, duplicate, now = archived.popleft()
                 if duplicate is not None:
                     done.append(duplicate)
                 elif isinstance(analysis, WorkerFailure):
-                    done.append(self._fail(session, inbound, record_pk, analysis))
+                    done.append(self._fail(session, inbound, record.id, analysis))
                 else:
                     try:
                         with session.begin_nested():
-                            done.append(self._conclude(session, inbound, record_pk, analysis, now))
+                            done.append(self._conclude(session, inbound, record, analysis, now))
                     except Exception as exc:  # noqa: BLE001 - the one place a broken message is caught
-                        done.append(self._fail(session, inbound, record_pk, exc))
+                        done.append(self._fail(session, inbound, record.id, exc))
                 if len(done) >= self.batch_size or time.monotonic() - last_commit >= self.batch_seconds:
                     self._commit(session)
                     last_commit = time.monotonic()
@@ -168,7 +178,7 @@ class Pipeline:
         `within(session)` (the approval itself) is part of the same transaction: when the worker
         fails or the processing breaks, nothing is committed, so the message stays as it was and
         can be tried again. Errors raised by `within` propagate, and nothing is committed."""
-        (analysis,) = self.runner.map_ordered(analyse, [self._job(inbound)])
+        (analysis,) = self.runner.map_ordered(analyse_archived, [self._job(inbound)])
         self._forget_transaction()
         with self.sessions() as session:
             if not isinstance(analysis, WorkerFailure):
@@ -176,7 +186,8 @@ class Pipeline:
                     within(session)
                 try:
                     with session.begin_nested():
-                        result = self._conclude(session, inbound, record_pk, analysis, self.clock(),
+                        record = MessageRow(record_pk, store.message_sha256(session, record_pk))
+                        result = self._conclude(session, inbound, record, analysis, self.clock(),
                                                 trusted_schools)
                 except Exception as exc:  # noqa: BLE001 - reported, and nothing is kept
                     analysis = exc
@@ -188,8 +199,13 @@ class Pipeline:
             log.warning("%s: nothing committed, the message stays as it was", inbound.label)
             return result
 
-    def _job(self, inbound: Inbound) -> tuple:
-        return (inbound.raw, self.config.limits, self.config.timezone.key, inbound.size)
+    def _job(self, inbound: Inbound, archive_path: str = "") -> tuple:
+        """What the worker is sent. A message archived in a file is read there by the worker (its
+        path, not its bytes, goes down the pipe: issue 13); one in the database goes as bytes."""
+        source = inbound.raw
+        if archive_path and isinstance(self.archive, Archive):
+            source = str(self.config.state_dir / archive_path)
+        return (source, self.config.limits, self.config.timezone.key, inbound.size)
 
     def _commit(self, session: Session) -> None:
         self.archive.sync()  # the archive is at least as durable as what refers to it
@@ -207,24 +223,26 @@ class Pipeline:
         return self._replies
 
     # -- stage: archive ------------------------------------------------------------------------
-    def _archive(self, session: Session, inbound: Inbound, now: datetime) -> tuple[Message, Result | None]:
+    def _archive(self, session: Session, inbound: Inbound, now: datetime) -> tuple[MessageRow, Result | None]:
         digest = sha256_hex(inbound.raw)
         _, relative = self.archive.store(inbound.raw, digest, session=session)
-        record = store.find_by_location(session, inbound.mailbox, inbound.folder, inbound.uidvalidity, inbound.uid)
-        if record is not None and record.outcome in FINAL_OUTCOMES:
-            return record, self._duplicate_result(inbound, Twin(record.id, record.message_id, record.sender))
-        if record is not None and record.outcome == BASELINE:  # imported on purpose: now it is read
-            record.source, record.sha256, record.archive_path = inbound.source, digest, relative
-            record.size, record.read_at, record.outcome = inbound.message_bytes, now, None
-        if record is None:
-            record = Message(mailbox=inbound.mailbox, folder=inbound.folder, uidvalidity=inbound.uidvalidity,
-                             uid=inbound.uid, source=inbound.source, sha256=digest, archive_path=relative,
-                             size=inbound.message_bytes, received_at=now, read_at=now, attempts=0,
-                             errors=[], warnings=[])
-            session.add(record)
-        record.attempts += 1
-        session.flush()
-        return record, None
+        found = store.find_by_location(session, inbound.mailbox, inbound.folder, inbound.uidvalidity, inbound.uid)
+        if found is not None and found.outcome in FINAL_OUTCOMES:
+            twin = Twin(found.id, found.message_id, found.sender)
+            return MessageRow(found.id, digest), self._duplicate_result(inbound, twin)
+        if found is None:
+            pk = store.insert_message(
+                session, mailbox=inbound.mailbox, folder=inbound.folder, uidvalidity=inbound.uidvalidity,
+                uid=inbound.uid, source=inbound.source, sha256=digest, archive_path=relative,
+                size=inbound.message_bytes, sender="", subject="", received_at=now, read_at=now, attempts=1,
+                errors=[], warnings=[])
+            return MessageRow(pk, digest, relative), None
+        if found.outcome == BASELINE:  # imported on purpose: now it is read
+            store.count_attempt(session, found.id, source=inbound.source, sha256=digest, archive_path=relative,
+                                size=inbound.message_bytes, read_at=now, outcome=None)
+        else:
+            store.count_attempt(session, found.id)
+        return MessageRow(found.id, digest, relative), None
 
     def _duplicate_result(self, inbound: Inbound, twin: Twin) -> Result:
         log.info("duplicate mailbox=%s message=%s of message #%d", inbound.mailbox, twin.message_id, twin.id)
@@ -242,28 +260,33 @@ class Pipeline:
         return self._roster[1]
 
     # -- stages: gather, decide, store + respond: one transaction ----------------------------------
-    def _conclude(self, session: Session, inbound: Inbound, record_pk: int, analysis: Analysis, now: datetime,
+    def _conclude(self, session: Session, inbound: Inbound, record: MessageRow, analysis: Analysis, now: datetime,
                   trusted_schools: list[str] | None = None) -> Result:
+        """Decide, store and respond; the message's row gets its header fields and its outcome in
+        one UPDATE at the end (nothing before needs them in the database)."""
         msg = analysis.message
         received_at = msg.date or msg.received_date or now
-        record = session.get(Message, record_pk)
-        record.message_id, record.sender, record.subject = msg.message_id, msg.from_addr, msg.subject[:2000]
-        record.date, record.received_at = msg.date, received_at
+        record.sender = msg.from_addr
+        fields = dict(message_id=msg.message_id, sender=msg.from_addr, subject=msg.subject[:2000], date=msg.date,
+                      received_at=received_at)
         roster = self._roster_for(session)
         context = self._context(session, inbound, record, msg, received_at, now, trusted_schools)
         decision = decide(msg, analysis, roster, context)
         if decision.outcome == Outcome.DUPLICATE:
-            record.outcome = decision.outcome
             result = self._duplicate_result(inbound, decision.twin)
-            record.result = result.as_json()
+            store.update_message(session, record.id, outcome=decision.outcome, result=result.as_json(), **fields)
             return result
         result = self._store_and_respond(session, inbound, record, msg, decision, roster, received_at, now)
+        store.update_message(
+            session, record.id, outcome=decision.outcome, last_error=None, result=result.as_json(),
+            errors=decision.errors + [e for r in decision.rows for e in r.errors],
+            warnings=decision.warnings + [w for r in decision.rows for w in r.warnings], **fields)
         log.info("%s mailbox=%s message=%s sender=%s schools=%s rows=%d %s", result.outcome, inbound.mailbox,
                  msg.message_id, msg.from_addr, ",".join(sorted({r.school for r in decision.rows if r.school})) or "-",
                  len(decision.rows), decision.reason)
         return result
 
-    def _context(self, session: Session, inbound: Inbound, record: Message, msg: ParsedMessage,
+    def _context(self, session: Session, inbound: Inbound, record: MessageRow, msg: ParsedMessage,
                  received_at: datetime, now: datetime, trusted_schools: list[str] | None) -> Context:
         """Everything the decision needs from the database and the configuration."""
         twin = store.find_processed_twin(session, msg.message_id, record.sha256, record.id)
@@ -317,7 +340,7 @@ class Pipeline:
                         msg.message_id, msg.from_addr, mode, verdict.check)
         return verdict
 
-    def _store_and_respond(self, session: Session, inbound: Inbound, record: Message, msg: ParsedMessage,
+    def _store_and_respond(self, session: Session, inbound: Inbound, record: MessageRow, msg: ParsedMessage,
                            decision: Decision, roster: Roster, received_at: datetime, now: datetime) -> Result:
         mailbox = self.config.mailbox(inbound.mailbox)
         recorded = []
@@ -342,13 +365,7 @@ class Pipeline:
             if queued is not None:
                 self._replies_since(session, start_of_day(now, self.config.timezone)).add(
                     queued.kind, queued.recipient, record.sender, queued.mailbox, queued.created_at)
-        record.outcome = decision.outcome
-        record.errors = decision.errors + [e for r in decision.rows for e in r.errors]
-        record.warnings = decision.warnings + [w for r in decision.rows for w in r.warnings]
-        record.last_error = None
-        result = Result.of(inbound.label, inbound.mailbox, msg.message_id, msg.from_addr, decision, reply)
-        record.result = result.as_json()
-        return result
+        return Result.of(inbound.label, inbound.mailbox, msg.message_id, msg.from_addr, decision, reply)
 
     def _reply_withheld(self, inbound: Inbound, now: datetime) -> str | None:
         """Why a message gets no automatic reply although its outcome has one (SPEC 5)."""
