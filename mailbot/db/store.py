@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mailbot.db.models import KnownSender, Message, Outbox, Quarantine, Submission
@@ -17,9 +17,27 @@ REPLY_KINDS = ("receipt", "rejection")
 
 
 # The pipeline writes its messages and submissions rows with Core statements, one INSERT and one
-# UPDATE each, instead of ORM objects flushed four or five times a message (issue 13).
+# UPDATE each, instead of ORM objects flushed four or five times a message, and the statements it
+# runs for every message are built once, here, and run on the session's connection (issue 13).
 MESSAGES = Message.__table__
 SUBMISSIONS = Submission.__table__
+_INSERT_MESSAGE = insert(MESSAGES)
+_UPDATE_MESSAGE = update(MESSAGES).where(MESSAGES.c.id == bindparam("row_pk"))  # SET: the other parameters
+_INSERT_SUBMISSION = insert(SUBMISSIONS)
+_IN_FORCE = (select(SUBMISSIONS.c.id, SUBMISSIONS.c.received_at)
+             .where(SUBMISSIONS.c.school == bindparam("school"), SUBMISSIONS.c.month == bindparam("month"),
+                    SUBMISSIONS.c.replaced_by.is_(None), SUBMISSIONS.c.voided_at.is_(None))
+             .order_by(SUBMISSIONS.c.id.desc()).limit(1))
+
+
+def _twin_by(column):
+    return (select(MESSAGES.c.id, MESSAGES.c.message_id, MESSAGES.c.sender)
+            .where(column == bindparam("key"), MESSAGES.c.id != bindparam("exclude_pk"),
+                   MESSAGES.c.outcome.in_(sorted(PROCESSED_OUTCOMES)))
+            .order_by(MESSAGES.c.id).limit(1))
+
+
+_TWIN_BY_MESSAGE_ID, _TWIN_BY_SHA256 = _twin_by(MESSAGES.c.message_id), _twin_by(MESSAGES.c.sha256)
 
 
 def find_by_location(session: Session, mailbox: str, folder: str | None, uidvalidity: int | None,
@@ -33,16 +51,16 @@ def find_by_location(session: Session, mailbox: str, folder: str | None, uidvali
 
 
 def insert_message(session: Session, **values) -> int:
-    return session.execute(insert(MESSAGES).values(**values)).inserted_primary_key[0]
+    return session.connection().execute(_INSERT_MESSAGE, values).inserted_primary_key[0]
 
 
 def update_message(session: Session, pk: int, **values) -> None:
-    session.execute(update(MESSAGES).where(MESSAGES.c.id == pk).values(**values))
+    session.connection().execute(_UPDATE_MESSAGE, {"row_pk": pk, **values})
 
 
 def count_attempt(session: Session, pk: int, **values) -> None:
     """One more attempt at a message already in the ledger (and whatever else changes with it)."""
-    update_message(session, pk, attempts=MESSAGES.c.attempts + 1, **values)
+    session.execute(update(MESSAGES).where(MESSAGES.c.id == pk).values(attempts=MESSAGES.c.attempts + 1, **values))
 
 
 def message_sha256(session: Session, pk: int) -> str:
@@ -52,17 +70,13 @@ def message_sha256(session: Session, pk: int) -> str:
 def find_processed_twin(session: Session, message_id: str | None, sha256: str, exclude_pk: int):
     """An earlier message with the same Message-ID (or, without one, the same bytes) that reached a
     final outcome other than duplicate."""
-    condition = Message.message_id == message_id if message_id else Message.sha256 == sha256
-    return session.execute(select(Message.id, Message.message_id, Message.sender).where(
-        condition, Message.id != exclude_pk,
-        Message.outcome.in_(sorted(PROCESSED_OUTCOMES))).order_by(Message.id).limit(1)).first()
+    statement, key = (_TWIN_BY_MESSAGE_ID, message_id) if message_id else (_TWIN_BY_SHA256, sha256)
+    return session.connection().execute(statement, {"key": key, "exclude_pk": exclude_pk}).first()
 
 
 def submission_in_force(session: Session, school: str, month: str):
     """The (id, received_at) of the school's row in force for the month, if any."""
-    return session.execute(select(SUBMISSIONS.c.id, SUBMISSIONS.c.received_at).where(
-        SUBMISSIONS.c.school == school, SUBMISSIONS.c.month == month, SUBMISSIONS.c.replaced_by.is_(None),
-        SUBMISSIONS.c.voided_at.is_(None)).order_by(SUBMISSIONS.c.id.desc()).limit(1)).first()
+    return session.connection().execute(_IN_FORCE, {"school": school, "month": month}).first()
 
 
 def first_on_time_exists(session: Session, school: str, month: str) -> bool:
@@ -72,7 +86,7 @@ def first_on_time_exists(session: Session, school: str, month: str) -> bool:
 
 
 def insert_submission(session: Session, **values) -> int:
-    return session.execute(insert(SUBMISSIONS).values(**values)).inserted_primary_key[0]
+    return session.connection().execute(_INSERT_SUBMISSION, values).inserted_primary_key[0]
 
 
 def replace_submission(session: Session, old_pk: int, new_pk: int) -> None:
