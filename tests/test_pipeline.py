@@ -257,9 +257,10 @@ def test_a_stream_of_messages_reads_no_message_row_back_and_the_installation_id_
     assert len(world.outbox()) == 2
     assert [s for s in statements if s.startswith("SELECT messages.id") and "WHERE messages.id = " in s] == []
     assert sum(s.startswith("SELECT") and "FROM installation" in s for s in statements) == 1
-    # Each message's row: one INSERT when archived, one UPDATE when decided; today's replies read once.
+    # Each message's row: one INSERT when archived, two UPDATEs (its header fields, its outcome), no
+    # ORM flush; today's replies read once.
     assert sum(s.startswith("INSERT INTO messages") for s in statements) == 2
-    assert sum(s.startswith("UPDATE messages") for s in statements) == 2
+    assert sum(s.startswith("UPDATE messages") for s in statements) == 4
     assert sum("FROM outbox" in s and "count" not in s.lower() and "outbox.created_at >=" in s
                for s in statements) == 1
 

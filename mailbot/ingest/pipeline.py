@@ -51,8 +51,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class MessageRow:
     """The ledger row (`messages`) of the message being processed, as the pipeline writes it: with
-    Core statements, one INSERT when it is archived and one UPDATE when it is decided, not as an ORM
-    object flushed at every stage (issue 13)."""
+    Core statements (an INSERT when it is archived, an UPDATE of its header fields when its analysis
+    is back, one of its outcome when it is decided), not as an ORM object flushed at every stage
+    (issue 13)."""
 
     id: int
     sha256: str
@@ -262,25 +263,28 @@ class Pipeline:
     # -- stages: gather, decide, store + respond: one transaction ----------------------------------
     def _conclude(self, session: Session, inbound: Inbound, record: MessageRow, analysis: Analysis, now: datetime,
                   trusted_schools: list[str] | None = None) -> Result:
-        """Decide, store and respond; the message's row gets its header fields and its outcome in
-        one UPDATE at the end (nothing before needs them in the database)."""
+        """Decide, store and respond. The message's row gets its header fields first and its outcome
+        last: on SQLite the first statement of a commit group's savepoint must be a write, so the
+        write lock is taken (waiting for it if need be) before anything is read; a read first would
+        fail at once with "database is locked" if another process wrote meanwhile (WAL snapshots;
+        mailbot.db.engine)."""
         msg = analysis.message
         received_at = msg.date or msg.received_date or now
         record.sender = msg.from_addr
-        fields = dict(message_id=msg.message_id, sender=msg.from_addr, subject=msg.subject[:2000], date=msg.date,
-                      received_at=received_at)
+        store.update_message(session, record.id, message_id=msg.message_id, sender=msg.from_addr,
+                             subject=msg.subject[:2000], date=msg.date, received_at=received_at)
         roster = self._roster_for(session)
         context = self._context(session, inbound, record, msg, received_at, now, trusted_schools)
         decision = decide(msg, analysis, roster, context)
         if decision.outcome == Outcome.DUPLICATE:
             result = self._duplicate_result(inbound, decision.twin)
-            store.update_message(session, record.id, outcome=decision.outcome, result=result.as_json(), **fields)
+            store.update_message(session, record.id, outcome=decision.outcome, result=result.as_json())
             return result
         result = self._store_and_respond(session, inbound, record, msg, decision, roster, received_at, now)
         store.update_message(
             session, record.id, outcome=decision.outcome, last_error=None, result=result.as_json(),
             errors=decision.errors + [e for r in decision.rows for e in r.errors],
-            warnings=decision.warnings + [w for r in decision.rows for w in r.warnings], **fields)
+            warnings=decision.warnings + [w for r in decision.rows for w in r.warnings])
         log.info("%s mailbox=%s message=%s sender=%s schools=%s rows=%d %s", result.outcome, inbound.mailbox,
                  msg.message_id, msg.from_addr, ",".join(sorted({r.school for r in decision.rows if r.school})) or "-",
                  len(decision.rows), decision.reason)
