@@ -34,11 +34,12 @@ from fixtures_tables import SAMPLES, edit_part, sample_attachments
 from mailbot.config import Limits, load_config
 from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
-from mailbot.db.models import Message, Outbox
+from mailbot.db.models import Message, Outbox, Quarantine
 from mailbot.ingest.archive import read_archived
 from mailbot.ingest.isolation import Extracted, InlineRunner, WorkerPool
 from mailbot.ingest.pipeline import Pipeline
 from mailbot.ingest.poll import poll_mailboxes
+from mailbot.ingest.quarantine import approve
 from mailbot.rules.model import Attachment
 from mailbot.mail.structure import header_block
 from mailbot.tables.guards import MAX_START_TAG_BYTES
@@ -355,15 +356,23 @@ def test_a_sparse_zip64_xlsx_claiming_2_gib_is_refused_by_its_size_in_a_small_pr
 def test_a_signed_school_mail_read_by_its_header_is_not_called_forged(tmp_path, caplog):
     """mailbot's own DKIM check needs the body (its hash is signed): on a message read by its
     header only it would say "dkim=fail" for the school's genuine signature, so it is not run;
-    without a trusted Authentication-Results the mail stays unverified (no reply), never forged."""
+    without a trusted Authentication-Results the mail stays unverified: quarantined for the operator
+    (no reply to anyone else), never called forged; approved, it gets the size rejection."""
     world = World(tmp_path, f"[limits]\nmax_message_bytes = {LIMIT}\n", sender_auth="dmarc")
     world.pipeline.txt_lookup = FakeDns({"s1._domainkey.163.com": make_key().txt_record})
     raw = sign(big_school_mail("signed-big"), "163.com", make_key())
     header = header_block(raw)
     with caplog.at_level("WARNING", logger="mailbot.ingest.pipeline"):
         result = world.ingest(header, size=len(raw))
-    assert result["outcome"] == "ignored" and result["reply"] is None
+    assert result["outcome"] == "quarantined"
+    assert [o.recipient for o in world.outbox()] == ["operator@example.test"]  # the operator's notice only
     assert "unverified sender" in caplog.text and "fail" not in caplog.text.split("unverified sender")[1]
+    with world.sessions() as session:
+        quarantine_id = session.scalar(select(Quarantine.id))
+    approved = approve(world.config, world.sessions, lambda: world.now, quarantine_id, [], False, "operator",
+                       runner=InlineRunner(world.config.limits)).as_json()
+    assert approved["outcome"] == "rejected" and approved["reply"]["to"] == ["beimenxx@163.com"]
+    assert "超过系统可接收的" in approved["errors"][0]
     trusted = b"Authentication-Results: mx.163.com; dkim=pass header.d=163.com\r\n" + raw
     again = world.ingest(header_block(trusted).replace(b"signed-big", b"signed-big-2"), size=len(trusted))
     assert again["outcome"] == "rejected" and again["reply"]["to"] == ["beimenxx@163.com"]

@@ -41,8 +41,11 @@ def approve(config: Config, sessions, clock, quarantine_id: int, schools: list[s
         if not chosen or unknown:
             raise MailbotError(f"name the school with --school (unknown: {', '.join(unknown) or 'none given'})")
         raw = read_archived(session, config.state_dir, message.archive_path)
+        # An oversized message was archived by its header only: its size is the whole message's.
+        header_only = message.size is not None and message.size > len(raw)
         inbound = Inbound(raw=raw, mailbox=message.mailbox, source="operator", folder=message.folder,
-                          uidvalidity=message.uidvalidity, uid=message.uid, label=f"quarantine:{quarantine_id}")
+                          uidvalidity=message.uidvalidity, uid=message.uid, label=f"quarantine:{quarantine_id}",
+                          size=message.size if header_only else None)
         message_pk = message.id
 
     def record_approval(session) -> None:

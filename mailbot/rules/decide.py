@@ -163,7 +163,10 @@ def oversized(f: Facts) -> Decision | None:
     if not schools:
         return Decision(Outcome.IGNORED, reason="oversized message from an unknown sender")
     if f.context.trusted_schools is None and not f.authentic:
-        return Decision(Outcome.IGNORED, reason=f"oversized message, {f.why_not_authentic()}")
+        # Unverified, and its body (which a DKIM check needs) was never downloaded: the operator
+        # decides, as for any unverified table (approving it gives the size rejection); never silent.
+        return Decision(Outcome.QUARANTINED, reason=f"oversized message, {f.why_not_authentic()}",
+                        sender_schools=schools)
     size, limit = _shown_size(f.context.message_bytes), _shown_size(f.context.max_message_bytes)
     return Decision(Outcome.REJECTED, sender_schools=schools, reason="message over the size limit", errors=[
         f"邮件大小约 {size}，超过系统可接收的 {limit}。汇总表文件通常只有几十 KB，"
