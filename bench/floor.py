@@ -12,6 +12,11 @@ bench/README.md is a ratio to what this machine can do at all in the same minute
   floor.py idle HOST PORT INTERVAL USER=PASSWORD_FILE...
                                        every INTERVAL seconds, for each user: connect, LOGIN, SELECT
                                        INBOX, UID SEARCH ALL, LOGOUT; prints "poll done" after each round
+  floor.py first-contact HOST PORT USER PASSWORD_FILE DB BATCH
+                                       a first look at a big mailbox: UID SEARCH ALL, then per BATCH
+                                       UIDs one FETCH of the headers and BODYSTRUCTURE mailbot's
+                                       description asks for, and the ledger rows written to SQLite
+                                       in one synchronous commit per batch
 """
 
 from __future__ import annotations
@@ -141,6 +146,38 @@ def idle(host: str, port: int, interval: float, accounts: list[str]) -> None:
         time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
+# The headers mailbot's description fetches (mailbot.transports.imap_responses.HEADER_FIELDS).
+DESCRIBE = [b"UID", b"RFC822.SIZE", b"FLAGS", b"INTERNALDATE", b"BODYSTRUCTURE",
+            b"BODY.PEEK[HEADER.FIELDS (FROM MESSAGE-ID X-MAILBOT AUTO-SUBMITTED PRECEDENCE X-AUTOREPLY "
+            b"X-AUTORESPOND X-AUTOREPLY-FROM X-AUTO-RESPONSE-SUPPRESS LIST-ID)]"]
+
+
+def first_contact(host: str, port: int, user: str, password_file: str, db: str, batch: int) -> None:
+    import email.parser
+    import email.utils
+    from imapclient import IMAPClient
+    client = IMAPClient(host, port=port, ssl=False, timeout=60)
+    client.login(user, Path(password_file).read_text().strip())
+    client.select_folder("INBOX", readonly=True)
+    uids = client.search(["ALL"])
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE IF NOT EXISTS ledger "
+                       "(uid INTEGER PRIMARY KEY, message_id TEXT, sender TEXT, size INTEGER, arrived TEXT)")
+    parser = email.parser.BytesHeaderParser()
+    for start in range(0, len(uids), batch):
+        rows = []
+        for uid, item in client.fetch(uids[start:start + batch], DESCRIBE).items():
+            header = next(v for k, v in item.items() if k.startswith(b"BODY[HEADER"))
+            headers = parser.parsebytes(header)
+            rows.append((uid, headers["Message-ID"], email.utils.parseaddr(headers["From"] or "")[1],
+                         item[b"RFC822.SIZE"], item[b"INTERNALDATE"].isoformat()))
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO ledger VALUES (?, ?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+    client.logout()
+    print(json.dumps({"recorded": conn.execute("SELECT count(*) FROM ledger").fetchone()[0]}))
+
+
 if __name__ == "__main__":
     job, args = sys.argv[1], sys.argv[2:]
     if job == "ingest":
@@ -151,5 +188,7 @@ if __name__ == "__main__":
         summary(args[0], args[1], args[2])
     elif job == "idle":
         idle(args[0], int(args[1]), float(args[2]), args[3:])
+    elif job == "first-contact":
+        first_contact(args[0], int(args[1]), args[2], args[3], args[4], int(args[5]))
     else:
         raise SystemExit(__doc__)

@@ -10,14 +10,16 @@ import pytest
 
 import json
 import os
+import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from builders import submission
 from ops_world import Database, archive_files, parsed
-from support.cli import run_cli
+from support.cli import run_cli, start_process
 from support.configs import server_config, write_config
+from support.standins import HoldingProxy, RecordingProxy
 
 SCHOOLS = [("beimenxx@163.com", "安溪县北门小学"), ("cnsyxx@163.com", "安溪县城南实验小学"),
            ("axlsx@163.com", "安溪县第六实验小学")]
@@ -106,7 +108,8 @@ def test_poll_since_with_reply_answers_the_imported_history(tmp_path, dovecot):
 
     results = poll(config, "--since", "2022-01-01", "--reply")
 
-    assert [r["outcome"] for r in results] == ["accepted"] * 4 + ["ignored"]
+    # The complaint is triaged from its description, like new mail, before the downloads.
+    assert [r["outcome"] for r in results] == ["ignored"] + ["accepted"] * 4
     assert [o.kind for o in Database(config).outbox()] == ["receipt"] * 4
 
 
@@ -219,3 +222,43 @@ def test_ingest_run_on_purpose_answers_old_mail(tmp_path):
 
     result = json.loads(proc.stdout)
     assert result["outcome"] == "accepted" and result["reply"] is not None
+
+
+def test_a_big_first_contact_is_committed_a_chunk_at_a_time_and_a_kill_resumes_after_the_last(tmp_path, dovecot):
+    """Issue 13 point 6: a mailbox of 1,200 messages described and recorded 100 UIDs at a time.
+    The poll is killed while it waits for the answer to its 4th description: the 3 chunks before
+    are committed, and the next poll records the other 900 without describing the first 300 again."""
+    dovecot.append_many(BOX, [complaint(number, datetime(2024, 1, 1, tzinfo=timezone.utc)) for number in range(1200)])
+    held = HoldingProxy(dovecot.port, "BODYSTRUCTURE", nth=4)
+    config = server_config(tmp_path, dovecot, None, "[limits]\nledger_chunk = 100\n", imap_port=held.port)
+    try:
+        proc = start_process(config, "poll", "--no-send", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert held.held.wait(120), "the poll never asked for a 4th chunk"
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        held.close()
+    db = Database(config)
+    assert db.outcomes() == {"baseline": 300}
+    assert sorted(int(m.uid) for m in db.ledger()) == list(range(1, 301))
+
+    recording = RecordingProxy(dovecot.port)
+    try:
+        config.write_text(config.read_text(encoding="utf-8").replace(f"port = {held.port}\n",
+                                                                     f"port = {recording.port}\n"), encoding="utf-8")
+        assert poll(config) == []
+        described = [line for line in recording.client_lines() if "BODYSTRUCTURE" in line.upper()]
+        assert not [line for line in recording.client_lines() if "BODY.PEEK[]" in line.upper()]
+        assert len(described) == 9 and all(" 1:" not in line and ",1," not in line for line in described)
+        assert db.outcomes() == {"baseline": 1200}
+        assert sorted(int(m.uid) for m in db.ledger()) == list(range(1, 1201))
+
+        # The folder is past first contact: what arrives now is new mail, answered as always.
+        dovecot.append(BOX, submission("beimenxx@163.com", "chuyoujiao@163.com",
+                                       [["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅读"]],
+                                       date=datetime.now(timezone.utc), message_id="after-the-baseline"))
+        assert [r["outcome"] for r in poll(config)] == ["accepted"]
+    finally:
+        recording.close()

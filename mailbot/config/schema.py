@@ -129,6 +129,7 @@ class Limits:
     worker_memory_mb: int = 768
     worker_timeout_seconds: float = 30.0
     max_attempts: int = 3  # for messages that fail because mailbot broke
+    ledger_chunk: int = 500  # messages described, triaged and recorded per transaction (a poll, a first contact)
 
 
 @dataclass

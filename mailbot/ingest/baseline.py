@@ -12,9 +12,17 @@ time) more than `reply_max_age_days` before it is processed is recorded without 
 reply, and the operator is told: after an outage a school should not get a receipt weeks late
 without a person deciding. `mailbot ingest FILE`, run on purpose, has no arrival time and is exempt.
 
+A mailbox may hold 100,000 messages, so the baseline is described, recorded and committed a chunk
+of `[limits] ledger_chunk` messages at a time (flat memory, one statement per chunk). A kill
+loses at most the chunk under way: the folder's new UIDVALIDITY is saved only once the baseline is
+complete, so the next poll is still at first contact and resumes after what was committed. Mail
+imported on purpose (`first_poll_since`, `--since`) is recorded as baseline first and imported
+from there like any history, so a kill during the import leaves it baseline: never answered by
+accident, importable with `poll --since`.
+
 The decisions are pure functions; below them, the ledger reads and writes `mailbot.ingest.poll`
-calls (`take_baseline`, `baseline_keys`) and the one notice to the operator about mail that waited
-too long (`tell_operator_of_old_mail`).
+calls (`first_contact_imap`, `take_baseline`, `history_keys`) and the one notice to the operator
+about mail that waited too long (`tell_operator_of_old_mail`).
 """
 
 from __future__ import annotations
@@ -23,18 +31,17 @@ import logging
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Iterable
+from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, insert, not_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.db.models import MailboxState, Message
-from mailbot.ingest.poll_ledger import processed_ids
+from mailbot.ingest.poll_ledger import BASELINE, processed_ids
 
 log = logging.getLogger(__name__)
 
-BASELINE = "baseline"  # the ledger outcome of mail that was there before mailbot started
 SQL_CHUNK = 500
 
 
@@ -57,9 +64,10 @@ class FirstContact:
     process: list[Seen]  # imported on purpose (first_poll_since): processed, not answered
 
 
-def split_first_contact(seen: Iterable[Seen], since: datetime | None) -> FirstContact:
+def split_first_contact(seen: Iterable, since: datetime | None) -> FirstContact:
     """Without `since` everything already there is the baseline; with it, what arrived on or after
-    `since` is imported (its arrival unknown: baseline, the safe side)."""
+    `since` is imported (its arrival unknown: baseline, the safe side). Items are `Seen` or
+    anything else with an `arrived_at` (a described IMAP message)."""
     baseline, process = [], []
     for item in seen:
         if since is not None and item.arrived_at is not None and item.arrived_at >= since:
@@ -95,16 +103,15 @@ def withheld_because_old(arrived_at: datetime | None, now: datetime, max_age_day
 
 def record_baseline(session: Session, *, mailbox: str, folder: str, uidvalidity: int, items: Iterable[Seen],
                     source: str, now: datetime) -> int:
-    """Add a `baseline` ledger row for each message (nothing archived: nothing was read)."""
-    count = 0
-    for item in items:
-        arrived = item.arrived_at or now
-        session.add(Message(mailbox=mailbox, folder=folder, uidvalidity=uidvalidity, uid=item.uid, source=source,
-                            message_id=item.message_id, sha256="", archive_path="", size=item.size,
-                            sender=item.sender, subject="", received_at=arrived, read_at=now, outcome=BASELINE,
-                            errors=[], warnings=[], attempts=0, result=None))
-        count += 1
-    return count
+    """Add a `baseline` ledger row for each message (nothing archived: nothing was read), in one
+    statement."""
+    rows = [{"mailbox": mailbox, "folder": folder, "uidvalidity": uidvalidity, "uid": item.uid, "source": source,
+             "message_id": item.message_id, "sha256": "", "archive_path": "", "size": item.size,
+             "sender": item.sender, "subject": "", "received_at": item.arrived_at or now, "read_at": now,
+             "outcome": BASELINE, "errors": [], "warnings": [], "attempts": 0, "result": None} for item in items]
+    if rows:
+        session.execute(insert(Message.__table__), rows)
+    return len(rows)
 
 
 @dataclass(frozen=True)
@@ -134,75 +141,112 @@ def _chunks(items: list, size: int = SQL_CHUNK):
         yield items[start:start + size]
 
 
-def has_ledger(session: Session, mailbox: str, folder: str) -> bool:
+def has_ledger(session: Session, mailbox: str, folder: str, uidvalidity: int | None) -> bool:
     """Whether mailbot has recorded anything from this mailbox folder (an installation that polled
-    it before baselines existed is not at first contact)."""
-    return session.scalar(select(Message.id).where(Message.mailbox == mailbox, Message.folder == folder)
-                          .limit(1)) is not None
+    it before baselines existed is not at first contact), besides the baseline under `uidvalidity`
+    of a first contact that was interrupted: that one is resumed."""
+    resumed = and_(Message.uidvalidity == uidvalidity, Message.outcome == BASELINE)
+    return session.scalar(select(Message.id).where(
+        Message.mailbox == mailbox, Message.folder == folder,
+        Message.uidvalidity.is_(None) | Message.outcome.is_(None) | not_(resumed)).limit(1)) is not None
 
 
-def known_message_ids(session: Session, message_ids: list[str]) -> set[str]:
-    """Which of these Message-IDs the ledger has, whatever became of them."""
+def known_message_ids(session: Session, message_ids: list[str], besides: tuple[str, str, int]) -> set[str]:
+    """Which of these Message-IDs the ledger has, whatever became of them, but for the rows at
+    `besides` (mailbox, folder, UIDVALIDITY): what this first contact itself recorded."""
+    mailbox, folder, uidvalidity = besides
+    own = and_(Message.mailbox == mailbox, Message.folder == folder, Message.uidvalidity == uidvalidity)
     found: set[str] = set()
     for chunk in _chunks(sorted(set(message_ids))):
-        found.update(session.scalars(select(Message.message_id).where(Message.message_id.in_(chunk))))
+        found.update(session.scalars(select(Message.message_id).where(Message.message_id.in_(chunk), not_(own))))
     return found
 
 
-def baseline_keys(session: Session, mailbox: str, folder: str, uidvalidity: int, keys: list[str]) -> set[str]:
-    """Of these UIDs or Maildir keys, those recorded as `baseline` (what `poll --since` imports)."""
+def recorded_keys(session: Session, mailbox: str, folder: str, uidvalidity: int, keys: list[str],
+                  outcome: str | None = None) -> set[str]:
+    """Of these UIDs or Maildir keys, those the ledger has at this UIDVALIDITY (with `outcome`:
+    those recorded with it)."""
     found: set[str] = set()
     for chunk in _chunks(keys):
-        found.update(session.scalars(select(Message.uid).where(
-            Message.mailbox == mailbox, Message.folder == folder, Message.uidvalidity == uidvalidity,
-            Message.uid.in_(chunk), Message.outcome == BASELINE)))
+        query = select(Message.uid).where(Message.mailbox == mailbox, Message.folder == folder,
+                                          Message.uidvalidity == uidvalidity, Message.uid.in_(chunk))
+        found.update(session.scalars(query if outcome is None else query.where(Message.outcome == outcome)))
     return found
 
 
-def take_baseline(sessions: sessionmaker[Session], *, mailbox: str, folder: str, uidvalidity: int,
-                  seen: list[Seen], source: str, since: datetime | None, now: datetime) -> set[str]:
-    """Record what is already in the folder as `baseline` (what arrived since `since` excepted);
-    return the keys to import unanswered."""
-    split = split_first_contact(seen, since)
-    with sessions() as session:
-        record_baseline(session, mailbox=mailbox, folder=folder, uidvalidity=uidvalidity, items=split.baseline,
-                        source=source, now=now)
-        session.commit()
-    log.log(logging.WARNING if split.baseline else logging.INFO,
-            "%s/%s: first contact: %d message(s) already there recorded as baseline (not read, not "
-            "answered)%s; `mailbot poll --since YYYY-MM-DD` imports them on purpose", mailbox, folder,
-            len(split.baseline), f", {len(split.process)} since {since:%Y-%m-%d} imported unanswered"
-            if since is not None else "")
-    return {item.uid for item in split.process}
+def take_baseline(sessions: sessionmaker[Session], *, mailbox: str, folder: str, uidvalidity: int, keys: list,
+                  seen_of: Callable[[Session, list], list[Seen]], source: str, now: datetime, chunk: int) -> int:
+    """Record what is already in the folder as `baseline`, `chunk` keys per transaction: a kill
+    loses at most the chunk under way, and the next poll resumes after what was committed (keys
+    already in the ledger are skipped). `seen_of(session, keys)` describes the keys to record
+    (an IMAP FETCH; it may leave some out). How many were recorded now."""
+    count = 0
+    for start in range(0, len(keys), max(chunk, 1)):
+        part = keys[start:start + max(chunk, 1)]
+        with sessions() as session:
+            done = recorded_keys(session, mailbox, folder, uidvalidity, [str(k) for k in part])
+            todo = [k for k in part if str(k) not in done]
+            if todo:
+                count += record_baseline(session, mailbox=mailbox, folder=folder, uidvalidity=uidvalidity,
+                                         items=seen_of(session, todo), source=source, now=now)
+                session.commit()
+    return count
 
 
 def first_contact_imap(config, mailbox, sessions: sessionmaker[Session], clock, imap, uidvalidity: int,
-                       first: bool) -> tuple[set[int], int]:
-    """The first poll of an IMAP folder, or a new UIDVALIDITY: record what is there as baseline;
-    return (the UIDs to import unanswered (`first_poll_since`), how many became baseline)."""
-    described = imap.describe(imap.uids_after(0))
-    with sessions() as session:
-        known = known_message_ids(session, [m.message_id for m in described if m.message_id])
-        processed = processed_ids(session, sorted(known))
-    if not first and known:
-        # The same mail renumbered: matched message by message, as before; only what was baseline
-        # under the old numbers is baseline again.
-        described = [m for m in described if m.message_id in known - processed]
-        if not described:
-            return set(), 0
-    since = (start_of_date(config.first_poll_since, config.timezone)
-             if first and config.first_poll_since is not None else None)
-    seen = [Seen(str(m.uid), m.arrived_at, m.size, m.message_id, m.from_addr) for m in described]
-    imported = take_baseline(sessions, mailbox=mailbox.name, folder=imap.folder, uidvalidity=uidvalidity, seen=seen,
-                             source="imap", since=since, now=clock())
-    return {int(uid) for uid in imported}, len(seen) - len(imported)
+                       first: bool) -> tuple[int, int]:
+    """The first poll of an IMAP folder, or a new UIDVALIDITY: record what is there as baseline, in
+    chunks of `limits.ledger_chunk` UIDs (described, recorded, committed); return (how many
+    became baseline, the new mark: every UID up to it is settled).
+
+    When the folder holds mail the ledger knew under another UIDVALIDITY (the same mail
+    renumbered), it is matched message by message: only what was baseline before is baseline
+    again, the rest (processed before, or new) is left above the mark for the usual path."""
+    uids = imap.uids_after(0)
+    chunk = config.limits.ledger_chunk
+    here = (mailbox.name, imap.folder, uidvalidity)
+    renumbered = not first and _holds_known_mail(sessions, imap, uids, here, chunk)
+    left: list[int] = []  # the lowest UID left for the usual path, once there is one
+
+    def seen_of(session: Session, part: list) -> list[Seen]:
+        described = imap.describe(part)
+        if renumbered:
+            known = known_message_ids(session, [m.message_id for m in described if m.message_id], besides=here)
+            again = known - processed_ids(session, sorted(known))
+            rest = [m.uid for m in described if m.message_id not in again]
+            left[:] = [min(left + rest)] if left or rest else []
+            described = [m for m in described if m.message_id in again]
+        return [Seen(str(m.uid), m.arrived_at, m.size, m.message_id, m.from_addr) for m in described]
+
+    count = take_baseline(sessions, mailbox=mailbox.name, folder=imap.folder, uidvalidity=uidvalidity, keys=uids,
+                          seen_of=seen_of, source="imap", now=clock(), chunk=chunk)
+    log_baseline(mailbox.name, imap.folder, count)
+    return count, (left[0] - 1 if left else (uids[-1] if uids else 0))
+
+
+def _holds_known_mail(sessions: sessionmaker[Session], imap, uids: list[int], here: tuple, chunk: int) -> bool:
+    """Whether any message in the folder is in the ledger from elsewhere or another UIDVALIDITY;
+    described a chunk at a time, stopping at the first chunk that shows one (a renumbered folder
+    shows one in its first)."""
+    for start in range(0, len(uids), max(chunk, 1)):
+        ids = [m.message_id for m in imap.describe(uids[start:start + max(chunk, 1)]) if m.message_id]
+        with sessions() as session:
+            if known_message_ids(session, ids, besides=here):
+                return True
+    return False
+
+
+def log_baseline(mailbox: str, folder: str, count: int) -> None:
+    log.log(logging.WARNING if count else logging.INFO,
+            "%s/%s: first contact: %d message(s) already there recorded as baseline (not read, not "
+            "answered); `mailbot poll --since YYYY-MM-DD` imports them on purpose", mailbox, folder, count)
 
 
 def history_keys(sessions: sessionmaker[Session], mailbox, folder: str, uidvalidity: int,
-             keys: list) -> list:
+                 keys: list) -> list:
     """Of the keys found since the day asked, those a first contact left as baseline."""
     with sessions() as session:
-        found = baseline_keys(session, mailbox.name, folder, uidvalidity, [str(k) for k in keys])
+        found = recorded_keys(session, mailbox.name, folder, uidvalidity, [str(k) for k in keys], outcome=BASELINE)
     return [k for k in keys if str(k) in found]
 
 

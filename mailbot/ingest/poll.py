@@ -46,18 +46,17 @@ from mailbot.db import store
 from mailbot.errors import ConfigError, TransportError
 from mailbot.outbound.disk_alarm import is_disk_full
 from mailbot.ingest.baseline import (Arrivals, History, OldMail, Seen, first_contact_imap, has_ledger, history_keys,
-                                     maildir_polled,
-                                     start_of_date, take_baseline, tell_operator_of_old_mail, withheld_because_old)
+                                     log_baseline, maildir_polled, split_first_contact, start_of_date, take_baseline,
+                                     tell_operator_of_old_mail, withheld_because_old)
 from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.ingest.poll_health import note_poll
 from mailbot.ingest.poll_guard import mailbox_lease, poll_lock
-from mailbot.ingest.poll_ledger import (ledger_at, load_state, processed_ids, record_unread, retry_below_mark,
-                                        save_mark)
-from mailbot.ingest.poll_plan import Triage, advance_mark, triage
+from mailbot.ingest.poll_ledger import ledger_at, load_state, retry_below_mark, save_mark
+from mailbot.ingest.poll_plan import advance_mark
+from mailbot.ingest.poll_triage import Triager
 from mailbot.outbound.sending import SendReport, send_outbox
 from mailbot.rules.outcome import Outcome, Result
 from mailbot.rules.roster import Roster
-from mailbot.transports.imap_responses import RemoteMessage
 from mailbot.transports.inbox import Inbox, InboxSession, open_inbox as default_open_inbox
 from mailbot.transports.maildir import MaildirInbox
 
@@ -170,19 +169,22 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
         uidvalidity = imap.uidvalidity
         with sessions() as session:
             state = load_state(session, mailbox.name, folder, clock())
-            previous = state.uidvalidity
-            first = previous is None and not has_ledger(session, mailbox.name, folder)
-            if state.uidvalidity != uidvalidity:
-                if state.uidvalidity is not None:
-                    log.warning("%s/%s: UIDVALIDITY changed %s -> %s; matching messages by Message-ID",
-                                mailbox.name, folder, state.uidvalidity, uidvalidity)
-                state.uidvalidity, state.last_uid = uidvalidity, 0
-            mark = state.last_uid
+            previous, mark = state.uidvalidity, state.last_uid
+            first = previous is None and not has_ledger(session, mailbox.name, folder, uidvalidity)
             session.commit()
+            roster = Roster(config.schools, store.known_senders(session))
+        histories = [history] if history is not None else []
+        if previous != uidvalidity:
+            if previous is not None:
+                log.warning("%s/%s: UIDVALIDITY changed %s -> %s; matching messages by Message-ID",
+                            mailbox.name, folder, previous, uidvalidity)
+            report.baseline, mark = first_contact_imap(config, mailbox, sessions, clock, imap, uidvalidity, first)
+            # Saved only now: a kill during the baseline leaves the next poll at first contact.
+            save_mark(sessions, mailbox.name, folder, uidvalidity, mark, clock())
+            if first and config.first_poll_since is not None:
+                histories.insert(0, History(config.first_poll_since))
+        triager = Triager(config, mailbox, sessions, clock, imap, uidvalidity, label, roster, tally)
         arrivals = Arrivals()
-        if first or previous != uidvalidity:
-            arrivals.unanswered, report.baseline = first_contact_imap(config, mailbox, sessions, clock, imap,
-                                                                           uidvalidity, first)
         wanted: list[int] = []
         settled: set[int] = set()  # wanted UIDs whose outcome is committed (or that are gone)
         try:
@@ -195,18 +197,16 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
                 settled.update(int(u) for u in known | retry if int(u) in wanted_set)
             unknown = [uid for uid in wanted if uid not in settled]
             report.new = len(unknown) + len(retry)
-            described = imap.describe(unknown)
-            settled.update(set(unknown) - {m.uid for m in described})  # expunged meanwhile
+            fetch, report.decided_unread = triager.new_mail(unknown, arrivals.at, settled)
             retried = imap.describe(sorted(int(u) for u in retry)) if retry else []
-            arrivals.at.update({m.uid: m.arrived_at for m in described + retried})
-            plan = _triage_and_record(config, mailbox, sessions, clock, described, uidvalidity, label, report, tally)
-            settled.update(m.uid for m in plan.duplicate)
-            settled.update(m.uid for m, _ in plan.ignore)
-
-            to_fetch = sorted(set(plan.fetch) | {int(u) for u in retry})
-            if history is not None:
-                imported = history_keys(sessions, mailbox, folder, uidvalidity, imap.uids_since(history.since))
-                (arrivals.exempt if history.reply else arrivals.unanswered).update(imported)
+            arrivals.at.update({m.uid: m.arrived_at for m in retried})
+            to_fetch = sorted(set(fetch) | {int(u) for u in retry})
+            for asked in histories:
+                imported, unread = triager.history(asked)
+                report.decided_unread += unread
+                if asked is not history:  # first_poll_since: these are no longer baseline
+                    report.baseline -= len(imported) + unread
+                (arrivals.exempt if asked.reply else arrivals.unanswered).update(imported)
                 to_fetch += sorted(set(imported) - set(to_fetch))
             saved_at = time.monotonic()
             for uid, result in download_and_process(pipeline, inbox, imap, mailbox, to_fetch, label, report,
@@ -221,32 +221,6 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
         finally:
             report.imap_commands = imap.commands_sent
             _save(sessions, mailbox, folder, uidvalidity, mark, wanted, settled, clock)
-
-
-def _triage_and_record(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Session], clock,
-                       described: list[RemoteMessage], uidvalidity: int, label, report: MailboxPoll,
-                       tally: _Tally) -> Triage:
-    """Triage the described messages and commit what is decided without downloading."""
-    folder = mailbox.imap.folder
-    with sessions() as session:
-        roster = Roster(config.schools, store.known_senders(session))
-        plan = triage(described, is_known_sender=lambda a: bool(roster.schools_of_sender(a)),
-                      own_addresses={mb.address for mb in config.mailboxes},
-                      processed_message_ids=processed_ids(session, [m.message_id for m in described
-                                                                    if m.message_id]),
-                      max_message_bytes=config.limits.max_message_bytes)
-        now = clock()
-        unread = [record_unread(session, mailbox.name, folder, uidvalidity, m, outcome, label(m.uid), now)
-                  for m, outcome in [(m, Outcome.DUPLICATE) for m in plan.duplicate]
-                  + [(m, Outcome.IGNORED) for m, _why in plan.ignore]]
-        session.commit()
-    for message, why in plan.ignore:
-        log.info("ignored unread mailbox=%s uid=%s sender=%s: %s", mailbox.name, message.uid,
-                 message.from_addr, why)
-    report.decided_unread = len(unread)
-    for result in unread:
-        tally(result)
-    return plan
 
 
 def _save(sessions, mailbox: MailboxConfig, folder: str, uidvalidity: int, mark: int, wanted: list[int],
@@ -267,25 +241,30 @@ def poll_maildir(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[
         keys = maildir.list_keys()
         arrivals = Arrivals(at={key: maildir.delivered_at(key) for key in keys})
         with sessions() as session:
-            first = not has_ledger(session, mailbox.name, maildir.folder) and not maildir_polled(
+            first = not has_ledger(session, mailbox.name, maildir.folder, maildir.uidvalidity) and not maildir_polled(
                 session, mailbox.name, maildir.folder)
+        histories = [history] if history is not None else []
         if first:
-            since = (start_of_date(config.first_poll_since, config.timezone)
-                     if config.first_poll_since is not None else None)
-            arrivals.unanswered = take_baseline(
-                sessions, mailbox=mailbox.name, folder=maildir.folder, uidvalidity=maildir.uidvalidity,
-                seen=[Seen(key, arrivals.at[key]) for key in keys], source="maildir", since=since, now=clock())
-            report.baseline = len(keys) - len(arrivals.unanswered)
+            report.baseline = take_baseline(
+                sessions, mailbox=mailbox.name, folder=maildir.folder, uidvalidity=maildir.uidvalidity, keys=keys,
+                seen_of=lambda _session, part: [Seen(key, arrivals.at[key]) for key in part], source="maildir",
+                now=clock(), chunk=config.limits.ledger_chunk)
+            log_baseline(mailbox.name, maildir.folder, report.baseline)
+            if config.first_poll_since is not None:
+                histories.insert(0, History(config.first_poll_since))
         with sessions() as session:
             settled, _retry = ledger_at(session, mailbox.name, maildir.folder, maildir.uidvalidity, keys,
                                         config.limits.max_attempts)
         todo = [key for key in keys if key not in settled]
-        if history is not None:
-            since = start_of_date(history.since, config.timezone)
-            recent = [key for key in keys if arrivals.at.get(key) and arrivals.at[key] >= since]
-            imported = history_keys(sessions, mailbox, maildir.folder, maildir.uidvalidity, recent)
-            (arrivals.exempt if history.reply else arrivals.unanswered).update(imported)
-            todo += [key for key in imported if key not in todo]
+        for asked in histories:
+            recent = split_first_contact([Seen(key, arrivals.at.get(key)) for key in keys],
+                                         start_of_date(asked.since, config.timezone)).process
+            imported = history_keys(sessions, mailbox, maildir.folder, maildir.uidvalidity, [s.uid for s in recent])
+            if asked is not history:  # first_poll_since: these are no longer baseline
+                report.baseline -= len(imported)
+            (arrivals.exempt if asked.reply else arrivals.unanswered).update(imported)
+            pending = set(todo)
+            todo += [key for key in imported if key not in pending]
         report.new = len(todo)
         label = f"{mailbox.name}:{{}}".format
         for _key, result in download_and_process(pipeline, inbox, maildir, mailbox, todo, label, report, 0,

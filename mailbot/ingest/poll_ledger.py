@@ -1,7 +1,8 @@
 """The poll's reads and writes of the message ledger (`messages`) and `mailbox_state` (SPEC 5).
 
 Which UIDs are settled or due a retry, which Message-IDs were already processed, the high-water
-mark, and the ledger rows of messages decided without downloading them.
+mark, and the ledger rows of messages decided without downloading them (written a chunk at a
+time, in one statement each: a first contact or an import of history records thousands).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterator
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.db.models import MailboxState, Message
@@ -18,6 +19,7 @@ from mailbot.rules.outcome import PROCESSED_OUTCOMES, Outcome, Result
 from mailbot.transports.imap_responses import RemoteMessage
 
 SQL_CHUNK = 500
+BASELINE = "baseline"  # the ledger outcome of mail that was there before mailbot started (ingest.baseline)
 
 
 def _chunks(items: list, size: int = SQL_CHUNK) -> Iterator[list]:
@@ -70,12 +72,29 @@ def save_mark(sessions: sessionmaker[Session], mailbox: str, folder: str, uidval
         session.commit()
 
 
-def record_unread(session: Session, mailbox: str, folder: str, uidvalidity: int, message: RemoteMessage,
-                  outcome: Outcome, label: str, now: datetime) -> Result:
-    """Put a message decided without downloading into the ledger (no archive copy: not read)."""
-    result = unread_result(label, mailbox, message, outcome)
-    session.add(Message(mailbox=mailbox, folder=folder, uidvalidity=uidvalidity, uid=str(message.uid),
-                        source="imap", message_id=message.message_id, sha256="", archive_path="",
-                        size=message.size, sender=message.from_addr, subject="", received_at=now, read_at=now,
-                        outcome=outcome, errors=[], warnings=[], attempts=1, result=result.as_json()))
-    return result
+def record_unread(session: Session, mailbox: str, folder: str, uidvalidity: int,
+                  decided: list[tuple[RemoteMessage, Outcome, str]], now: datetime, *,
+                  over_baseline: bool = False) -> list[Result]:
+    """Put messages decided without downloading, (message, outcome, label) each, into the ledger
+    (no archive copy: not read). `over_baseline`: they are imported history, and the `baseline`
+    row of each becomes its outcome (keeping when it arrived)."""
+    results, rows = [], []
+    for message, outcome, label in decided:
+        result = unread_result(label, mailbox, message, outcome)
+        results.append(result)
+        rows.append({"b_uid": str(message.uid), "source": "imap", "message_id": message.message_id,
+                     "size": message.size, "sender": message.from_addr, "read_at": now, "outcome": str(outcome),
+                     "attempts": 1, "result": result.as_json()})
+    if not rows:
+        return results
+    table = Message.__table__
+    if over_baseline:
+        session.execute(update(table).where(
+            table.c.mailbox == mailbox, table.c.folder == folder, table.c.uidvalidity == uidvalidity,
+            table.c.uid == bindparam("b_uid"), table.c.outcome == BASELINE), rows)
+    else:
+        session.execute(insert(table), [{**{k: v for k, v in row.items() if k != "b_uid"}, "uid": row["b_uid"],
+                                         "mailbox": mailbox, "folder": folder, "uidvalidity": uidvalidity,
+                                         "sha256": "", "archive_path": "", "subject": "", "received_at": now,
+                                         "errors": [], "warnings": []} for row in rows])
+    return results

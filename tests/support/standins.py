@@ -1,5 +1,6 @@
-"""Stand-ins on loopback: a recording TCP proxy (what the client really sent) and a server that
-accepts connections and never says a word."""
+"""Stand-ins on loopback: a recording TCP proxy (what the client really sent), one that also stops
+forwarding at a chosen command (to kill a client at a known point), and a server that accepts
+connections and never says a word."""
 
 from __future__ import annotations
 
@@ -57,6 +58,10 @@ class RecordingProxy:
             upstream = socket.create_connection((HOST, self.target_port))
             threading.Thread(target=self._pump, args=(downstream, upstream), daemon=True).start()
 
+    def _forward(self, data: bytes, from_client: bool) -> bool:
+        """Whether to pass these bytes on (subclasses may hold them back)."""
+        return True
+
     def _pump(self, downstream: socket.socket, upstream: socket.socket) -> None:
         pairs = {downstream: (upstream, self.client_bytes), upstream: (downstream, self.server_bytes)}
         try:
@@ -68,7 +73,8 @@ class RecordingProxy:
                         return
                     other, record = pairs[sock]
                     record.extend(data)
-                    other.sendall(data)
+                    if self._forward(data, sock is downstream):
+                        other.sendall(data)
         except OSError:
             return
         finally:
@@ -80,6 +86,28 @@ class RecordingProxy:
         self.listener.close()
         self._thread.join(timeout=2)
 
+
+class HoldingProxy(RecordingProxy):
+    """A RecordingProxy that stops forwarding when the client sends the `nth` command line
+    containing `marker` (case-insensitive): that command never reaches the server, the client waits
+    for its answer, and `held` is set. Everything the client did before it is over and answered, so
+    a test can kill the client at exactly that point."""
+
+    def __init__(self, target_port: int, marker: str, nth: int):
+        super().__init__(target_port)
+        self.marker, self.nth = marker.upper().encode(), nth
+        self.seen = 0
+        self.held = threading.Event()
+
+    def _forward(self, data: bytes, from_client: bool) -> bool:
+        if self.held.is_set():
+            return False
+        if from_client:
+            self.seen += data.upper().count(self.marker)
+            if self.seen >= self.nth:
+                self.held.set()
+                return False
+        return True
 
 
 @dataclass
