@@ -26,7 +26,25 @@ def test_each_command_module_lists_the_commands_it_defines():
     from mailbot.app.cli import COMMAND_MODULES
     assert len(list(all_commands())) > 30  # the walk below sees every command, subcommands included
     for module, names in COMMAND_MODULES.items():
-        assert tuple(c.name for c in importlib.import_module(module).COMMANDS) == names
+        assert tuple(c.name for c in importlib.import_module(module).COMMANDS) == tuple(names)
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_the_list_of_commands_in_help_is_what_the_commands_own_help_says(width):
+    """`mailbot --help` lists the commands from cli.py's table, without importing their modules
+    (issue 13): the same lines click prints from each command's own help."""
+    import click
+    from mailbot.app.cli import cli
+
+    def listing(format_commands) -> str:
+        ctx = click.Context(cli, info_name="mailbot")
+        formatter = ctx.make_formatter()
+        formatter.width = width
+        format_commands(ctx, formatter)
+        return formatter.getvalue()
+
+    table = listing(cli.format_commands)
+    assert "status" in table and table == listing(lambda ctx, f: click.Group.format_commands(cli, ctx, f))
 
 
 @pytest.mark.parametrize("args,unneeded", [

@@ -18,22 +18,54 @@ import click
 from mailbot.app.options import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context
 from mailbot.errors import ConfigError, MailbotError
 
-# Module -> the top-level commands it defines (its COMMANDS; tests/test_cli.py keeps the two equal).
-# A command imports its own module only: `mailbot status` never loads the poller, the outbox or the
-# web console.
+# Module -> the top-level commands it defines (its COMMANDS, in order; tests/test_cli.py keeps the
+# two equal), each with the first sentence of its help, which `mailbot --help` lists without
+# importing the command's module (tests/test_cli.py checks the listing is the one the commands'
+# own help gives). A command imports its own module only: `mailbot status` never loads the poller,
+# the outbox or the web console.
 COMMAND_MODULES = {
-    "mailbot.app.commands_mail": ("ingest", "poll", "quarantine"),
-    "mailbot.app.commands_reports": ("status", "summary", "export"),
-    "mailbot.app.commands_outbox": ("outbox",),  # outbox list|send|show|retry
-    "mailbot.app.commands_operator": ("messages", "submissions", "senders"),
-    "mailbot.app.commands_campaign": ("remind", "excuse", "void"),
-    "mailbot.app.commands_service": ("db", "check", "run", "demo"),
-    "mailbot.web.cli": ("web",),  # web [user add|list|passwd|remove]
+    "mailbot.app.commands_mail": {
+        "ingest": "Run local .eml files through the pipeline, exactly as if they had arrived by mail.",
+        "poll": "One pass over every mailbox, then send the outbox.",
+        "quarantine": "Messages from unregistered senders that carry a table: approve or reject them.",
+    },
+    "mailbot.app.commands_reports": {
+        "status": "Who has reported for a month: on time, late, missing, excused.",
+        "summary": "The monthly summary for leadership: KPIs, charts, per-school table and the 汇总表 .xlsx.",
+        "export": "The ledger (台账): every month's rows for every school, who sent them, when, and whether late.",
+    },
+    "mailbot.app.commands_outbox": {  # outbox list|send|show|retry
+        "outbox": "Mail mailbot has queued or sent.",
+    },
+    "mailbot.app.commands_operator": {
+        "messages": "Every message mailbot saw (mail polled and files ingested), with its outcome and reason.",
+        "submissions": "Accepted tables: the IDs `void` takes, and which one is in force for each school and month.",
+        "senders": "Addresses the operator trusted: remembered on approval (`quarantine approve --remember`), or "
+                   "exempted from sender authentication (`senders trust`).",
+    },
+    "mailbot.app.commands_campaign": {
+        "remind": "Queue the reminders due now: to every school without an accepted table for the month, and after "
+                  "the overdue stage the list of missing schools to each section's staff.",
+        "excuse": "Excuse a school for a month: not reminded, not counted missing, shown as excused in the summary.",
+        "void": "Withdraw a wrong submission; the school's previous one for the month, if any, is in force again.",
+    },
+    "mailbot.app.commands_service": {
+        "db": "The database: its schema, a copy into another database, the sums that check a copy.",
+        "check": "Validate the configuration and try every server: IMAP login, ID and the folder; SMTP login.",
+        "run": "Run the daemon: poll the mailboxes, send the outbox, the reminder stages and the monthly summary on "
+               "schedule, until SIGTERM or Ctrl-C (exit 0).",
+        "demo": "A whole reporting month on embedded defaults, with a simulated clock: no mail server and no "
+                "configuration needed.",
+    },
+    "mailbot.web.cli": {  # web [user add|list|passwd|remove]
+        "web": "The clerks' web console: month overview, schools, quarantine, messages, outbox, downloads.",
+    },
 }
 
 
 class LazyGroup(click.Group):
-    """The root group: a command's module is imported when the command is looked up."""
+    """The root group: a command's module is imported when the command is looked up, and not for
+    the list of commands `mailbot --help` prints."""
 
     def list_commands(self, ctx) -> list[str]:
         return sorted(name for names in COMMAND_MODULES.values() for name in names)
@@ -45,6 +77,15 @@ class LazyGroup(click.Group):
                     for command in importlib.import_module(module).COMMANDS:
                         self.add_command(command)
         return self.commands.get(name)
+
+    def format_commands(self, ctx, formatter) -> None:
+        """The list of commands, each with its first sentence cut as click cuts it."""
+        first = {name: text for names in COMMAND_MODULES.values() for name, text in names.items()}
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(name, click.Command(name, help=first[name]).get_short_help_str(limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
