@@ -31,6 +31,18 @@ def summary_due(now: datetime, schedule: Schedule, tz: ZoneInfo) -> bool:
     return local >= due and Month.of(local).is_reporting(schedule.reporting_months)
 
 
+class _PipelineWhenNeeded:
+    """What a poll needs of the daemon's pipeline; the pipeline itself (its imports: the rules, the
+    MIME parser, the table sniffers, about 2 MB the idle daemon never needs) is made by the first
+    poll that downloads a message."""
+
+    def __init__(self, jobs: "DaemonJobs"):
+        self._jobs, self.config, self.clock = jobs, jobs.config, jobs.clock
+
+    def process_stream(self, inbounds):
+        return self._jobs.pipeline().process_stream(inbounds)
+
+
 class DaemonJobs:
     """The jobs of one daemon process and what they share; a context manager that closes it."""
 
@@ -45,7 +57,8 @@ class DaemonJobs:
         return {"poll": self.poll, "remind": self.remind, "summary": self.summary, "watch": self.watch}
 
     def pipeline(self):
-        """The daemon's one Pipeline and WorkerPool, made on first use."""
+        """The daemon's one Pipeline and WorkerPool, made on first use (a poll asks only when it has
+        mail to download: `_PipelineWhenNeeded`)."""
         if self._pipeline is None:
             from mailbot.ingest.isolation import WorkerPool
             from mailbot.ingest.pipeline import Pipeline
@@ -59,8 +72,8 @@ class DaemonJobs:
         from mailbot.ingest.poll import poll_and_send
         from mailbot.ingest.retention import purge_ignored_archives
         from mailbot.outbound.sending import send_outbox
-        report = poll_and_send(self.config, self.sessions, self.clock, pipeline=self.pipeline(), send=False,
-                               should_stop=should_stop)
+        report = poll_and_send(self.config, self.sessions, self.clock, pipeline=_PipelineWhenNeeded(self),
+                               send=False, should_stop=should_stop)
         read = sum(sum(m.outcomes.values()) for m in report.mailboxes)
         if should_stop():
             return read

@@ -37,18 +37,16 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config, MailboxConfig
-from mailbot.db import store
 from mailbot.errors import ConfigError, TransportError
 from mailbot.outbound.disk_alarm import is_disk_full
 from mailbot.ingest.baseline import (Arrivals, History, OldMail, Seen, first_contact_imap, has_ledger, history_keys,
                                      log_baseline, maildir_polled, split_first_contact, start_of_date, take_baseline,
                                      tell_operator_of_old_mail, withheld_because_old)
-from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.ingest.poll_health import note_poll
 from mailbot.ingest.poll_guard import mailbox_lease, poll_lock
 from mailbot.ingest.poll_ledger import ledger_at, load_state, retry_below_mark, save_mark
@@ -56,9 +54,11 @@ from mailbot.ingest.poll_plan import advance_mark
 from mailbot.ingest.poll_triage import Triager
 from mailbot.outbound.sending import SendReport, send_outbox
 from mailbot.rules.outcome import Outcome, Result
-from mailbot.rules.roster import Roster
 from mailbot.transports.inbox import Inbox, InboxSession, open_inbox as default_open_inbox
 from mailbot.transports.maildir import MaildirInbox
+
+if TYPE_CHECKING:  # the pipeline (and all a message's analysis needs) is imported when mail is downloaded
+    from mailbot.ingest.pipeline import Inbound, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,12 @@ def download_and_process(pipeline: Pipeline, inbox: Inbox, session: InboxSession
                          fetch_batch_bytes: int, arrivals: Arrivals | None = None,
                          should_stop: ShouldStop = _never) -> Iterator[tuple[object, Result]]:
     """(key, committed result) for each message downloaded: the step IMAP and Maildir share.
-    A stop is noticed between messages: what was fed in is finished and committed, the rest waits."""
+    A stop is noticed between messages: what was fed in is finished and committed, the rest waits.
+    Nothing to download: the pipeline is not touched (the daemon's is made on first use)."""
+    if not keys:
+        return
+    from mailbot.ingest.pipeline import Inbound
+
     in_flight: deque = deque()
     arrivals = arrivals or Arrivals()
 
@@ -172,7 +177,6 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
             previous, mark = state.uidvalidity, state.last_uid
             first = previous is None and not has_ledger(session, mailbox.name, folder, uidvalidity)
             session.commit()
-            roster = Roster(config.schools, store.known_senders(session))
         histories = [history] if history is not None else []
         if previous != uidvalidity:
             if previous is not None:
@@ -183,7 +187,7 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
             save_mark(sessions, mailbox.name, folder, uidvalidity, mark, clock())
             if first and config.first_poll_since is not None:
                 histories.insert(0, History(config.first_poll_since))
-        triager = Triager(config, mailbox, sessions, clock, imap, uidvalidity, label, roster, tally)
+        triager = Triager(config, mailbox, sessions, clock, imap, uidvalidity, label, tally)
         arrivals = Arrivals()
         wanted: list[int] = []
         settled: set[int] = set()  # wanted UIDs whose outcome is committed (or that are gone)
@@ -337,8 +341,6 @@ def poll_and_send(config: Config, sessions: sessionmaker[Session], clock: Callab
 
     `pipeline` is the caller's to close (the daemon keeps one for its life); without it, a
     pipeline and its workers are made for this pass and closed after it."""
-    from mailbot.ingest.isolation import WorkerPool
-
     report = PollReport(mailboxes=[])
     with poll_lock(config) as mine:
         if not mine:
@@ -347,6 +349,8 @@ def poll_and_send(config: Config, sessions: sessionmaker[Session], clock: Callab
         else:
             with contextlib.ExitStack() as stack:
                 if pipeline is None:
+                    from mailbot.ingest.isolation import WorkerPool
+                    from mailbot.ingest.pipeline import Pipeline
                     runner = stack.enter_context(WorkerPool(config.limits))
                     pipeline = stack.enter_context(Pipeline(config, sessions, runner, clock))
                 report.mailboxes = poll_mailboxes(config, sessions, pipeline, clock, on_result,

@@ -11,13 +11,14 @@ to download are kept, as plain integers.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config, MailboxConfig
+from mailbot.db import store
 from mailbot.ingest.baseline import History, history_keys, split_first_contact, start_of_date
 from mailbot.ingest.poll_ledger import processed_ids, record_unread
 from mailbot.ingest.poll_plan import Triage, triage
@@ -39,14 +40,18 @@ class Triager:
     imap: object  # the open ImapSession
     uidvalidity: int
     label: Callable[[object], str]
-    roster: Roster  # read once per poll: the approved senders do not change during one
     tally: Callable[[Result], None]
+    roster: Roster | None = field(default=None)  # read once per poll, when first needed
 
     def __call__(self, described: list[RemoteMessage], *, over_baseline: bool = False) -> tuple[Triage, int]:
         """(the plan, how many were recorded without downloading); `over_baseline`: imported
         history, whose baseline rows take the outcome."""
         folder = self.mailbox.imap.folder
+        if not described:
+            return Triage(), 0
         with self.sessions() as session:
+            if self.roster is None:  # the approved senders do not change during a poll
+                self.roster = Roster(self.config.schools, store.known_senders(session))
             plan = triage(described, is_known_sender=lambda a: bool(self.roster.schools_of_sender(a)),
                           own_addresses={mb.address for mb in self.config.mailboxes},
                           processed_message_ids=processed_ids(session, [m.message_id for m in described

@@ -26,10 +26,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from mailbot.outbound.compose import compose
 from mailbot.config import Config, MailboxConfig
-from mailbot.outbound.outbox import queue_mail
 from mailbot.timeutil import label_date, label_datetime
+
+# The composing and the outbox (Jinja2, the MIME builder: about 2 MB) are imported when an alarm is
+# queued, not by the idle daemon that only asks whether one is due.
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,9 @@ def raise_alarm(session: Session, config: Config, *, key: str, problem: str, now
                 avoid_mailbox: str | None = None, **facts) -> bool:
     """Queue one alarm to the operator in the caller's transaction. True when it was queued now,
     False when the same alarm was queued before or there is no [operator] email."""
+    from mailbot.outbound.compose import compose
+    from mailbot.outbound.outbox import queue_mail
+
     context = alarm_context(problem, **facts)
     if not config.operator_email:
         log.error("alarm %s (no [operator] email configured to tell): %s", problem, context)
@@ -110,6 +114,8 @@ def send_refused(session: Session, config: Config, mailbox: MailboxConfig, *, ro
 
 def reroute(session: Session, config: Config, row, now: datetime) -> bool:
     """Queue a copy of an alarm that its mailbox could not send through the other mailbox, once."""
+    from mailbot.outbound.outbox import queue_mail
+
     tried = row.key.split(":via:")[1:] + [row.mailbox]
     other = next((mb for mb in config.mailboxes if mb.name not in tried), None)
     if other is None or not config.operator_email:

@@ -252,9 +252,7 @@ def queue_reminders(session, config: Config, now: datetime, month: str | None = 
     "queued"}. With `dry_run` nothing is written. Without `month`, the current month (and the
     previous one, see `months_to_check`)."""
     from mailbot.db.campaign import excused_schools
-    from mailbot.outbound.compose import compose
     from mailbot.db.queries import submissions_in_force
-    from mailbot.outbound.responses import XLSX_TYPE, section_label
 
     if stage is not None and stage not in {s.name for s in config.schedule.stages}:
         raise ValueError(f"no stage named {stage!r} in [schedule.stages]")
@@ -277,6 +275,10 @@ def queue_reminders(session, config: Config, now: datetime, month: str | None = 
                 continue
             if dry_run:
                 continue
+            # Imported only with something to queue: Jinja2 and the MIME builder are about 2 MB the
+            # idle daemon's hourly check does not need.
+            from mailbot.outbound.compose import compose
+            from mailbot.outbound.responses import XLSX_TYPE, section_label
             composed = compose(entry["kind"], _reminder_context(config, mailbox, item.school, m, now))
             attachment = _prefilled(config, mailbox, item.school, m)
             entry["queued"] = _queue_once(
@@ -295,6 +297,7 @@ def queue_reminders(session, config: Config, now: datetime, month: str | None = 
             report.append(entry)
             if dry_run:
                 continue
+            from mailbot.outbound.compose import compose
             composed = compose("staff_missing", _staff_context(config, mailbox, staff, m))
             entry["queued"] = _queue_once(session, key=key, kind="staff_missing", mailbox=mailbox, to=staff.to,
                                           composed=composed, now=now, auto_submitted="auto-generated",

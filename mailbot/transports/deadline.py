@@ -21,11 +21,18 @@ message, it would be sent again (mailbot.outbound.sending).
 
 The socket to cut comes from `attach` (called by the socket factories below as soon as the TCP
 connection exists, before TLS and the greeting) or from a getter (after STARTTLS wraps it anew).
+
+The timers are one thread for the whole process (`_Watchdog`), not a thread per operation: an
+empty poll runs a dozen operations, and starting a thread for each was a sizeable part of its CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
+import logging
+import os
 import socket
 import threading
 import time
@@ -48,6 +55,55 @@ def abandon_reading_sessions() -> int:
     for deadline in live:
         deadline.abandon()
     return len(live)
+
+
+class _Watchdog:
+    """Calls each registered callback at its time (time.monotonic), from one daemon thread that
+    sleeps until the soonest. Cancelling only marks an entry; it is dropped when its time comes.
+    After a fork the child starts its own thread when it first needs one."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[list] = []  # [when, seq, callback, active]
+        self._seq = itertools.count()
+        self._wake_at = float("inf")
+        self._pid: int | None = None
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> list:
+        entry = [when, next(self._seq), callback, True]
+        with self._cond:
+            if self._pid != os.getpid():  # first use, or a forked child: the thread is not here
+                self._heap, self._wake_at, self._pid = [], float("inf"), os.getpid()
+                threading.Thread(target=self._run, name="mailbot-deadlines", daemon=True).start()
+            heapq.heappush(self._heap, entry)
+            if when < self._wake_at:
+                self._cond.notify()
+        return entry
+
+    @staticmethod
+    def cancel(entry: list) -> None:
+        entry[3] = False
+        entry[2] = None  # the Deadline is not kept alive (nor in the abandonable set) until its time
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and not self._heap[0][3]:
+                    heapq.heappop(self._heap)
+                now = time.monotonic()
+                if not self._heap or self._heap[0][0] > now:
+                    self._wake_at = self._heap[0][0] if self._heap else float("inf")
+                    self._cond.wait(None if not self._heap else self._wake_at - now)
+                    continue
+                entry = heapq.heappop(self._heap)
+            if entry[3]:
+                try:
+                    entry[2]()
+                except Exception:  # noqa: BLE001 - one failed cut must not stop every other deadline
+                    logging.getLogger(__name__).exception("cutting a connection at its deadline failed")
+
+
+_WATCHDOG = _Watchdog()
 
 
 class Deadline:
@@ -102,15 +158,13 @@ class Deadline:
             raise DeadlineExceeded(f"{what}: abandoned, mailbot is stopping" if self.abandoned
                                    else f"{what}: the overall deadline has passed")
         state = {"done": False}
-        timer = threading.Timer(seconds, self._expire_unless, args=(state,))
-        timer.daemon = True
-        timer.start()
+        timer = _WATCHDOG.call_at(time.monotonic() + seconds, lambda: self._expire_unless(state))
         try:
             yield
         except BaseException as exc:
             with self._lock:
                 state["done"] = True
-            timer.cancel()
+            _WATCHDOG.cancel(timer)
             if self.abandoned:
                 raise DeadlineExceeded(f"{what}: abandoned, mailbot is stopping; connection dropped") from exc
             if self.expired:
@@ -119,7 +173,7 @@ class Deadline:
             raise
         with self._lock:
             state["done"] = True
-        timer.cancel()
+        _WATCHDOG.cancel(timer)
         if self.abandoned:
             raise DeadlineExceeded(f"{what}: abandoned, mailbot is stopping; connection dropped")
         if self.expired:  # the timer won the race just as the answer arrived: the socket is cut
