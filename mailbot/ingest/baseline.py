@@ -209,7 +209,7 @@ def first_contact_imap(config, mailbox, sessions: sessionmaker[Session], clock, 
     left: list[int] = []  # the lowest UID left for the usual path, once there is one
 
     def seen_of(session: Session, part: list) -> list[Seen]:
-        described = imap.describe(part)
+        described = imap.describe(part, for_download=False)
         if renumbered:
             known = known_message_ids(session, [m.message_id for m in described if m.message_id], besides=here)
             again = known - processed_ids(session, sorted(known))
@@ -229,7 +229,8 @@ def _holds_known_mail(sessions: sessionmaker[Session], imap, uids: list[int], he
     described a chunk at a time, stopping at the first chunk that shows one (a renumbered folder
     shows one in its first)."""
     for start in range(0, len(uids), max(chunk, 1)):
-        ids = [m.message_id for m in imap.describe(uids[start:start + max(chunk, 1)]) if m.message_id]
+        part = uids[start:start + max(chunk, 1)]
+        ids = [m.message_id for m in imap.describe(part, for_download=False) if m.message_id]
         with sessions() as session:
             if known_message_ids(session, ids, besides=here):
                 return True

@@ -154,10 +154,12 @@ class ImapSession:
         found = self._call("UID SEARCH SINCE", lambda: self._client.search([b"SINCE", day]))
         return sorted(uid for uid in (int_or(u, 0) for u in found) if uid > 0)
 
-    def describe(self, uids: list[int]) -> list[RemoteMessage]:
+    def describe(self, uids: list[int], *, for_download: bool = True) -> list[RemoteMessage]:
         """Size, flags, structure and a few headers of each message, in batched FETCHes.
 
-        UIDs that no longer exist (expunged meanwhile) are simply missing from the result.
+        UIDs that no longer exist (expunged meanwhile) are simply missing from the result. Sizes
+        are kept for `fetch_raw` unless `for_download` is False (a baseline of 100,000 messages
+        that will not be downloaded).
         """
         described: list[RemoteMessage] = []
         for chunk in chunks(unique(uids), UIDS_PER_COMMAND):
@@ -167,7 +169,8 @@ class ImapSession:
                 if item is None:
                     continue
                 message = remote_message(uid, item)
-                self._sizes[uid] = message.size
+                if for_download:
+                    self._sizes[uid] = message.size
                 described.append(message)
         return described
 
