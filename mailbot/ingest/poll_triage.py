@@ -78,7 +78,7 @@ class Triager:
         chunk = max(self.config.limits.ledger_chunk, 1)
         for start in range(0, len(uids), chunk):
             part = uids[start:start + chunk]
-            described = self.imap.describe(part)
+            described = self.imap.describe(part, for_download=False)  # fetch_raw asks the sizes it needs
             settled.update(set(part) - {m.uid for m in described})
             plan, count = self(described)
             unread += count
@@ -94,15 +94,17 @@ class Triager:
         described and triaged a chunk at a time like new mail: (the UIDs to download, how many
         were decided unread)."""
         since = start_of_date(history.since, self.config.timezone)
+        folder = self.mailbox.imap.folder
         # SEARCH SINCE compares dates in the server's zone: ask from the day before, then keep
         # what arrived since the bureau's midnight.
-        candidates = history_keys(self.sessions, self.mailbox, self.mailbox.imap.folder, self.uidvalidity,
-                                  self.imap.uids_since(history.since - timedelta(days=1)))
+        found = self.imap.uids_since(history.since - timedelta(days=1))
         fetch: list[int] = []
         unread = 0
         chunk = max(self.config.limits.ledger_chunk, 1)
-        for start in range(0, len(candidates), chunk):
-            described = split_first_contact(self.imap.describe(candidates[start:start + chunk]), since).process
+        for start in range(0, len(found), chunk):
+            part = found[start:start + chunk]
+            candidates = history_keys(self.sessions, self.mailbox, folder, self.uidvalidity, part)
+            described = split_first_contact(self.imap.describe(candidates, for_download=False), since).process
             plan, count = self(described, over_baseline=True)
             unread += count
             fetch += plan.fetch
