@@ -33,10 +33,11 @@ def db_upgrade(c: Context):
       mailbot --config config.toml db upgrade
     """
     from mailbot.db.engine import engine_for
-    from mailbot.db.migrate import current_revision, head_revision, make_state_dir, upgrade
+    from mailbot.db.migrate import current_revision, head_revision, make_state_dir, schema_lock, upgrade
     make_state_dir(c.config)
     engine = engine_for(c.config)
-    upgrade(engine)
+    with schema_lock(c.config):  # not while a first start elsewhere is creating it
+        upgrade(engine)
     click.echo(f"database at revision {current_revision(engine)} (head {head_revision(engine)})", err=True)
     engine.dispose()
 
@@ -80,6 +81,7 @@ def run(c: Context):
     from mailbot.app.daemon import Daemon
     from mailbot.app.jobs import DaemonJobs
     from mailbot.app.preflight import preflight
+    from mailbot.db.migrate import schema_current
     from mailbot.ingest.idle import start_watchers
     from mailbot.transports.deadline import abandon_reading_sessions
     problems = preflight(c.config)  # before READY: systemd then shows the unit failed, with the reason
@@ -88,11 +90,26 @@ def run(c: Context):
             click.echo(f"configuration error: {problem}", err=True)
         click.echo("mailbot run: not started (mailbot check says the same)", err=True)
         raise SystemExit(EXIT_USAGE)
+    if not schema_current(c.config):
+        _upgrade_apart(c)
     with DaemonJobs(c.config, c.sessions(), c.clock) as jobs:  # closed once the jobs in hand are done
         daemon = Daemon(c.config, jobs.by_name(), on_stop=abandon_reading_sessions,
                         watch=lambda wake, stop: start_watchers(c.config.mailboxes, wake, stop))
         status = daemon.run()
     raise SystemExit(status)
+
+
+def _upgrade_apart(c: Context) -> None:
+    """Create or upgrade the schema in a `mailbot db upgrade` child process: a process keeps what it
+    imports, and the daemon runs for months; Alembic would stay in it (about 12 MB) for one
+    migration at its start (issue 13)."""
+    import subprocess
+
+    from mailbot.errors import MailbotError
+    done = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(c.config_path), "db", "upgrade"],
+                          stdin=subprocess.DEVNULL, timeout=900)
+    if done.returncode != 0:
+        raise MailbotError(f"creating or upgrading the database failed (mailbot db upgrade exited {done.returncode})")
 
 
 @click.command()

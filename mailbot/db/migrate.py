@@ -112,6 +112,18 @@ def schema_lock(config: Config, within: float = SCHEMA_LOCK_SECONDS) -> Iterator
         os.close(fd)  # releases the lock
 
 
+def schema_current(config: Config) -> bool:
+    """Whether the database exists at the current schema: one read, Alembic not imported."""
+    url = config.database_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        return False
+    engine = engine_for(config)
+    try:
+        return stored_revision(engine) == HEAD
+    finally:
+        engine.dispose()
+
+
 def prepare_database(config: Config) -> Engine:
     """The engine for this config, ready to use: the state directory is created if missing and the
     schema brought to the current revision (the first-use path; see the module docstring). When
