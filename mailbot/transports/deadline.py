@@ -96,9 +96,10 @@ class _Watchdog:
                     self._cond.wait(None if not self._heap else self._wake_at - now)
                     continue
                 entry = heapq.heappop(self._heap)
-            if entry[3]:
+            callback = entry[2]  # read before the flag: a cancel clears the flag first, then this
+            if entry[3] and callback is not None:
                 try:
-                    entry[2]()
+                    callback()
                 except Exception:  # noqa: BLE001 - one failed cut must not stop every other deadline
                     logging.getLogger(__name__).exception("cutting a connection at its deadline failed")
 
