@@ -12,13 +12,14 @@ When the monthly summary is due is decided by the pure `summary_due`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from mailbot.config import Config, Schedule
 from mailbot.rules.month import Month
 
 ShouldStop = Callable[[], bool]
+PURGE_EVERY = timedelta(hours=1)
 
 
 def summary_due(now: datetime, schedule: Schedule, tz: ZoneInfo) -> bool:
@@ -50,6 +51,7 @@ class DaemonJobs:
         self.config, self.sessions, self.clock = config, sessions, clock
         self._pool = None
         self._pipeline = None
+        self._purged_at: datetime | None = None  # the last purge of expired archives
 
     def by_name(self) -> dict[str, Callable[[ShouldStop], object]]:
         """The jobs by name (see mailbot.app.daemon.JOB_NAMES). The poll job sends the outbox after
@@ -78,10 +80,12 @@ class DaemonJobs:
         if should_stop():
             return read
         send_outbox(self.config, self.sessions, self.clock, should_stop=should_stop)
-        if should_stop():
+        now = self.clock()
+        if should_stop() or (self._purged_at is not None and now - self._purged_at < PURGE_EVERY):
             return read
-        with self.sessions.begin() as session:
-            purge_ignored_archives(session, self.config, self.clock())
+        with self.sessions.begin() as session:  # retention is in days: once an hour is plenty
+            purge_ignored_archives(session, self.config, now)
+        self._purged_at = now
         return read
 
     def remind(self, should_stop: ShouldStop) -> int:
