@@ -49,7 +49,7 @@ from mailbot.ingest.baseline import (Arrivals, History, OldMail, Seen, first_con
                                      tell_operator_of_old_mail, withheld_because_old)
 from mailbot.ingest.poll_health import note_poll
 from mailbot.ingest.poll_guard import mailbox_lease, poll_lock
-from mailbot.ingest.poll_ledger import ledger_at, load_state, retry_below_mark, save_mark
+from mailbot.ingest.poll_ledger import ledger_at, read_mark, retry_below_mark, save_mark
 from mailbot.ingest.poll_plan import advance_mark
 from mailbot.ingest.poll_triage import Triager
 from mailbot.outbound.sending import SendReport, send_outbox
@@ -173,8 +173,7 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
     with inbox.session() as imap:
         uidvalidity = imap.uidvalidity
         with sessions() as session:
-            state = load_state(session, mailbox.name, folder, clock())
-            previous, mark = state.uidvalidity, state.last_uid
+            previous, mark = read_mark(session, mailbox.name, folder, clock())
             first = previous is None and not has_ledger(session, mailbox.name, folder, uidvalidity)
             session.commit()
         histories = [history] if history is not None else []

@@ -40,10 +40,30 @@ def ledger_at(session: Session, mailbox: str, folder: str, uidvalidity: int, uid
     return settled, retry
 
 
+# Built once: an empty poll runs these every few minutes for months (ORM statement building was
+# a good part of its CPU).
+_M = Message.__table__
+_RETRY_BELOW_MARK = select(_M.c.uid).where(
+    _M.c.mailbox == bindparam("mailbox"), _M.c.folder == bindparam("folder"),
+    _M.c.uidvalidity == bindparam("uidvalidity"), or_(_M.c.outcome.is_(None), _M.c.outcome == Outcome.FAILED.value),
+    _M.c.attempts < bindparam("max_attempts"))
+_S = MailboxState.__table__
+_MARK = select(_S.c.uidvalidity, _S.c.last_uid).where(_S.c.mailbox == bindparam("mailbox"),
+                                                       _S.c.folder == bindparam("folder"))
+
+
 def retry_below_mark(session: Session, mailbox: str, folder: str, uidvalidity: int, max_attempts: int) -> set[str]:
-    return set(session.scalars(select(Message.uid).where(
-        Message.mailbox == mailbox, Message.folder == folder, Message.uidvalidity == uidvalidity,
-        or_(Message.outcome.is_(None), Message.outcome == Outcome.FAILED), Message.attempts < max_attempts)))
+    return set(session.scalars(_RETRY_BELOW_MARK, {"mailbox": mailbox, "folder": folder, "uidvalidity": uidvalidity,
+                                                   "max_attempts": max_attempts}))
+
+
+def read_mark(session: Session, mailbox: str, folder: str, now: datetime) -> tuple[int | None, int]:
+    """(UIDVALIDITY, high-water mark) of a folder, its state row made if missing."""
+    row = session.execute(_MARK, {"mailbox": mailbox, "folder": folder}).first()
+    if row is None:
+        state = load_state(session, mailbox, folder, now)
+        return state.uidvalidity, state.last_uid
+    return row.uidvalidity, row.last_uid
 
 
 def processed_ids(session: Session, message_ids: list[str]) -> set[str]:
