@@ -32,18 +32,6 @@ def summary_due(now: datetime, schedule: Schedule, tz: ZoneInfo) -> bool:
     return local >= due and Month.of(local).is_reporting(schedule.reporting_months)
 
 
-class _PipelineWhenNeeded:
-    """What a poll needs of the daemon's pipeline; the pipeline itself (its imports: the rules, the
-    MIME parser, the table sniffers, about 2 MB the idle daemon never needs) is made by the first
-    poll that downloads a message."""
-
-    def __init__(self, jobs: "DaemonJobs"):
-        self._jobs, self.config, self.clock = jobs, jobs.config, jobs.clock
-
-    def process_stream(self, inbounds):
-        return self._jobs.pipeline().process_stream(inbounds)
-
-
 class DaemonJobs:
     """The jobs of one daemon process and what they share; a context manager that closes it."""
 
@@ -60,7 +48,7 @@ class DaemonJobs:
 
     def pipeline(self):
         """The daemon's one Pipeline and WorkerPool, made on first use (a poll asks only when it has
-        mail to download: `_PipelineWhenNeeded`)."""
+        mail to download: `mailbot.ingest.poll.PipelineWhenNeeded`)."""
         if self._pipeline is None:
             from mailbot.ingest.isolation import WorkerPool
             from mailbot.ingest.pipeline import Pipeline
@@ -71,11 +59,11 @@ class DaemonJobs:
     def poll(self, should_stop: ShouldStop) -> int:
         """Read every mailbox, then send the outbox, then purge expired archives; return how many
         messages were read."""
-        from mailbot.ingest.poll import poll_and_send
+        from mailbot.ingest.poll import PipelineWhenNeeded, poll_and_send
         from mailbot.ingest.retention import purge_ignored_archives
         from mailbot.outbound.sending import send_outbox
-        report = poll_and_send(self.config, self.sessions, self.clock, pipeline=_PipelineWhenNeeded(self),
-                               send=False, should_stop=should_stop)
+        report = poll_and_send(self.config, self.sessions, self.clock, send=False, should_stop=should_stop,
+                               pipeline=PipelineWhenNeeded(self.config, self.clock, self.pipeline))
         read = sum(sum(m.outcomes.values()) for m in report.mailboxes)
         if should_stop():
             return read

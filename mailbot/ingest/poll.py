@@ -278,6 +278,30 @@ def poll_maildir(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[
 # -- the pass ------------------------------------------------------------------------------------
 
 
+class PipelineWhenNeeded:
+    """What a poll needs of a pipeline before it downloads anything; the pipeline itself (and its
+    imports: the rules, the MIME parser, the table sniffers, a few MB) is made by `make` when the
+    first message is to be processed. An empty poll, or a first contact with 100,000 messages
+    that only records them, never makes one."""
+
+    def __init__(self, config: Config, clock: Callable[[], datetime], make: Callable[[], "Pipeline"]):
+        self.config, self.clock, self._make, self._pipeline = config, clock, make, None
+
+    def process_stream(self, inbounds):
+        if self._pipeline is None:
+            self._pipeline = self._make()
+        return self._pipeline.process_stream(inbounds)
+
+
+def _own_pipeline(config: Config, sessions, clock, stack: contextlib.ExitStack) -> "Pipeline":
+    """A pipeline and its workers for one `mailbot poll`, closed with `stack`."""
+    from mailbot.ingest.isolation import WorkerPool
+    from mailbot.ingest.pipeline import Pipeline
+    runner = stack.enter_context(WorkerPool(config.limits))
+    return stack.enter_context(Pipeline(config, sessions, runner, clock))
+
+
+
 def poll_mailboxes(config: Config, sessions: sessionmaker[Session], pipeline: Pipeline,
                    clock: Callable[[], datetime], on_result: ResultCallback | None = None, *,
                    open_inbox: Callable[[MailboxConfig], Inbox] = default_open_inbox,
@@ -348,10 +372,7 @@ def poll_and_send(config: Config, sessions: sessionmaker[Session], clock: Callab
         else:
             with contextlib.ExitStack() as stack:
                 if pipeline is None:
-                    from mailbot.ingest.isolation import WorkerPool
-                    from mailbot.ingest.pipeline import Pipeline
-                    runner = stack.enter_context(WorkerPool(config.limits))
-                    pipeline = stack.enter_context(Pipeline(config, sessions, runner, clock))
+                    pipeline = PipelineWhenNeeded(config, clock, lambda: _own_pipeline(config, sessions, clock, stack))
                 report.mailboxes = poll_mailboxes(config, sessions, pipeline, clock, on_result,
                                                   open_inbox=open_inbox, history=history, should_stop=should_stop)
     if send and not should_stop():
