@@ -287,10 +287,18 @@ class PipelineWhenNeeded:
     def __init__(self, config: Config, clock: Callable[[], datetime], make: Callable[[], "Pipeline"]):
         self.config, self.clock, self._make, self._pipeline = config, clock, make, None
 
-    def process_stream(self, inbounds):
+    def _made(self) -> "Pipeline":
         if self._pipeline is None:
             self._pipeline = self._make()
-        return self._pipeline.process_stream(inbounds)
+        return self._pipeline
+
+    def process_stream(self, inbounds):
+        return self._made().process_stream(inbounds)
+
+    @property
+    def disk_full(self):
+        """The pipeline's once-per-period disk-full alarm (a full disk is met by the archive)."""
+        return self._made().disk_full
 
 
 def _own_pipeline(config: Config, sessions, clock, stack: contextlib.ExitStack) -> "Pipeline":

@@ -29,7 +29,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailbot.config import Config, MailboxConfig
 from mailbot.errors import TransportError
 from mailbot.outbound.alarms import KIND, alarm_context
-from mailbot.outbound.compose import compose
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +78,9 @@ class DiskFullAlarm:
             return sent is not None
 
     def _send(self, error: OSError, *, mailbox: str, directory: str, now: datetime):
+        # Imported here (reading files works on a full disk): Jinja2 and the MIME builder are
+        # about 2 MB the idle daemon, which imports this module for is_disk_full, never needs.
+        from mailbot.outbound.compose import compose
         from mailbot.outbound.message import build_email, make_message_id
         address = next((mb.address for mb in self.config.mailboxes if mb.name == mailbox), "")
         context = alarm_context("disk_full", mailbox=mailbox, address=address, error=str(error),
