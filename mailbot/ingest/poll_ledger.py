@@ -109,9 +109,12 @@ def record_unread(session: Session, mailbox: str, folder: str, uidvalidity: int,
         return results
     table = Message.__table__
     if over_baseline:
+        # Only what the import decides: the baseline row has the description's Message-ID, sender
+        # and size already, and setting indexed columns, even to the same value, rewrites the index.
+        settled = [{k: row[k] for k in ("b_uid", "read_at", "outcome", "attempts", "result")} for row in rows]
         session.execute(update(table).where(
             table.c.mailbox == mailbox, table.c.folder == folder, table.c.uidvalidity == uidvalidity,
-            table.c.uid == bindparam("b_uid"), table.c.outcome == BASELINE), rows)
+            table.c.uid == bindparam("b_uid"), table.c.outcome == BASELINE), settled)
     else:
         session.execute(insert(table), [{**{k: v for k, v in row.items() if k != "b_uid"}, "uid": row["b_uid"],
                                          "mailbox": mailbox, "folder": folder, "uidvalidity": uidvalidity,
