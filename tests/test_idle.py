@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+from mailbot.errors import TransportError
 from mailbot.ingest.idle import IdleWatcher
 
 MESSAGE = b"From: school@example.test\r\nTo: chuyoujiao@example.test\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -67,3 +68,19 @@ def test_a_server_without_idle_is_left_to_the_polls(dovecot):
         assert not w.is_alive() and w.connections == 1 and woken == []
     finally:
         stop.set()
+
+
+def test_a_session_cut_by_the_stop_is_not_logged_as_a_failure(dovecot, caplog):
+    """A stop abandons the IMAP sessions in hand (their next read raises); the watcher then ends
+    quietly instead of warning that IDLE failed, which would read as a fault in every stop's log."""
+    stop = threading.Event()
+
+    def cut_by_the_stop(mailbox):
+        stop.set()
+        raise TransportError("deadline: abandoned, mailbot is stopping")
+
+    watcher = IdleWatcher(dovecot.mailbox_config("chuyoujiao@example.test"), lambda name: None, stop,
+                          open_inbox=cut_by_the_stop, retry_seconds=0)
+    with caplog.at_level("DEBUG", logger="mailbot.ingest.idle"):
+        watcher.run()
+    assert [r.levelname for r in caplog.records] == ["DEBUG"]

@@ -40,6 +40,9 @@ class IdleWatcher(threading.Thread):
                 if not self._one_connection():
                     return  # the server does not offer IDLE: the scheduled polls suffice
             except (MailbotError, OSError) as exc:
+                if self.stop.is_set():  # the stop cut the session (mailbot.transports.deadline): not a fault
+                    log.debug("IDLE on %s ended by the stop (%s)", self.mailbox.name, exc)
+                    return
                 log.warning("IDLE on %s failed (%s): again in %.0f s", self.mailbox.name, exc, self.retry_seconds)
                 self.stop.wait(self.retry_seconds)
 
