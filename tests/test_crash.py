@@ -29,7 +29,7 @@ from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Message, Outbox, Submission
 from support.configs import ACCOUNTS, ROSTER, server_config
 
-MESSAGES = 50
+MESSAGES = 80  # enough work left for MIN_KILLS kills however fast a poll has become
 MIN_KILLS = 10
 MAX_RUNS = 60
 SEED = int(os.environ.get("MAILBOT_CRASH_SEED", "20221020"))
