@@ -42,11 +42,17 @@ class TricklingPeer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def longest_stay(self) -> float:
-        """Seconds from accepting to the client giving up, the longest of the connections; inf while
-        one has not given up."""
-        with self._lock:
-            return max((gone - came if gone is not None else float("inf") for came, gone in self.stays), default=0.0)
+    def longest_stay(self, settle: float = 5.0) -> float:
+        """Seconds from accepting to the client giving up, the longest of the connections; inf for one
+        the client has not given up. The peer notices a closed connection only at its next writes (a
+        write or two after the close), so this waits up to `settle` seconds for that."""
+        give_up = time.monotonic() + settle
+        while True:
+            with self._lock:
+                stays = [gone - came if gone is not None else float("inf") for came, gone in self.stays]
+            if float("inf") not in stays or time.monotonic() >= give_up:
+                return max(stays, default=0.0)
+            time.sleep(self.interval / 2)
 
     def stop(self) -> None:
         self._stopped.set()
