@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import io
 import re
 
 import jinja2
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from mailbot.outbound.compose import KINDS, compose
+from mailbot.outbound.compose import KINDS, _tidy, compose, compose_to
 
 RECEIPT = dict(
     school_names=["安溪县东门小学"],
@@ -155,3 +158,29 @@ def test_a_hostile_subject_collapses_to_one_line():
 def test_unknown_kinds_are_refused(kind):
     with pytest.raises(ValueError):
         compose(kind, {})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_written_to_files_an_email_is_the_same_as_composed(kind):
+    text, html = io.StringIO(), io.StringIO()
+    subject = compose_to(kind, CONTEXTS[kind], text, html)
+
+    composed = compose(kind, CONTEXTS[kind])
+    assert subject == composed.subject and text.getvalue() == composed.text and html.getvalue() == composed.html
+
+
+def _tidied_at_once(text: str) -> str:
+    """What the text part was before it was tidied as it is rendered: the whole string at once."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"
+
+
+# Every line end str.splitlines() knows, white space that is not one, and text on both sides.
+_PIECES = st.lists(st.text(alphabet=list("a中 \t\u3000\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"), max_size=6),
+                   max_size=40)
+
+
+@given(_PIECES, st.integers(min_value=1, max_value=4))
+def test_the_text_is_tidied_piece_by_piece_as_it_was_at_once(pieces, batch):
+    # Small batches: a line end split between two batches ("\r" | "\n") is met often.
+    assert "".join(_tidy(pieces, batch)) == _tidied_at_once("".join(pieces))

@@ -3,6 +3,7 @@ without images or scripts, and school-written text escaped."""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import datetime
 
@@ -10,7 +11,7 @@ from mailbot.config import School
 from mailbot.summary.aggregate import StoredRow, summarise
 from mailbot.summary.charts import EMPTY, MET, NOT_MET, bar_segments, trend_columns
 from mailbot.summary.formatting import percent
-from mailbot.summary.render import render_summary
+from mailbot.summary.render import render_summary, summary_context, write_summary
 from support.summary_sample import TZ, month_sequence, sample_roster, sample_rows
 
 NOW = datetime(2022, 10, 25, 10, 0, tzinfo=TZ)
@@ -59,6 +60,16 @@ def test_school_written_text_is_escaped_in_html():
     assert "<script>" not in composed.html and "&lt;script&gt;" in composed.html
     assert "&lt;b&gt;甲&lt;/b&gt;小学" in composed.html
     assert "<b>甲</b>小学" in composed.text  # the plain text shows it as written
+
+
+def test_the_preview_files_are_the_email():
+    """`summary --out` writes the parts as the templates produce them, never holding them whole;
+    what it writes is what the email carries."""
+    _, summary = realistic()
+    text, html = io.StringIO(), io.StringIO()
+    write_summary(summary_context(summary, TZ, NOW, "汇总表.xlsx"), text, html)
+    composed = render_summary(summary, TZ, NOW, "汇总表.xlsx")
+    assert text.getvalue() == composed.text and html.getvalue() == composed.html
 
 
 def test_bar_segments_fill_to_the_value_and_mark_the_target():

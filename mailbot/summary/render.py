@@ -6,10 +6,11 @@ Every number is formatted here, once, so the HTML and the plain text say exactly
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from mailbot.config import LEVELS
-from mailbot.outbound.compose import Composed, compose
+from mailbot.outbound.compose import Composed, compose, compose_to
 from mailbot.rules.labels import LEVEL_LABELS, SCOPE_LABELS, level_label, state_label
 from mailbot.rules.month import month_label
 from mailbot.summary.aggregate import (SCOPES, TARGET_TWO_PLUS_N, TARGET_TWO_PLUS_THREE, Figures,
@@ -140,4 +141,15 @@ def summary_context(summary: Summary, tz: ZoneInfo, now: datetime, attachment_na
 
 def render_summary(summary: Summary, tz: ZoneInfo, now: datetime, attachment_name: str | None = None) -> Composed:
     """Subject, plain text and HTML of the summary email."""
-    return compose(KIND, summary_context(summary, tz, now, attachment_name))
+    return compose_summary(summary_context(summary, tz, now, attachment_name))
+
+
+def compose_summary(context: dict) -> Composed:
+    """The email of `summary_context`'s data."""
+    return compose(KIND, context)
+
+
+def write_summary(context: dict, text_out: TextIO, html_out: TextIO) -> None:
+    """The email of `summary_context`'s data, the same as compose_summary's, written to two files as
+    the templates produce it (the preview of a province's summary: an 11 MB HTML part)."""
+    compose_to(KIND, context, text_out, html_out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -16,7 +17,7 @@ from mailbot.errors import ConfigError
 from mailbot.outbound.outbox import queue_mail
 from mailbot.summary.aggregate import Summary, summarise, trend_from_totals
 from mailbot.summary.load import rows_in_force, trend_totals
-from mailbot.summary.render import render_summary
+from mailbot.summary.render import compose_summary, summary_context, write_summary
 from mailbot.summary.workbook import attachment_name, build_summary_workbook
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -29,9 +30,15 @@ class SummaryPackage:
     """Everything the summary email carries."""
 
     summary: Summary
-    composed: Composed
+    context: dict  # the email's template data (render.summary_context)
     xlsx: bytes
     attachment_name: str
+
+    @cached_property
+    def composed(self) -> Composed:
+        """The email as strings, to queue or to show; rendered when first asked for (a preview
+        writes its files piece by piece instead, without holding them)."""
+        return compose_summary(self.context)
 
 
 def summary_key(month: str) -> str:
@@ -53,19 +60,20 @@ def build_package(session: Session, config: Config, month: str, now: datetime,
                         deadline_day=config.schedule.deadline_day, tz=config.timezone,
                         reporting_months=config.schedule.reporting_months, earlier=earlier)
     name = attachment_name(month)
-    return SummaryPackage(summary, render_summary(summary, config.timezone, now, name),
+    return SummaryPackage(summary, summary_context(summary, config.timezone, now, name),
                           build_summary_workbook(summary, config.timezone, now), name)
 
 
 def write_preview(package: SummaryPackage, out_dir: Path) -> list[Path]:
     """summary.html, summary.txt and the .xlsx, as the leaders will get them."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = [(out_dir / PREVIEW_HTML, package.composed.html.encode("utf-8")),
-             (out_dir / PREVIEW_TEXT, package.composed.text.encode("utf-8")),
-             (out_dir / package.attachment_name, package.xlsx)]
-    for path, data in files:
-        path.write_bytes(data)
-    return [path for path, _ in files]
+    html, text, xlsx = out_dir / PREVIEW_HTML, out_dir / PREVIEW_TEXT, out_dir / package.attachment_name
+    # newline="": the parts' line ends written as rendered, as the email carries them.
+    with html.open("w", encoding="utf-8", newline="") as html_out, \
+            text.open("w", encoding="utf-8", newline="") as text_out:
+        write_summary(package.context, text_out, html_out)
+    xlsx.write_bytes(package.xlsx)
+    return [html, text, xlsx]
 
 
 def queue_summary(session: Session, config: Config, package: SummaryPackage, now: datetime,
