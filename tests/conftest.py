@@ -7,6 +7,7 @@ database, ...) or the builders; never from conftest.py or from another test modu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,17 @@ def pytest_make_collect_report(collector):
         report.outcome = "failed"
         report.longrepr = f"module skipped under CI=true, where nothing may skip: {report.longrepr}"
     return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` starts two workers per core, not one: about half of the suite's time is spent
+    waiting (for a server to answer, a child process to stop, a deadline to pass), and a second
+    worker per core runs another test meanwhile. Measured on 2 cores: the same CPU time (about 147
+    CPU-s) in 125 s instead of 158 s. PYTEST_XDIST_AUTO_NUM_WORKERS still decides when it is set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # pytest-xdist's own hook reads it
+    return 2 * len(os.sched_getaffinity(0))
 
 
 def pytest_addoption(parser):
