@@ -1,6 +1,7 @@
 """How the benchmarks time a whole process beside the floor: wall clock, CPU of the process and of
-every descendant it waited for (getrusage(RUSAGE_CHILDREN) includes reaped grandchildren, so the
-ingest workers and the forkserver count), and the peak RSS of the largest process in the tree.
+every descendant (getrusage(RUSAGE_CHILDREN) includes reaped grandchildren; the wrapper is a
+subreaper, so descendants left orphaned, such as multiprocessing's forkserver with the ingest
+workers it reaped, are reaped and counted too), and the peak RSS of the largest process in the tree.
 
 The command runs under a tiny wrapper process: Linux carries a process's peak RSS across fork and
 exec, so a child of the (large) benchmark process would report the benchmark's own peak.
@@ -33,13 +34,22 @@ class Run:
 
 
 WRAPPER = """
-import os, resource, sys, time
+import ctypes, os, resource, sys, time
+# A subreaper: a descendant whose parent exits before it is reaped (multiprocessing's forkserver,
+# which reaps the ingest workers, is never waited for by the main process) is handed to this
+# process instead of init, so its CPU and that of its own reaped children is counted too.
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 start = time.perf_counter()
 pid = os.fork()
 if pid == 0:
     os.execvp(sys.argv[2], sys.argv[2:])
 status = os.waitpid(pid, 0)[1]
 wall = time.perf_counter() - start
+while True:  # the orphans: they exit once the command has (the forkserver at its pipe's EOF)
+    try:
+        os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
 u = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(sys.argv[1], "w") as f:
     f.write(f"{wall} {u.ru_utime + u.ru_stime} {u.ru_maxrss}")
