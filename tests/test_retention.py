@@ -33,3 +33,18 @@ def test_ignored_archives_are_deleted_after_the_retention_and_submissions_kept(t
     assert kept == {"ignored": False, "accepted": True}  # a file, or a row of raw_messages (PostgreSQL)
     with w.sessions.begin() as s:
         assert purge_ignored_archives(s, w.config, NOW + timedelta(days=40)) == 0
+
+
+def test_an_archive_folder_removed_meanwhile_is_made_again(tmp_path):
+    # The archive remembers the folders it made (one mkdir each, not one a message); a long-lived
+    # daemon's archive still stores a message whose folder someone removed since.
+    import shutil
+    from mailbot.ingest.archive import Archive
+    with Archive(tmp_path / "archive") as archive:
+        first = b"From: a@b\r\n\r\none"
+        archive.store(first, "ab" + "0" * 62)
+        archive.sync()
+        shutil.rmtree(tmp_path / "archive" / "ab")
+        digest, relative = archive.store(b"From: a@b\r\n\r\ntwo", "ab" + "1" * 62)
+        archive.sync()
+        assert (tmp_path / relative).read_bytes() == b"From: a@b\r\n\r\ntwo"

@@ -43,6 +43,7 @@ class Archive:
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-fsync")
         self._pending: list[Future] = []
         self._closed = False
+        self._folders: set[Path] = set()  # made already: not one mkdir per message (issue 13)
 
     def store(self, raw: bytes, digest: str | None = None, session=None) -> tuple[str, str]:
         """Write raw bytes; return (sha256, path relative to the state directory). (`session` is
@@ -53,10 +54,16 @@ class Archive:
         folder = self.directory / digest[:2]
         path = folder / f"{digest}.eml"
         if not path.exists():
-            folder.mkdir(parents=True, exist_ok=True)
+            if folder not in self._folders:
+                folder.mkdir(parents=True, exist_ok=True)
+                self._folders.add(folder)
             tmp = folder / f".{digest}.{os.getpid()}.tmp"
             try:
-                tmp.write_bytes(raw)
+                try:
+                    tmp.write_bytes(raw)
+                except FileNotFoundError:  # the folder was removed since (the daemon lives long)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    tmp.write_bytes(raw)
                 os.replace(tmp, path)
             except BaseException as exc:
                 # A full disk (ENOSPC) or any other failure: the partial file goes, or each retry
