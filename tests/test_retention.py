@@ -48,3 +48,16 @@ def test_an_archive_folder_removed_meanwhile_is_made_again(tmp_path):
         digest, relative = archive.store(b"From: a@b\r\n\r\ntwo", "ab" + "1" * 62)
         archive.sync()
         assert (tmp_path / relative).read_bytes() == b"From: a@b\r\n\r\ntwo"
+
+
+def test_sync_makes_every_stored_file_and_its_folder_durable(tmp_path, monkeypatch):
+    # The fsync thread takes the files in batches (archive.FSYNC_BATCH): whatever was stored before
+    # sync(), a full batch or not, is fsynced, and each file's folder after the file.
+    from mailbot.ingest import archive as archive_module
+    synced = []
+    monkeypatch.setattr(archive_module, "_fsync", synced.append)
+    with archive_module.Archive(tmp_path / "archive") as archive:
+        paths = [tmp_path / archive.store(b"From: a@b\r\n\r\n%d" % i)[1] for i in range(archive_module.FSYNC_BATCH + 3)]
+        archive.sync()
+        assert set(synced) == set(paths) | {p.parent for p in paths}
+        assert all(p.parent in synced[synced.index(p):] for p in paths)

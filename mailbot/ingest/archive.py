@@ -9,8 +9,9 @@ directory, or "db:<sha256>"; `read_archived` reads either.
 Files: content-addressed (sha256), so the same message stored twice is one file, and no name from the
 mail is ever used as a path. A file is complete (written to a temporary name, then renamed) before
 the pipeline reads the message, so a crashed process never leaves a half message. It is made
-durable against power loss (fsync) in a background thread, and `sync()` waits for that before the
-database records the decision: the archive is always at least as durable as what refers to it.
+durable against power loss (fsync) in a background thread, in batches (`FSYNC_BATCH`), and `sync()`
+waits for all of it before the database records the decision: the archive is always at least as
+durable as what refers to it.
 """
 
 from __future__ import annotations
@@ -37,11 +38,26 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+# Files made durable together, then their folders: on ext4 the first fsync commits the journal for
+# every file written before it, and the others then cost little. One file (and its folder) at a
+# time cost a journal commit each: about 7 ms a message on this machine's disk, against about
+# 0.5 ms in batches, which made the fsync thread the ingest's bottleneck (issue 13).
+FSYNC_BATCH = 16
+
+
+def _fsync_all(files: list[Path]) -> None:
+    for path in files:
+        _fsync(path)
+    for folder in dict.fromkeys(path.parent for path in files):
+        _fsync(folder)
+
+
 class Archive:
     def __init__(self, directory: Path):
         self.directory = directory
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-fsync")
         self._pending: list[Future] = []
+        self._unsynced: list[Path] = []  # stored, not yet handed to the fsync thread
         self._closed = False
         self._folders: set[Path] = set()  # made already: not one mkdir per message (issue 13)
 
@@ -72,12 +88,19 @@ class Archive:
                 if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     log.error("disk full: message %s not archived (%s); nothing of it is kept", digest[:12], exc)
                 raise
-            self._pending.append(self._syncer.submit(_fsync, path))
-            self._pending.append(self._syncer.submit(_fsync, folder))
+            self._unsynced.append(path)
+            if len(self._unsynced) >= FSYNC_BATCH:
+                self._hand_over()
         return digest, str(path.relative_to(self.directory.parent))
+
+    def _hand_over(self) -> None:
+        files, self._unsynced = self._unsynced, []
+        if files:
+            self._pending.append(self._syncer.submit(_fsync_all, files))
 
     def sync(self) -> None:
         """Wait until everything stored so far is on disk (raises the first fsync error)."""
+        self._hand_over()
         pending, self._pending = self._pending, []
         for future in pending:
             future.result()
