@@ -47,7 +47,7 @@ def test_login_then_id_then_read_only_select(dovecot, imap_proxy):
     assert commands.index("LOGIN") < commands.index("ID") < commands.index("EXAMINE")
     assert "SELECT" not in commands  # nothing is written without move_processed_to
     assert commands[-1] == "LOGOUT"
-    assert "ID sent: name=mailbot" in dovecot.log_tail()
+    assert dovecot.logged("ID sent: name=mailbot"), dovecot.log_tail()
 
 
 def test_select_read_write_only_when_moving_is_configured(dovecot, imap_proxy):

@@ -306,6 +306,16 @@ class Dovecot:
             return ""
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
+    def logged(self, text: str, within: float = 30.0) -> bool:
+        """Whether `text` reaches the log within `within` seconds: Dovecot's processes hand their
+        lines to its log process, which writes them a moment after the client saw the answer."""
+        deadline = time.monotonic() + within
+        while text not in self.log_tail(400):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def log_errors(self) -> list[str]:
         path = self.dir / "dovecot.log"
         if not path.exists():
