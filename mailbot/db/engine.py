@@ -36,11 +36,14 @@ def make_engine(url: str, password: str | None = None, busy_timeout: float = BUS
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
-            # WAL: readers (status, the CLI) never block the daemon; NORMAL sync is durable in WAL
-            # mode across process crashes (only an OS crash may lose the last commits).
+            # WAL: readers (status, the CLI) never block the daemon. FULL: a commit is on disk when
+            # it returns, so what was reported (a receipt queued, a message moved to the processed
+            # folder, an email recorded as sent) survives an OS crash or power cut too, not only a
+            # crash of the process; it costs one fsync of the WAL per commit (a commit group, not a
+            # message).
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
