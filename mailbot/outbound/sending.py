@@ -48,12 +48,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Protocol
+from typing import Callable
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.outbound import alarms
+from mailbot.outbound.accounts import Transport, open_transport
 from mailbot.outbound.daily_cap import cap_guard, lock_mailbox_cap, sent_today, used_today
 from mailbot.config import Config, MailboxConfig
 from mailbot.db.leases import claim_token, holder_gone, host_name, process_alive  # noqa: F401 - used here and by tests
@@ -66,14 +67,6 @@ log = logging.getLogger(__name__)
 
 CLAIM_LEASE = timedelta(minutes=30)  # a claim from another host older than this is abandoned
 MAX_BACKOFF = timedelta(hours=12)
-
-
-class Transport(Protocol):
-    """One mailbox's way out: SMTP account or directory outbox."""
-
-    def send(self, row: Outbox) -> dict[str, tuple[int, str]]: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass
@@ -112,39 +105,6 @@ def claim_is_abandoned(claimed_by: str | None, claimed_at: datetime | None, now:
         return True
     gone = holder_gone(claimed_by, this_host, pid_alive)
     return gone if gone is not None else now - claimed_at > lease
-
-
-# -- transports ----------------------------------------------------------------------------------
-
-
-class SmtpTransport:
-    def __init__(self, mailbox: MailboxConfig):
-        from mailbot.transports.smtp import SmtpSender
-        self.sender = SmtpSender(mailbox.smtp)
-
-    def send(self, row: Outbox) -> dict[str, tuple[int, str]]:
-        return self.sender.send(row.from_addr, list(row.to_addrs), row.raw)
-
-    def close(self) -> None:
-        self.sender.close()
-
-
-class DirectoryTransport:
-    def __init__(self, mailbox: MailboxConfig):
-        from mailbot.transports.dirout import DirectoryOutbox
-        self.outbox = DirectoryOutbox(mailbox.outbox_dir)
-
-    def send(self, row: Outbox) -> dict[str, tuple[int, str]]:
-        self.outbox.send(row.key, row.from_addr, list(row.to_addrs), row.raw)
-        return {}
-
-    def close(self) -> None:
-        pass
-
-
-def open_transport(mailbox: MailboxConfig) -> Transport:
-    """SMTP when configured, else the directory outbox (config.py requires one of them)."""
-    return SmtpTransport(mailbox) if mailbox.smtp is not None else DirectoryTransport(mailbox)
 
 
 # -- database steps (each its own short transaction) ----------------------------------------------
