@@ -21,7 +21,7 @@ from mailbot.outbound.compose import compose
 from mailbot.db.engine import engine_for, make_sessionmaker
 from mailbot.db.models import Outbox
 from mailbot.outbound.sending import backoff, claim_is_abandoned, send_outbox
-from support.sending_world import NOW, World
+from support.sending_world import NOW, SCHOOL, World
 from support.smtp_server import DROP
 
 
@@ -48,6 +48,23 @@ def test_rows_go_out_once_in_order_from_their_own_mailbox(world):
     assert all(r.sent_at == NOW and r.claimed_by is None for r in world.rows())
     assert world.send().sent == 0
     assert len(world.smtp.received) == 3
+
+
+def test_a_row_queued_by_another_process_after_an_empty_run_goes_out_with_the_next_run(world):
+    assert world.send().sent == 0  # nothing to do: the sender only looked
+    other = make_sessionmaker(engine_for(world.config))  # the CLI or the web console: another connection
+    with other() as session:
+        session.add(Outbox(key="other:1", kind="receipt", mailbox="zjg", from_addr="zjg23236764@163.com",
+                           recipient=SCHOOL, to_addrs=[SCHOOL], subject="回执 other", message_id="other.1@x",
+                           raw=b"Subject: other\r\n\r\nhi\r\n", status="queued", attempts=0,
+                           next_attempt_at=NOW, created_at=NOW))
+        session.commit()
+    other.kw["bind"].dispose()
+
+    report = world.send()
+
+    assert report.sent == 1 and [r.status for r in world.rows()] == ["sent"]
+    assert [m.mail_from for m in world.smtp.received] == ["zjg23236764@163.com"]
 
 
 def test_throttle_sleeps_between_sends_not_before_the_first(tmp_path, smtp_server):

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.outbound import alarms
@@ -148,6 +148,12 @@ def next_due(session: Session, now: datetime, after_id: int, blocked: set[str], 
     return session.scalar(query.order_by(Outbox.id).limit(1))
 
 
+# Built once: the daemon asks after every poll, and nearly always the outbox has nothing to do.
+_O = Outbox.__table__
+_ANY_WORK = select(_O.c.id).where(or_(_O.c.status == OutboxStatus.SENDING, and_(
+    _O.c.status == OutboxStatus.QUEUED, _O.c.next_attempt_at <= bindparam("now")))).limit(1)
+
+
 def session_backend(sessions: sessionmaker[Session]) -> str:
     bind = sessions.kw.get("bind")
     return bind.dialect.name if bind is not None else "sqlite"
@@ -225,6 +231,10 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
     A stop (SIGTERM) is noticed before each email and during the throttle pause, which comes
     before the claim: a stopping sender leaves nothing claimed, so nothing waits in `sending` and
     nothing is sent twice; the rest goes out with the next run."""
+    with sessions() as session:  # one indexed look; a row queued by another process is seen here
+        idle = session.execute(_ANY_WORK, {"now": clock()}).first() is None
+    if idle and not should_stop():
+        return SendReport()
     report = SendReport(requeued_abandoned=requeue_abandoned(sessions, clock()))
     token = claim_token()
     mailboxes = {mb.name: mb for mb in config.mailboxes}
