@@ -50,6 +50,50 @@ def test_login_then_id_then_read_only_select(dovecot, imap_proxy):
     assert dovecot.logged("ID sent: name=mailbot"), dovecot.log_tail()
 
 
+def test_the_greetings_capabilities_spare_the_capability_command(dovecot, imap_proxy):
+    # Dovecot greets with `* OK [CAPABILITY ...]`; the list after LOGIN is the one that counts.
+    with via_proxy(dovecot, imap_proxy).session() as session:
+        assert {"IDLE", "MOVE", "UIDPLUS"} <= session.capabilities  # post-login ones, not the greeting's
+    assert imap_proxy.commands()[:3] == ["LOGIN", "ID", "EXAMINE"]
+
+
+def test_a_greeting_without_capabilities_gets_the_command(monkeypatch):
+    """A server that greets with a bare `* OK` is asked for CAPABILITY, as imaplib always did (and
+    again after a LOGIN that did not send the list)."""
+    import socket
+
+    answers = {b"CAPABILITY": b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n", b"LOGIN": b"",
+               b"ID": b"* ID NIL\r\n", b"LOGOUT": b"* BYE bye\r\n",
+               b"EXAMINE": b"* 0 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 1] ok\r\n"}
+    heard = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def serve():
+            connection, _ = listener.accept()
+            with connection, connection.makefile("rb") as lines:
+                connection.sendall(b"* OK ready\r\n")
+                for line in lines:
+                    tag, command = line.split()[:2]
+                    heard.append(command.decode())
+                    connection.sendall(answers[command.upper()] + tag + b" OK done\r\n")
+                    if command.upper() == b"LOGOUT":
+                        return
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        from mailbot.config import ServerConfig
+
+        server = ServerConfig(host="127.0.0.1", port=listener.getsockname()[1], security="plain",
+                              username="u@example.test", password_env="MAILBOT_TEST_IMAP_PASSWORD", timeout=5)
+        monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", "pw")
+        with ImapInbox(dovecot_free_mailbox(server)).session() as session:
+            assert session.uidvalidity == 7 and "AUTH=PLAIN" in session.capabilities
+        thread.join(timeout=5)
+    assert heard == ["CAPABILITY", "LOGIN", "CAPABILITY", "ID", "EXAMINE", "LOGOUT"]
+
+
 def test_select_read_write_only_when_moving_is_configured(dovecot, imap_proxy):
     with via_proxy(dovecot, imap_proxy, move_to="Archive").session():
         pass
