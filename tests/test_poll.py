@@ -197,7 +197,7 @@ def test_an_empty_poll_costs_the_same_commands_on_2000_messages_as_on_20(tmp_pat
     _, (small, big) = world.poll()
 
     assert small.imap_commands == big.imap_commands
-    one_connection = ["CAPABILITY", "LOGIN", "ID", "EXAMINE", "UID SEARCH", "LOGOUT"]
+    one_connection = ["LOGIN", "ID", "EXAMINE", "UID SEARCH", "LOGOUT"]  # CAPABILITY came with the greeting
     assert imap_proxy.commands() == one_connection * 2  # the 20 and the 2,000 alike
     world.engine.dispose()
 
