@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterator
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.db.models import MailboxState, Message
+from mailbot.db.models import UNSETTLED, MailboxState, Message
 from mailbot.ingest.poll_plan import unread_result
 from mailbot.rules.outcome import PROCESSED_OUTCOMES, Outcome, Result
 from mailbot.transports.imap_responses import RemoteMessage
@@ -45,7 +45,7 @@ def ledger_at(session: Session, mailbox: str, folder: str, uidvalidity: int, uid
 _M = Message.__table__
 _RETRY_BELOW_MARK = select(_M.c.uid).where(
     _M.c.mailbox == bindparam("mailbox"), _M.c.folder == bindparam("folder"),
-    _M.c.uidvalidity == bindparam("uidvalidity"), or_(_M.c.outcome.is_(None), _M.c.outcome == Outcome.FAILED.value),
+    _M.c.uidvalidity == bindparam("uidvalidity"), text(f"({UNSETTLED})"),  # ix_messages_unsettled (models)
     _M.c.attempts < bindparam("max_attempts"))
 _S = MailboxState.__table__
 _MARK = select(_S.c.uidvalidity, _S.c.last_uid).where(_S.c.mailbox == bindparam("mailbox"),
