@@ -14,7 +14,12 @@ UID SEARCH, LOGOUT) as often: its RSS and CPU per poll are printed beside the da
 user + system time from /proc between the first poll and the last, over the polls in between).
 Exits 1 when the daemon's peak is over the target. Needs dovecot-imapd. Not part of CI.
 
-usage: python bench/bench_idle.py [POLLS] [INTERVAL_SECONDS]      (default 300 1)
+LEDGER (default 0) messages are put in the first mailbox before the daemon starts: its first poll
+records them as baseline (first contact), so the empty polls measured after it run beside a ledger
+of that size, as a daemon does after months (or after a big first contact). The floor's
+`UID SEARCH ALL` then lists them all at every poll; mailbot asks only above its mark.
+
+usage: python bench/bench_idle.py [POLLS] [INTERVAL_SECONDS] [LEDGER]      (default 300 1 0)
 """
 
 from __future__ import annotations
@@ -160,6 +165,7 @@ def run_daemon(config: Path, polls: int, floor_cmd: list[str]) -> tuple[Poller, 
 def main() -> int:
     polls = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     interval = max(float(sys.argv[2]) if len(sys.argv) > 2 else 1.0, 1.0)
+    ledger = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     binary = _find(DOVECOT_CANDIDATES, "dovecot")
     if binary is None:
         print("dovecot is not installed (apt-get install dovecot-imapd)", file=sys.stderr)
@@ -169,6 +175,9 @@ def main() -> int:
     server = Dovecot(directory, binary, _find(LDA_CANDIDATES, "dovecot-lda"), _find(DOVEADM_CANDIDATES, "doveadm"))
     try:
         server.start()
+        server.append_many(MAILBOXES[0][1], [b"From: someone@example.test\r\nTo: %s\r\nSubject: old %d\r\n"
+                                             b"Message-ID: <old%d@example.test>\r\n\r\nold mail\r\n"
+                                             % (MAILBOXES[0][1].encode(), n, n) for n in range(ledger)])
         config = write_config(directory, server, interval)
         imap = server.imap_config(MAILBOXES[0][1])
         floor_cmd = [sys.executable, str(Path(__file__).resolve().parent / "floor.py"), "idle", imap.host,
@@ -186,7 +195,8 @@ def main() -> int:
         return 1
     peak = max(samples, key=lambda s: s[1])
     peak_tree = max(samples, key=lambda s: s[2])
-    print(f"{done} polls of 2 empty IMAP mailboxes every {interval:g} s in {samples[-1][0]:.0f} s")
+    print(f"{done} polls of 2 empty IMAP mailboxes every {interval:g} s in {samples[-1][0]:.0f} s"
+          + (f" (the first beside {ledger} old messages, recorded as baseline by the first poll)" if ledger else ""))
     print(f"daemon RSS  MiB: start {samples[0][1]:.1f}  peak {peak[1]:.1f}  end {samples[-1][1]:.1f}")
     print(f"tree   RSS  MiB: start {samples[0][2]:.1f}  peak {peak_tree[2]:.1f}  end {samples[-1][2]:.1f}"
           f"  (up to {max(s[3] for s in samples)} processes)")
