@@ -37,6 +37,17 @@ def test_empty_database_to_head_matches_models(empty_engine):
     assert {"messages", "submissions", "outbox", "quarantine", "known_senders"} <= set(inspect(engine).get_table_names())
 
 
+def test_the_poll_retry_index_is_partial_on_both_backends(empty_engine):
+    # The model names the SQLite predicate only (mailbot.db.models); 0010 makes it on both.
+    upgrade(empty_engine)
+    with empty_engine.connect() as conn:
+        if empty_engine.dialect.name == "sqlite":
+            sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'ix_messages_unsettled'").scalar()
+        else:
+            sql = conn.exec_driver_sql("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_messages_unsettled'").scalar()
+    assert "WHERE" in sql and "outcome IS NULL" in sql and "'failed'" in sql, sql
+
+
 def test_head_constant_is_the_newest_migration(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     assert stored_revision(engine) is None
