@@ -175,6 +175,10 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
         with sessions() as session:
             previous, mark = read_mark(session, mailbox.name, folder, clock())
             first = previous is None and not has_ledger(session, mailbox.name, folder, uidvalidity)
+            # The usual poll (the folder as last time): its retries are read in this transaction
+            # too, so an empty poll opens one session for its reads, not two.
+            retry = (retry_below_mark(session, mailbox.name, folder, uidvalidity, max_attempts)
+                     if previous == uidvalidity else None)
             session.commit()
         histories = [history] if history is not None else []
         if previous != uidvalidity:
@@ -192,12 +196,15 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
         settled: set[int] = set()  # wanted UIDs whose outcome is committed (or that are gone)
         try:
             wanted = imap.uids_after(mark)
-            with sessions() as session:
-                known, retry = ledger_at(session, mailbox.name, folder, uidvalidity, [str(u) for u in wanted],
-                                         max_attempts)
-                retry |= retry_below_mark(session, mailbox.name, folder, uidvalidity, max_attempts)
-                wanted_set = set(wanted)
-                settled.update(int(u) for u in known | retry if int(u) in wanted_set)
+            known: set[str] = set()
+            if wanted or retry is None:
+                with sessions() as session:
+                    known, found = ledger_at(session, mailbox.name, folder, uidvalidity, [str(u) for u in wanted],
+                                             max_attempts)
+                    retry = found | (retry if retry is not None else
+                                     retry_below_mark(session, mailbox.name, folder, uidvalidity, max_attempts))
+            wanted_set = set(wanted)
+            settled.update(int(u) for u in known | retry if int(u) in wanted_set)
             unknown = [uid for uid in wanted if uid not in settled]
             report.new = len(unknown) + len(retry)
             fetch, report.decided_unread = triager.new_mail(unknown, arrivals.at, settled)
