@@ -84,3 +84,17 @@ def test_a_session_cut_by_the_stop_is_not_logged_as_a_failure(dovecot, caplog):
     with caplog.at_level("DEBUG", logger="mailbot.ingest.idle"):
         watcher.run()
     assert [r.levelname for r in caplog.records] == ["DEBUG"]
+
+
+def test_the_daemons_stop_ends_a_long_idle_round_at_once(dovecot):
+    """The IDLE round lasts minutes by default (CHECK_SECONDS); the daemon's stop does not wait for
+    it: `abandon_reading_sessions`, which `mailbot run` calls at a stop, cuts the session."""
+    from mailbot.transports.deadline import abandon_reading_sessions
+    stop = threading.Event()
+    w = IdleWatcher(dovecot.mailbox_config("chuyoujiao@example.test"), lambda name: None, stop, retry_seconds=60)
+    w.start()
+    assert wait_for(lambda: w.connections == 1, 20)  # its session is open: IDLE for minutes from here
+    stop.set()
+    assert abandon_reading_sessions() >= 1
+    w.join(10)
+    assert not w.is_alive()
