@@ -7,6 +7,7 @@ into an error at render time instead of a silently blank sentence in a letter to
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -81,10 +82,6 @@ def _tidy(pieces: Iterable[str], batch: int = 1024) -> Iterator[str]:
     yield "\n"
 
 
-def _tidy_text(text: str) -> str:
-    return "".join(_tidy([text]))
-
-
 def _templates(kind: str):
     """The subject, text and HTML templates of `kind`; ValueError for an unknown kind."""
     if not isinstance(kind, str) or not _KIND_NAME.match(kind):
@@ -105,9 +102,18 @@ def compose(kind: str, context: dict) -> Composed:
     subject, text, html = _templates(kind)
     return Composed(
         subject=one_line(subject.render(context)),
-        text=_tidy_text(text.render(context)),
-        html=html.render(context),
+        text=_joined(_tidy(text.generate(context))),
+        html=_joined(html.generate(context)),
     )
+
+
+def _joined(pieces: Iterable[str]) -> str:
+    # What render() returns, without holding every piece until the end: render() joins a list of
+    # them (a million small strings for the summary of 10,000 schools, some 50 MB), a StringIO
+    # holds one growing buffer.
+    buffer = io.StringIO()
+    buffer.writelines(pieces)
+    return buffer.getvalue()
 
 
 def compose_to(kind: str, context: dict, text_out: TextIO, html_out: TextIO) -> str:
