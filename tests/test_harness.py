@@ -73,3 +73,25 @@ def test_mailbot_processes_start_only_through_support_cli():
     # run_process / start_process know the installed script, its environment and PYTHONUTF8.
     started_by_hand = offending_lines(r"[\"']-m[\"'],\s*[\"']mailbot[\"']|console_script\(\)")
     assert [line for line in started_by_hand if not line.startswith("support/cli.py:")] == []
+
+
+def test_an_smtp_port_taken_before_the_listener_binds_is_replaced(tmp_path):
+    """Test workers pick free ports at the same time: one taken between the probe and the bind
+    (seen once in a CI run of 4 workers) gives the listener another port, not a failed test."""
+    import smtplib
+    import socket
+
+    from support.loopback import HOST
+    from support.smtp_server import SmtpServer
+    server = SmtpServer(tmp_path)
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        server.ports["plain"] = taken.getsockname()[1]
+        server.start()
+        try:
+            assert server.plain_port != taken.getsockname()[1]
+            with smtplib.SMTP(HOST, server.plain_port, timeout=10) as client:
+                assert client.noop()[0] == 250
+        finally:
+            server.stop()

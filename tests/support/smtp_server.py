@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import ssl
 import threading
 import time
@@ -149,23 +150,50 @@ class SmtpServer:
         handler = _RecordingHandler(self)
         server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_ctx.load_cert_chain(str(self.certs.cert_file), str(self.certs.key_file))
-        self.ssl_port, self.starttls_port, self.plain_port = free_port(), free_port(), free_port()
         common = dict(hostname=HOST, authenticator=_authenticate, auth_required=True)
-        self.controllers = [
-            # aiosmtpd only counts STARTTLS as TLS: implicit TLS needs auth_require_tls=False.
-            CountingController(handler, port=self.ssl_port, ssl_context=server_ctx, auth_require_tls=False, **common),
-            CountingController(handler, port=self.starttls_port, tls_context=server_ctx, require_starttls=True,
-                               **common),
-            CountingController(handler, port=self.plain_port, auth_require_tls=False, **common),
-        ]
+        # One listener each; aiosmtpd only counts STARTTLS as TLS: implicit TLS needs auth_require_tls=False.
+        self._listeners = {
+            "ssl": lambda port: CountingController(handler, port=port, ssl_context=server_ctx, auth_require_tls=False,
+                                                   **common),
+            "starttls": lambda port: CountingController(handler, port=port, tls_context=server_ctx,
+                                                        require_starttls=True, **common),
+            "plain": lambda port: CountingController(handler, port=port, auth_require_tls=False, **common),
+        }
+        self.ports = {security: free_port() for security in self._listeners}
+        self.controllers = []
 
     @property
     def ca_file(self) -> Path:
         return self.certs.ca_file
 
-    def start(self) -> None:
-        for controller in self.controllers:
-            controller.start()
+    @property
+    def ssl_port(self) -> int:
+        return self.ports["ssl"]
+
+    @property
+    def starttls_port(self) -> int:
+        return self.ports["starttls"]
+
+    @property
+    def plain_port(self) -> int:
+        return self.ports["plain"]
+
+    def start(self, attempts: int = 5) -> None:
+        """Start the three listeners. A port found free may be taken by another test worker before
+        the listener binds it: that listener then starts on another free port."""
+        for security, make in self._listeners.items():
+            for attempt in range(attempts):
+                controller = make(self.ports[security])
+                try:
+                    controller.start()
+                except OSError as exc:
+                    controller.loop.close()  # its thread ended at the failed bind
+                    if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                        raise
+                    self.ports[security] = free_port()
+                    continue
+                self.controllers.append(controller)
+                break
 
     def stop(self) -> None:
         for controller in self.controllers:
@@ -188,7 +216,7 @@ class SmtpServer:
         self.faults.queues[stage.upper()].append(reply)
 
     def port_for(self, security: str) -> int:
-        return {"ssl": self.ssl_port, "starttls": self.starttls_port, "plain": self.plain_port}[security]
+        return self.ports[security]
 
     def smtp_config(self, user: str, security: str = "ssl", timeout: float = 10.0,
                     ca_file: Path | None | str = "fixture") -> ServerConfig:
