@@ -197,12 +197,13 @@ def poll_imap(config: Config, mailbox: MailboxConfig, sessions: sessionmaker[Ses
         try:
             wanted = imap.uids_after(mark)
             known: set[str] = set()
-            if wanted or retry is None:
+            if wanted or retry is None:  # an empty usual poll has read all it needs above
                 with sessions() as session:
-                    known, found = ledger_at(session, mailbox.name, folder, uidvalidity, [str(u) for u in wanted],
-                                             max_attempts)
-                    retry = found | (retry if retry is not None else
-                                     retry_below_mark(session, mailbox.name, folder, uidvalidity, max_attempts))
+                    if retry is None:  # a new folder: its retries once its baseline is recorded
+                        retry = retry_below_mark(session, mailbox.name, folder, uidvalidity, max_attempts)
+                    known, failed = ledger_at(session, mailbox.name, folder, uidvalidity, [str(u) for u in wanted],
+                                              max_attempts)
+                    retry |= failed
             wanted_set = set(wanted)
             settled.update(int(u) for u in known | retry if int(u) in wanted_set)
             unknown = [uid for uid in wanted if uid not in settled]

@@ -99,21 +99,11 @@ def compose(kind: str, context: dict) -> Composed:
     Raises ValueError for an unknown kind and jinja2.UndefinedError when the context lacks a key
     the templates use (a bug in the caller, never a school's fault).
     """
-    subject, text, html = _templates(kind)
-    return Composed(
-        subject=one_line(subject.render(context)),
-        text=_joined(_tidy(text.generate(context))),
-        html=_joined(html.generate(context)),
-    )
-
-
-def _joined(pieces: Iterable[str]) -> str:
-    # What render() returns, without holding every piece until the end: render() joins a list of
-    # them (a million small strings for the summary of 10,000 schools, some 50 MB), a StringIO
-    # holds one growing buffer.
-    buffer = io.StringIO()
-    buffer.writelines(pieces)
-    return buffer.getvalue()
+    # Written into buffers as the templates produce the pieces: render() would join a list of all
+    # of them (a million small strings for the summary of 10,000 schools, some 50 MB).
+    text, html = io.StringIO(), io.StringIO()
+    subject = compose_to(kind, context, text, html)
+    return Composed(subject=subject, text=text.getvalue(), html=html.getvalue())
 
 
 def compose_to(kind: str, context: dict, text_out: TextIO, html_out: TextIO) -> str:
