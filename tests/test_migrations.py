@@ -109,3 +109,13 @@ def test_types_that_differ_map_properly(empty_engine):
     assert row.created_at == at and row.created_at.tzinfo == timezone.utc
     assert row.to_addrs == ["c@d", "甲@例子.中国"] and row.raw == raw
     assert (state.uidvalidity, state.last_uid) == (4_294_967_295, 4_294_967_290)
+
+
+def test_a_sqlite_commit_is_on_disk_when_it_returns(tmp_path):
+    # WAL for readers beside the daemon; FULL, not NORMAL: with NORMAL an OS crash or power cut can
+    # lose commits whose effects already happened (a receipt sent, a message moved away).
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    engine.dispose()
