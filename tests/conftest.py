@@ -125,10 +125,19 @@ def zygote():
     started.close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium under Playwright, started once for the module's tests (each opens its own
-    page, a context of its own: cookies are not shared)."""
+@pytest.fixture(scope="session")
+def chromium_browser():
+    """Debian's Chromium under Playwright, started once per worker: a launch costs about a
+    CPU-second, and the browser modules each started their own."""
     from support.web import chromium
     with chromium() as started:
         yield started
+
+
+@pytest.fixture
+def browser(chromium_browser):
+    """The session's Chromium for one test: each page it opens is a context of its own (cookies are
+    not shared), and every context is closed after the test, so no test sees another's pages."""
+    yield chromium_browser
+    for context in chromium_browser.contexts:
+        context.close()

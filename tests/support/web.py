@@ -71,6 +71,7 @@ def copy_state(template: Path, target: Path) -> Path:
 @contextmanager
 def served(app):
     """The app on a free loopback port, served by waitress in a thread; yields the base URL."""
+    from waitress import wasyncore
     from waitress.server import create_server
     server = create_server(app, host="127.0.0.1", port=0, threads=4, ident="mailbot-test")
 
@@ -80,13 +81,20 @@ def served(app):
         except OSError:  # the listening socket closed under the loop's select(): the server stopped
             pass
 
+    def close_everything():
+        # Runs in the server's own loop (a thunk of its trigger), so no socket is closed under its
+        # select(). The connections a browser keeps alive are closed too: closing only the
+        # listener left the loop serving them, and the join below waited its whole 10 s.
+        wasyncore.close_all(server._map)
+
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        server.close()
+        server.trigger.pull_trigger(close_everything)
         thread.join(timeout=10)
+        server.task_dispatcher.shutdown()
 
 
 @contextmanager
