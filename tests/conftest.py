@@ -89,6 +89,21 @@ def database_template(request, tmp_path_factory) -> Path:
     return directory
 
 
+@pytest.fixture(scope="session", autouse=True)
+def quick_password_hashes():
+    """The accounts this process makes are hashed with argon2id at its lowest cost: the product's
+    cost (argon2-cffi's defaults) is about 0.15 CPU-s per login, paid by every test that logs in,
+    and no test is about that cost. The hashes are still argon2id, verified by the product's own
+    code; an unknown name is still checked against the product's full-cost dummy hash, and the
+    mailbot processes the tests start use the product's hasher unchanged."""
+    from argon2 import PasswordHasher
+    from mailbot.web import users
+    product = users._hasher
+    users._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    yield
+    users._hasher = product
+
+
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
     return write_config(tmp_path)
