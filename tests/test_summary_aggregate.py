@@ -3,12 +3,15 @@ test that what the summary says equals the sums of the rows stored in the databa
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.orm import Session
 
 from mailbot.config import School
@@ -125,9 +128,20 @@ stored = st.fixed_dictionaries({
 })
 
 
-def _session_with(submissions: list[dict]) -> Session:
-    engine = create_engine("sqlite://")
+@lru_cache(maxsize=1)
+def _schema() -> sqlite3.Connection:
+    """An in-memory database holding the schema, built once: create_all for every example cost
+    about 14 ms, most of these tests' time."""
+    template = sqlite3.connect(":memory:", check_same_thread=False)
+    engine = create_engine("sqlite://", creator=lambda: template, poolclass=StaticPool)
     Base.metadata.create_all(engine)
+    return template
+
+
+def _session_with(submissions: list[dict]) -> Session:
+    database = sqlite3.connect(":memory:", check_same_thread=False)
+    _schema().backup(database)  # a fresh database, the same as create_all makes
+    engine = create_engine("sqlite://", creator=lambda: database, poolclass=StaticPool)
     session = Session(engine)
     base = datetime(2022, 10, 1, tzinfo=timezone.utc)
     names = [s.name for s in SCHOOLS] + ["不在名册小学", "不在名册中学"]
