@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -95,52 +96,63 @@ def table_files() -> dict[str, bytes]:
     }
 
 
-# name -> (message, outcome, a word the errors must contain or None)
-def cases() -> dict[str, tuple[bytes, str, str | None]]:
-    table = [("汇总表.xlsx", files.xlsx(), XLSX)]
-    four_big = [(f"表{i}.xlsx", files.formula_heavy_xlsx(), XLSX) for i in range(4)]
-    found: dict[str, tuple[bytes, str, str | None]] = {
-        "reply-to-two-addresses-no-comma": (_message(table, headers={"Reply-To": "a@x.com b@x.com c"}, key="r1"),
+# name -> (what makes the message, outcome, a word the errors must contain or None): each message is
+# made only when asked for, so collecting the cases costs nothing (making them all took about 1.5
+# CPU-s, paid at import by every test worker).
+def lazy_cases() -> dict[str, tuple[Callable[[], bytes], str, str | None]]:
+    def table():
+        return [("汇总表.xlsx", files.xlsx(), XLSX)]
+
+    def four_big():
+        return [(f"表{i}.xlsx", files.formula_heavy_xlsx(), XLSX) for i in range(4)]
+
+    found: dict[str, tuple[Callable[[], bytes], str, str | None]] = {
+        "reply-to-two-addresses-no-comma": (lambda: _message(table(), headers={"Reply-To": "a@x.com b@x.com c"}, key="r1"),
                                             "accepted", None),
-        "reply-to-dot": (_message(table, headers={"Reply-To": "."}, key="r2"), "accepted", None),
-        "reply-to-emoji": (_message(table, headers={"Reply-To": "😀"}, key="r3"), "accepted", None),
-        "reply-to-50k-name": (_with_encoded_header(_message(table, key="r4"), "Reply-To", "名" * 25_000),
+        "reply-to-dot": (lambda: _message(table(), headers={"Reply-To": "."}, key="r2"), "accepted", None),
+        "reply-to-emoji": (lambda: _message(table(), headers={"Reply-To": "😀"}, key="r3"), "accepted", None),
+        "reply-to-50k-name": (lambda: _with_encoded_header(_message(table(), key="r4"), "Reply-To", "名" * 25_000),
                               "accepted", None),
-        "rfc2231-raw-utf8-name": (_raw_rfc2231_name("n1"), "accepted", None),
-        "latin1-name": (_latin1_name("n2"), "accepted", None),
-        "table-as-image-jpeg": (_message([("汇总表.xlsx", files.xlsx(), "image/jpeg")], key="i1"), "accepted", None),
-        "table-as-octet-stream-no-extension": (_message([("汇总表", files.xlsx(), "application/octet-stream")], key="i2"),
+        "rfc2231-raw-utf8-name": (lambda: _raw_rfc2231_name("n1"), "accepted", None),
+        "latin1-name": (lambda: _latin1_name("n2"), "accepted", None),
+        "table-as-image-jpeg": (lambda: _message([("汇总表.xlsx", files.xlsx(), "image/jpeg")], key="i1"), "accepted", None),
+        "table-as-octet-stream-no-extension": (lambda: _message([("汇总表", files.xlsx(), "application/octet-stream")], key="i2"),
                                                "accepted", None),
-        "libreoffice-two-sheets.ods": (_message([("汇总表.ods", files.libreoffice_ods(), "application/vnd.oasis."
+        "libreoffice-two-sheets.ods": (lambda: _message([("汇总表.ods", files.libreoffice_ods(), "application/vnd.oasis."
                                                  "opendocument.spreadsheet")], key="o1"), "accepted", None),
-        "ods-basic-macros": (_message([("汇总表.ods", files.libreoffice_ods(basic_macros=True), "application/octet-stream")],
+        "ods-basic-macros": (lambda: _message([("汇总表.ods", files.libreoffice_ods(basic_macros=True), "application/octet-stream")],
                                       key="o2"), "accepted", None),
-        "mini-stream.xls": (_message([("汇总表.xls", files.small_xls(), "application/vnd.ms-excel")], sender=PEIWEN,
+        "mini-stream.xls": (lambda: _message([("汇总表.xls", files.small_xls(), "application/vnd.ms-excel")], sender=PEIWEN,
                                      key="x1"),
                             "accepted", None),
-        "cyclic-chain.xls": (_message([("汇总表.xls", files.cyclic_xls(), "application/vnd.ms-excel")], sender=PEIWEN,
+        "cyclic-chain.xls": (lambda: _message([("汇总表.xls", files.cyclic_xls(), "application/vnd.ms-excel")], sender=PEIWEN,
                                       key="x2"),
                              "accepted", None),  # olefile reads the stream within its size
-        "four-formula-heavy-files": (_message(four_big, key="b1"), "accepted", None),
-        "header-cell-names-2n-and-services": (_message([("汇总表.xlsx", files.xlsx([
+        "four-formula-heavy-files": (lambda: _message(four_big(), key="b1"), "accepted", None),
+        "header-cell-names-2n-and-services": (lambda: _message([("汇总表.xlsx", files.xlsx([
             ["学校名称", "在校学生数", "参与课后服务学生数", "是否开展“2+N”模式（是的请填写拓展服务项目）"],
             ["安溪县北门小学", 1878, 1797, "是，科普、美术、阅读"]]), XLSX)], key="h1"), "accepted", None),
-        "xlsb": (_message([("汇总表.xlsb", files.xlsb(), "application/octet-stream")], key="w1"), "rejected", ".xlsb"),
-        "odt": (_message([("汇总表.odt", files.odt(), "application/octet-stream")], key="w2"), "rejected", "OpenDocument"),
-        "fods": (_message([("汇总表.fods", files.fods(), "application/octet-stream")], key="w3"), "rejected", ".fods"),
-        "biff2.xls": (_message([("汇总表.xls", files.biff2_xls(), "application/vnd.ms-excel")], key="w4"),
+        "xlsb": (lambda: _message([("汇总表.xlsb", files.xlsb(), "application/octet-stream")], key="w1"), "rejected", ".xlsb"),
+        "odt": (lambda: _message([("汇总表.odt", files.odt(), "application/octet-stream")], key="w2"), "rejected", "OpenDocument"),
+        "fods": (lambda: _message([("汇总表.fods", files.fods(), "application/octet-stream")], key="w3"), "rejected", ".fods"),
+        "biff2.xls": (lambda: _message([("汇总表.xls", files.biff2_xls(), "application/vnd.ms-excel")], key="w4"),
                       "rejected", "Excel 4.0"),
-        "zip-of-photos": (_message([("材料.zip", table_files()["zip-of-photos.zip"], "application/zip")], key="w5"),
+        "zip-of-photos": (lambda: _message([("材料.zip", table_files()["zip-of-photos.zip"], "application/zip")], key="w5"),
                           "rejected", "没有找到表格文件"),
-        "zip-in-zip-in-zip": (_message([("材料.zip", table_files()["zip-in-zip-in-zip.zip"], "application/zip")],
+        "zip-in-zip-in-zip": (lambda: _message([("材料.zip", table_files()["zip-in-zip-in-zip.zip"], "application/zip")],
                                        key="w6"), "rejected", "一层"),
-        "deep-600-multipart": (_nested(600, "d1"), "rejected", "嵌套"),
-        "deep-600-multipart-stranger": (_nested(600, "d2").replace(SENDER.encode(), b"stranger@example.org"),
+        "deep-600-multipart": (lambda: _nested(600, "d1"), "rejected", "嵌套"),
+        "deep-600-multipart-stranger": (lambda: _nested(600, "d2").replace(SENDER.encode(), b"stranger@example.org"),
                                         "ignored", None),
-        "closed-nesting-8": (_nested(8, "d3", closed=True), "accepted", None),
-        "ten-thousand-parts": (_many_parts(10_000, "p1"), "rejected", "过多"),
+        "closed-nesting-8": (lambda: _nested(8, "d3", closed=True), "accepted", None),
+        "ten-thousand-parts": (lambda: _many_parts(10_000, "p1"), "rejected", "过多"),
     }
     return found
+
+
+def cases() -> dict[str, tuple[bytes, str, str | None]]:
+    """name -> (message, outcome, a word the errors must contain or None), every message made."""
+    return {name: (make(), outcome, word) for name, (make, outcome, word) in lazy_cases().items()}
 
 
 def messages() -> dict[str, bytes]:
