@@ -2,6 +2,7 @@
 
 import dataclasses
 import io
+import os
 import time
 
 import openpyxl
@@ -10,7 +11,7 @@ import pytest
 import hostile_jobs
 from mailbot.config import Limits
 from mailbot.errors import WorkerFailure
-from mailbot.ingest.isolation import Extracted, WorkerPool
+from mailbot.ingest.isolation import WORKER_NICENESS, Extracted, WorkerPool
 from mailbot.rules.model import Attachment
 
 
@@ -31,6 +32,13 @@ def test_pool_reads_tables_in_order_and_reuses_workers():
         assert [r.attachment_name for r in results] == [f"t{i}.xlsx" for i in range(5)]
         assert all(isinstance(r, Extracted) and r.tables[0].rows for r in results)
         assert len(pool._idle) == 2
+
+
+def test_workers_parse_at_a_lower_priority_than_the_process_that_stores():
+    # The storing process is ingest's serial path: a worker given an equal share slows it down.
+    with WorkerPool(Limits(), size=1) as pool:
+        (niceness,) = pool.map_ordered(os.nice, [(0,)])
+    assert niceness == os.nice(0) + WORKER_NICENESS
 
 
 def test_map_ordered_keeps_order_and_takes_inputs_lazily():
