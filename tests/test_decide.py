@@ -43,7 +43,7 @@ def test_the_daily_cap_is_data_the_decision_reads(config):
     raw = submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN])
     assert decided(config, raw, reply_cap=2, replies_today=1).reply is not None
     capped = decided(config, raw, reply_cap=2, replies_today=2)
-    assert capped.outcome == Outcome.ACCEPTED and capped.reply is None and capped.reply_capped
+    assert capped.outcome == Outcome.ACCEPTED and capped.reply is None and capped.reply_cap == "recipient"
     assert capped.warnings == ["今日已向该邮箱自动回复2次，本次不再回复。"]
 
 
@@ -71,9 +71,11 @@ def test_reply_to_is_answered_only_when_registered_for_the_same_school(config):
 
 def test_the_reply_cap_holds_per_sender_and_per_mailbox(config):
     raw = submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN])
-    assert decided(config, raw, replies_for_sender=3).reply is None
+    by_sender = decided(config, raw, replies_for_sender=3)
+    assert by_sender.reply is None and by_sender.reply_cap == "sender"
     capped = decided(config, raw, replies_from_mailbox=150, reply_cap_per_mailbox=150)
-    assert capped.reply is None and capped.reply_capped
+    assert capped.reply is None and capped.reply_cap == "mailbox"
+    assert capped.warnings == ["今日本邮箱的自动回复已达上限，本次不再回复。"]
     assert decided(config, raw, replies_for_sender=2, replies_from_mailbox=149, reply_cap_per_mailbox=150).reply
 
 

@@ -265,7 +265,7 @@ def test_a_stream_of_messages_reads_no_message_row_back_and_the_installation_id_
                for s in statements) == 1
 
 
-def test_the_daily_reply_caps_count_replies_queued_earlier_in_the_same_transaction_and_before(tmp_path):
+def test_the_daily_reply_caps_count_replies_queued_earlier_in_the_same_transaction_and_before(tmp_path, caplog):
     """Issue 13: today's replies are read once per transaction and counted on as replies are queued,
     so the caps hold inside one commit group as across them (per sender 2, per mailbox 3)."""
     world = World(tmp_path, "[replies]\nmax_per_sender_per_day = 2\nmax_per_mailbox_per_day = 3\n")
@@ -279,6 +279,10 @@ def test_the_daily_reply_caps_count_replies_queued_earlier_in_the_same_transacti
         later = [submission("cnsyxx@163.com", "chuyoujiao@163.com", [chengnan], message_id=f"c{n}") for n in range(2)]
         results = list(world.pipeline.process_stream([Inbound(raw=raw, mailbox="chuyoujiao") for raw in later]))
         assert [r.reply is not None for r in results] == [True, False]  # the mailbox's cap of 3, 2 committed before
+        # The operator's log names the cap that stopped each reply (the mailbox's was logged as the sender's).
+        capped = [r.getMessage() for r in caplog.records if "reply cap" in r.getMessage()]
+        assert capped == ["daily reply cap per recipient reached (2 today): no reply to message b2@test from beimenxx@163.com",
+                          "daily reply cap of mailbox chuyoujiao reached (3 today): no reply to message c1@test from cnsyxx@163.com"]
         assert [m.recipient for m in world.outbox()] == ["beimenxx@163.com"] * 2 + ["cnsyxx@163.com"]
     finally:
         world.pipeline.close()

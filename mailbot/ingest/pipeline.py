@@ -41,6 +41,7 @@ from mailbot.outbound.responses import Responder
 from mailbot.rules.decide import Context, decide, reply_recipient
 from mailbot.rules.model import ParsedMessage
 from mailbot.rules.outcome import FINAL_OUTCOMES, Decision, Outcome, Result, Twin
+from mailbot.rules.reply_policy import ReplyCaps, cap_description
 from mailbot.rules.roster import Roster
 from mailbot.rules.sender_auth import AuthVerdict, header_fields, judge
 from mailbot.timeutil import start_of_day
@@ -355,10 +356,10 @@ class Pipeline:
             if inbound.answer:  # imported history: held in `quarantine list`, no notice for each one
                 self.responder.tell_operator_of_quarantine(session, mailbox, record, msg, decision, held,
                                                            received_at, now)
-        if decision.reply_capped:
-            log.warning("reply cap reached for %s (%d today): no reply to message %s",
-                        msg.from_addr, self.config.replies.max_per_sender_per_day,
-                        msg.message_id)
+        if decision.reply_cap is not None:
+            caps = ReplyCaps(self.config.replies.max_per_sender_per_day, self.config.replies.max_per_mailbox_per_day)
+            log.warning("%s: no reply to message %s from %s", cap_description(decision.reply_cap, caps, mailbox.name),
+                        msg.message_id, msg.from_addr)
         reply = None
         withheld = self._reply_withheld(inbound, now) if decision.reply is not None else None
         if withheld:

@@ -270,7 +270,7 @@ def with_reply(decision: Decision, f: Facts) -> Decision:
     which = cap_reached(counts, ReplyCaps(per_sender=cap, per_mailbox=f.context.reply_cap_per_mailbox))
     if which:
         told = "今日本邮箱的自动回复已达上限，本次不再回复。" if which == "mailbox" else f"今日已向该邮箱自动回复{cap}次，本次不再回复。"
-        return replace(decision, reply_capped=True, warnings=[*decision.warnings, told])
+        return replace(decision, reply_cap=which, warnings=[*decision.warnings, told])
     if decision.outcome == Outcome.REJECTED:
         return replace(decision, reply=Reply("rejection", [to]))
     note = wrong_mailbox_note(decision.recorded_rows, f.roster, f.context)

@@ -58,7 +58,7 @@ class Decision:
     reason: str = ""  # English, for the log
     sender_schools: list[str] = field(default_factory=list)  # for a quarantine: the candidates
     reply: Reply | None = None  # None: nobody is answered
-    reply_capped: bool = False  # a reply was due but the sender's daily cap is reached
+    reply_cap: str | None = None  # a reply was due but this daily cap is reached: "recipient" | "sender" | "mailbox"
     wrong_mailbox_note: str = ""  # also among `warnings`; the receipt shows it on its own
     twin: Twin | None = None  # for DUPLICATE: the message it repeats
 

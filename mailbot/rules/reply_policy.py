@@ -53,3 +53,10 @@ def cap_reached(counts: ReplyCounts, caps: ReplyCaps) -> str | None:
     if counts.from_mailbox >= caps.per_mailbox:
         return "mailbox"
     return None
+
+
+def cap_description(cap: str, caps: ReplyCaps, mailbox: str) -> str:
+    """For the operator's log: the cap `cap_reached` named, with its figure."""
+    if cap == "mailbox":
+        return f"daily reply cap of mailbox {mailbox} reached ({caps.per_mailbox} today)"
+    return f"daily reply cap per {cap} reached ({caps.per_sender} today)"
