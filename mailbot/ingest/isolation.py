@@ -28,8 +28,8 @@ from mailbot.rules.model import Attachment, RawTable
 
 log = logging.getLogger(__name__)
 
-# Measured on 2 cores over 1,000 messages (bench/README.md, "Ingest"): 2 workers 260 messages/s;
-# 3 workers 255/s; 2 workers niced 252/s; 3 workers niced 282/s.
+# Measured on 2 cores over 1,000 messages (bench/README.md, "Ingest", third round): 2 workers
+# 249 messages/s; 2 niced 252/s; 3 workers 255/s; 3 niced 282/s.
 WORKER_NICENESS = 5
 
 

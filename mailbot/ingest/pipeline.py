@@ -99,6 +99,8 @@ class Pipeline:
         self.clock = clock  # () -> aware datetime
         self.responder = Responder(config)
         self.own_addresses = frozenset(mb.address for mb in config.mailboxes)
+        self.reply_caps = ReplyCaps(per_sender=config.replies.max_per_sender_per_day,
+                                    per_mailbox=config.replies.max_per_mailbox_per_day)
         levels = {school.level for school in config.schools} | {lvl for mb in config.mailboxes for lvl in mb.levels}
         self.address_for_level = {level: config.mailbox_for_level(level).address for level in levels}
         self._roster: tuple[dict, Roster] | None = None
@@ -305,11 +307,11 @@ class Pipeline:
             mailbox_levels=tuple(self.config.mailbox(inbound.mailbox).levels),
             address_for_level=self.address_for_level, own_addresses=self.own_addresses,
             message_bytes=inbound.message_bytes, max_message_bytes=self.config.limits.max_message_bytes,
-            reply_cap=self.config.replies.max_per_sender_per_day,
+            reply_cap=self.reply_caps.per_sender,
             replies_today=replies.by_recipient[recipient],
             replies_for_sender=replies.by_sender[(msg.from_addr or "").lower()],
             replies_from_mailbox=replies.by_mailbox[inbound.mailbox],
-            reply_cap_per_mailbox=self.config.replies.max_per_mailbox_per_day,
+            reply_cap_per_mailbox=self.reply_caps.per_mailbox,
             sender_auth=self._authenticate(session, inbound, msg) if schools and trusted_schools is None else None,
             our_message_ids=frozenset(store.our_message_ids(session, msg.in_reply_to + msg.references)),
             replied_kinds=frozenset(store.our_mail_kinds(session, msg.in_reply_to + msg.references)),
@@ -357,9 +359,8 @@ class Pipeline:
                 self.responder.tell_operator_of_quarantine(session, mailbox, record, msg, decision, held,
                                                            received_at, now)
         if decision.reply_cap is not None:
-            caps = ReplyCaps(self.config.replies.max_per_sender_per_day, self.config.replies.max_per_mailbox_per_day)
-            log.warning("%s: no reply to message %s from %s", cap_description(decision.reply_cap, caps, mailbox.name),
-                        msg.message_id, msg.from_addr)
+            cap = cap_description(decision.reply_cap, self.reply_caps, mailbox.name)
+            log.warning("%s: no reply to message %s from %s", cap, msg.message_id, msg.from_addr)
         reply = None
         withheld = self._reply_withheld(inbound, now) if decision.reply is not None else None
         if withheld:
