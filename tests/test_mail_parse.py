@@ -422,6 +422,25 @@ def test_closed_boundaries_do_not_count_as_depth():
     assert shape.problem is None and shape.open_multiparts == 2
 
 
+def test_the_lines_measured_are_delimiters_boundary_parameters_and_content_types():
+    from mailbot.mail.structure import _interesting_lines
+    raw = (b"Content-Type: multipart/mixed;\r\n BOUNDARY=\"Top\"\r\n\r\n--Top\r\n"
+           b"x-note: see boundary=\"inner\" here\r\n\r\nQkFTRTY0--boundary\r\n"
+           b"body\r--Top-- after a bare CR\r\nmore\rboundary=hidden\n--Top--")
+    assert list(_interesting_lines(raw)) == [
+        b"Content-Type: multipart/mixed;", b' BOUNDARY="Top"', b"--Top",
+        b'x-note: see boundary="inner" here', b"QkFTRTY0--boundary", b"--Top--"]
+
+
+def test_measuring_is_linear_in_hostile_lines():
+    """The line scan looks back to a line's start for each "boundary" it finds: a line of
+    thousands of them behind a bare CR must not make that quadratic."""
+    from mailbot.mail.structure import measure
+    shape = measure(b"x\r" + b"boundary" * 200_000 + b"\n--a\n")
+    assert shape.parts == 0 and shape.problem is None
+    assert measure(b"\n".join([b"a\rboundary"] * 100_000)).open_multiparts == 0
+
+
 def test_thousand_nested_forwarded_messages_keep_the_headers():
     body = "".join(f"Content-Type: message/rfc822\n\nSubject: {i}\n" for i in range(1000)) + "\nhi\n"
     parsed, problem = __import__("mailbot.mail.parse", fromlist=["x"]).parse_message_shaped(

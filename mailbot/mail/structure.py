@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Iterator
 
 # Real mail nests a few levels (a forwarded message in a signed one in a mixed one); the walk
 # reads ten. Past these the message is not something a school's client wrote.
@@ -31,8 +32,11 @@ HEADER_FALLBACK_BYTES = 65536
 
 # Lines that matter: boundary delimiters ("--xyz", "--xyz--"), boundary parameters (also on a
 # folded Content-Type line of their own) and the Content-Type header lines (for message/rfc822).
-_INTERESTING_LINE = re.compile(rb"^(?:--[^\r\n]*|[^\r\n]*boundary[^\r\n]*|content-type:[^\r\n]*)",
-                               re.IGNORECASE | re.MULTILINE)
+# A line is what follows a "\n" up to the next "\r" or "\n". They are found with `find` and a
+# regular expression that starts with a literal, not by trying a pattern at every byte: a message
+# is mostly base64 lines, and that trial cost a third of a millisecond per 30 KB message (issue 13).
+_LINE_START = re.compile(rb"\n(?:--|content-type:)", re.IGNORECASE)
+_LINE_END = re.compile(rb"[\r\n]")
 _BOUNDARY = re.compile(rb"boundary\s*=\s*(?:\"([^\"\r\n]{1,200})\"|([^\s;\"]{1,200}))", re.IGNORECASE)
 _EMBEDDED = re.compile(rb"^content-type:\s*message/(?:rfc822|global)", re.IGNORECASE)
 
@@ -52,8 +56,8 @@ def measure(raw: bytes) -> Shape:
     """Measure `raw` in one pass; stops counting as soon as a limit is passed."""
     stack: list[bytes] = []
     deepest = embedded = parts = 0
-    for match in _INTERESTING_LINE.finditer(raw):
-        line = match.group(0).rstrip()
+    for line in _interesting_lines(raw):
+        line = line.rstrip()
         if line.startswith(b"--") and stack:
             token = line[2:]
             closing = token.endswith(b"--") and token[:-2] in stack
@@ -78,6 +82,39 @@ def measure(raw: bytes) -> Shape:
         if problem:
             return Shape(deepest, embedded, parts, problem)
     return Shape(deepest, embedded, parts)
+
+
+def _interesting_lines(raw: bytes) -> Iterator[bytes]:
+    """The lines of `raw` that start with "--" or "content-type:" or hold "boundary" (any case),
+    in order. Each line is read once: linear in the size of `raw` whatever it holds."""
+    lowered = raw.lower()
+    size = len(raw)
+
+    def next_start(position: int) -> int:
+        found = _LINE_START.search(raw, position)
+        return found.start() + 1 if found else size
+
+    def next_boundary(position: int) -> int:
+        """The start of the next line with "boundary" before any "\r" in it."""
+        while (hit := lowered.find(b"boundary", position)) >= 0:
+            line_start = lowered.rfind(b"\n", 0, hit) + 1
+            if lowered.find(b"\r", line_start, hit) < 0:
+                return line_start
+            position = lowered.find(b"\n", hit)  # the line ended at that "\r": go on from the next one
+            if position < 0:
+                break
+        return size
+
+    start = 0 if lowered.startswith((b"--", b"content-type:")) else next_start(0)
+    boundary = next_boundary(0)
+    while (line_start := min(start, boundary)) < size:
+        found = _LINE_END.search(raw, line_start)
+        end = found.start() if found else size
+        yield raw[line_start:end]
+        if start < end:
+            start = next_start(end)
+        if boundary < end:
+            boundary = next_boundary(end)
 
 
 def _problem(deepest: int, embedded: int) -> str | None:
