@@ -273,6 +273,17 @@ def test_a_file_is_read_whole_within_the_limit_and_by_its_header_past_it(tmp_pat
     assert read_message_file(path, None).whole
 
 
+
+def test_a_file_that_grew_after_it_was_measured_is_read_whole_or_by_its_header(tmp_path, monkeypatch):
+    """The read asks for the size fstat gave and one byte more; a file longer by then is read on to
+    the limit, never cut at its measured size."""
+    path = tmp_path / "m.eml"
+    path.write_bytes(b"Subject: x\n\n" + b"y" * 100)
+    real_fstat = os.fstat
+    monkeypatch.setattr(os, "fstat", lambda fd: os.stat_result((*real_fstat(fd)[:6], 50, *real_fstat(fd)[7:])))
+    assert read_message_file(path, 112) == Fetched(path.read_bytes(), 112, whole=True)
+    assert read_message_file(path, 100) == Fetched(b"Subject: x\r\n\r\n", 101, whole=False)
+
 # -- sizes first: a bare table file (ingest --school) ---------------------------------------------------
 
 ZEROS_2_GIB_CRC = 0x4DBDF21C  # zlib.crc32 of 2**31 zero bytes, worked out once (it takes seconds)

@@ -30,7 +30,14 @@ def read_message_file(path: str | os.PathLike, max_bytes: int | None) -> Fetched
         if max_bytes is None:
             raw = file.read()
             return Fetched(raw, len(raw), whole=True)
-        raw = file.read(MAX_HEADER_BYTES + 4 if size > max_bytes else max_bytes + 1)
+        if size > max_bytes:
+            raw = file.read(MAX_HEADER_BYTES + 4)
+        else:
+            # What fstat said, and one byte more to see it grew: a read of max_bytes + 1 at once
+            # would allocate that much (30 MB) for every message and then give it back.
+            raw = file.read(size + 1)
+            if len(raw) > size:
+                raw += file.read(max_bytes + 1 - len(raw))
         if size > max_bytes or len(raw) > max_bytes:
             return Fetched(header_block(raw), max(size, len(raw)), whole=False)
         return Fetched(raw, len(raw), whole=True)
