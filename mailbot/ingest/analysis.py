@@ -92,7 +92,7 @@ def analyse(raw: bytes, limits: Limits, tz_name: str, message_bytes: int | None 
         read += 1
         remaining = message_budget - (time.monotonic() - started)
         budget = max(0.05, min(limits.worker_timeout_seconds * ATTACHMENT_BUDGET_SHARE, remaining))
-        extracted.append(extract_attachment(att, limits, budget))
+        extracted.append(extract_attachment(att, limits, budget, kind))
     if message.unread_parts:  # said, never silently dropped: a registered sender's mail is then rejected
         extracted.append(Extracted(None, [], UnreadableFile("mail_part", UNREAD_PART,
                                                             f"{message.unread_parts} MIME part(s) could not be decoded")))

@@ -42,10 +42,11 @@ class Extracted:
     unreadable: UnreadableFile | None = None
 
 
-def extract_attachment(att: Attachment, limits: Limits, budget_seconds: float | None = None) -> Extracted:
+def extract_attachment(att: Attachment, limits: Limits, budget_seconds: float | None = None,
+                       sniffed: str | None = None) -> Extracted:
     """Read one attachment and locate its tables. Runs inside a worker (or inline in tests).
     Past `budget_seconds` the file is refused as too slow to read, so the other attachments of
-    the message are still read and the message is decided."""
+    the message are still read and the message is decided. `sniffed`: its format, if known."""
     from mailbot.tables.guards import OverTime, refusal, time_budget
     from mailbot.tables.locate import find_tables
     from mailbot.tables.readers import read_attachment
@@ -53,7 +54,7 @@ def extract_attachment(att: Attachment, limits: Limits, budget_seconds: float | 
     try:
         with time_budget(budget_seconds):
             tables: list[RawTable] = []
-            for table_file in read_attachment(att, limits):
+            for table_file in read_attachment(att, limits, sniffed):
                 tables.extend(find_tables(table_file))
     except UnreadableFile as exc:
         return Extracted(att.filename, [], exc)

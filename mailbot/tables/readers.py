@@ -24,15 +24,18 @@ log = logging.getLogger(__name__)
 UNNAMED = "未命名附件"
 
 
-def read_attachment(att: Attachment, limits: Limits) -> list[TableFile]:
-    """The tables in `att` (a zip may give several), or UnreadableFile saying what it is."""
+def read_attachment(att: Attachment, limits: Limits, sniffed: str | None = None) -> list[TableFile]:
+    """The tables in `att` (a zip may give several), or UnreadableFile saying what it is.
+    `sniffed`: its format as `sniff_format` gave it already (the analysis sniffs every attachment
+    to tell pictures apart), so its directory is not read again."""
     filename = (att.filename or "").strip() or UNNAMED
-    return read_table_bytes(att.data, filename, limits, allow_archive=True)
+    return read_table_bytes(att.data, filename, limits, allow_archive=True, fmt=sniffed)
 
 
-def read_table_bytes(data: bytes, filename: str, limits: Limits, allow_archive: bool) -> list[TableFile]:
+def read_table_bytes(data: bytes, filename: str, limits: Limits, allow_archive: bool,
+                     fmt: str | None = None) -> list[TableFile]:
     check_attachment_size(len(data), limits, filename)
-    fmt = sniff_format(data, filename)
+    fmt = fmt or sniff_format(data, filename)
     try:
         return _read_format(data, fmt, filename, limits, allow_archive)
     except UnreadableFile:
