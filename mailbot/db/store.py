@@ -40,6 +40,18 @@ def _twin_by(column):
 _TWIN_BY_MESSAGE_ID, _TWIN_BY_SHA256 = _twin_by(MESSAGES.c.message_id), _twin_by(MESSAGES.c.sha256)
 
 
+def take_write_lock(session: Session) -> None:
+    """SQLite: begin the session's transaction with `BEGIN IMMEDIATE` unless one is open already, so
+    the write lock is taken (waiting up to the busy timeout) before a savepoint reads. A savepoint
+    would otherwise begin a deferred transaction, whose first write fails at once with "database is
+    locked" when another process wrote after its first read (WAL snapshots; mailbot.db.engine).
+    Taken as late as that, not at each commit: the results of a commit group are handed on (the
+    messages moved on the IMAP server) without the lock. PostgreSQL locks rows: nothing to do."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.driver_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def find_by_location(session: Session, mailbox: str, folder: str | None, uidvalidity: int | None,
                      uid: str | None):
     """The ledger row (id, outcome, message_id, sender) of the message at this place, if any."""

@@ -161,6 +161,7 @@ class Pipeline:
                     done.append(self._fail(session, inbound, record.id, analysis))
                 else:
                     try:
+                        store.take_write_lock(session)
                         with session.begin_nested():
                             done.append(self._conclude(session, inbound, record, analysis, now))
                     except Exception as exc:  # noqa: BLE001 - the one place a broken message is caught
@@ -189,6 +190,7 @@ class Pipeline:
                 if within is not None:
                     within(session)
                 try:
+                    store.take_write_lock(session)
                     with session.begin_nested():
                         record = MessageRow(record_pk, store.message_sha256(session, record_pk))
                         result = self._conclude(session, inbound, record, analysis, self.clock(),
@@ -266,26 +268,24 @@ class Pipeline:
     # -- stages: gather, decide, store + respond: one transaction ----------------------------------
     def _conclude(self, session: Session, inbound: Inbound, record: MessageRow, analysis: Analysis, now: datetime,
                   trusted_schools: list[str] | None = None) -> Result:
-        """Decide, store and respond. The message's row gets its header fields first and its outcome
-        last: on SQLite the first statement of a commit group's savepoint must be a write, so the
-        write lock is taken (waiting for it if need be) before anything is read; a read first would
-        fail at once with "database is locked" if another process wrote meanwhile (WAL snapshots;
-        mailbot.db.engine)."""
+        """Decide, store and respond; the message's row gets its header fields and its outcome last,
+        in one UPDATE. The caller holds the write lock (`store.take_write_lock`): on SQLite the
+        savepoint reads before it writes."""
         msg = analysis.message
         received_at = msg.date or msg.received_date or now
         record.sender = msg.from_addr
-        store.update_message(session, record.id, message_id=msg.message_id, sender=msg.from_addr,
-                             subject=msg.subject[:2000], date=msg.date, received_at=received_at)
+        headers = dict(message_id=msg.message_id, sender=msg.from_addr, subject=msg.subject[:2000], date=msg.date,
+                       received_at=received_at)
         roster = self._roster_for(session)
         context = self._context(session, inbound, record, msg, received_at, now, trusted_schools)
         decision = decide(msg, analysis, roster, context)
         if decision.outcome == Outcome.DUPLICATE:
             result = self._duplicate_result(inbound, decision.twin)
-            store.update_message(session, record.id, outcome=decision.outcome, result=result.as_json())
+            store.update_message(session, record.id, **headers, outcome=decision.outcome, result=result.as_json())
             return result
         result = self._store_and_respond(session, inbound, record, msg, decision, roster, received_at, now)
         store.update_message(
-            session, record.id, outcome=decision.outcome, last_error=None, result=result.as_json(),
+            session, record.id, **headers, outcome=decision.outcome, last_error=None, result=result.as_json(),
             errors=decision.errors + [e for r in decision.rows for e in r.errors],
             warnings=decision.warnings + [w for r in decision.rows for w in r.warnings])
         log.info("%s mailbox=%s message=%s sender=%s schools=%s rows=%d %s", result.outcome, inbound.mailbox,
