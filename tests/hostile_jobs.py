@@ -4,6 +4,12 @@ import os
 import time
 
 
+def loaded(*names):
+    """Which of these modules the worker had imported before this job."""
+    import sys
+    return [name for name in names if name in sys.modules]
+
+
 def square(x):
     return x * x
 

@@ -41,6 +41,14 @@ def test_workers_parse_at_a_lower_priority_than_the_process_that_stores():
     assert niceness == os.nice(0) + WORKER_NICENESS
 
 
+def test_workers_start_with_the_readers_imported():
+    # Imported once in the forkserver, not by each worker on its first table (26 ms each).
+    readers = ("mailbot.ingest.analysis", "mailbot.tables.readers", "mailbot.tables.locate", "python_calamine")
+    with WorkerPool(Limits(), size=1) as pool:
+        (loaded,) = pool.map_ordered(hostile_jobs.loaded, [readers])
+    assert loaded == list(readers)
+
+
 def test_map_ordered_keeps_order_and_takes_inputs_lazily():
     taken = []
 

@@ -89,6 +89,9 @@ def _worker_main(conn: Connection, memory_mb: int) -> None:
             conn.send(("error", traceback.format_exc(limit=4)))
 
 
+WORKER_MODULES = ["mailbot.ingest.analysis", "mailbot.tables.readers", "mailbot.tables.locate"]
+
+
 class _Worker:
     def __init__(self, ctx, memory_mb: int):
         self.conn, child = ctx.Pipe()
@@ -119,8 +122,10 @@ class WorkerPool:
         self.limits = limits
         self.size = size or min(2, os.cpu_count() or 1) + 1
         # forkserver: workers start from a clean process, never from a fork of a threaded daemon.
+        # What they run is imported there once, not by each worker on its first job (the readers
+        # are imported lazily by extract_attachment, so the daemon itself never loads them).
         self._ctx = mp.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["mailbot.ingest.analysis"])
+        self._ctx.set_forkserver_preload(WORKER_MODULES)
         self._idle: list[_Worker] = []
 
     def _start(self, function: Callable, args: tuple) -> _Worker:
