@@ -35,6 +35,8 @@ def ingest(c: Context, mailbox, as_json, school, month, received, files):
       mailbot ingest --mailbox zjg --json message.eml
       mailbot ingest --school 安溪县北门小学 --month 2022-10 --received "2022-10-23 16:30" table.xlsx
     """
+    from mailbot.ingest.isolation import start_forkserver
+    start_forkserver()  # its start-up overlaps the pipeline's imports
     from mailbot.ingest.files import ingest_files
     from mailbot.timeutil import parse_local_minute
     config = c.config
