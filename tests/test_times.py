@@ -55,3 +55,24 @@ def test_log_lines_carry_the_configured_zone(tmp_path):
 
     first = next(line for line in proc.stderr.splitlines() if " INFO " in line)
     assert "+08:00" in first.split(" INFO ")[0], first
+
+
+def test_a_log_stamp_is_the_record_s_own_second_in_the_zone_across_an_offset_change():
+    """The formatter keeps the last second's stamp: records of the same second share it, the next
+    second is stamped anew, and a zone's offset change (New York, 2022-11-06 02:00 EDT -> 01:00 EST)
+    shows at once."""
+    import logging
+    from zoneinfo import ZoneInfo
+    from mailbot.app.logtime import ZonedFormatter
+
+    formatter = ZonedFormatter(ZoneInfo("America/New_York"))
+
+    def stamp(created: float) -> str:
+        record = logging.LogRecord("mailbot", logging.INFO, __file__, 1, "x", None, None)
+        record.created = created
+        return formatter.formatTime(record)
+
+    before = datetime.fromisoformat("2022-11-06T05:59:59+00:00").timestamp()
+    assert stamp(before + 0.2) == stamp(before + 0.9) == "2022-11-06 01:59:59 -04:00"
+    assert stamp(before + 1.0) == "2022-11-06 01:00:00 -05:00"
+    assert stamp(before + 0.5) == "2022-11-06 01:59:59 -04:00"  # an earlier second again

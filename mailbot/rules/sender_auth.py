@@ -68,12 +68,12 @@ OwnDkimCheck = Callable[[], Sequence[AuthResult]]
 
 def header_fields(raw: bytes) -> list[tuple[str, str]]:
     """The header fields of a raw message, top to bottom, as (lower-case name, unfolded value)."""
-    end = len(raw)
+    end = min(len(raw), _HEADER_BLOCK_LIMIT)
     for separator in (b"\r\n\r\n", b"\n\n"):
-        found = raw.find(separator, 0, _HEADER_BLOCK_LIMIT)
+        found = raw.find(separator, 0, end)  # only before the end found so far: not the whole body
         if found != -1:
-            end = min(end, found)
-    block = raw[: min(end, _HEADER_BLOCK_LIMIT)].decode("utf-8", errors="replace")
+            end = found
+    block = raw[:end].decode("utf-8", errors="replace")
     fields: list[tuple[str, str]] = []
     for line in block.replace("\r\n", "\n").split("\n"):
         if line[:1] in (" ", "\t") and fields:
