@@ -330,3 +330,22 @@ def test_the_daily_reply_caps_count_replies_queued_earlier_in_the_same_transacti
     finally:
         world.pipeline.close()
         world.engine.dispose()
+
+
+def test_an_email_is_queued_once_per_key_and_returned_as_stored(world):
+    from mailbot.outbound.compose import Composed
+    from mailbot.outbound.outbox import queue_mail
+
+    mailbox = world.config.mailbox("chuyoujiao")
+    composed = Composed("回执", "您好！\n", "<p>您好！</p>")
+    with world.sessions() as session:
+        first = queue_mail(session, key="reply:7", kind="receipt", mailbox=mailbox, to=["BeimenXX@163.com"],
+                           composed=composed, now=NOW)
+        again = queue_mail(session, key="reply:7", kind="receipt", mailbox=mailbox, to=["other@163.com"],
+                           composed=composed, now=NOW)
+        session.commit()
+    (stored,) = world.outbox()
+    assert again is None
+    assert (first.id, first.key, first.recipient, first.message_id, first.raw, first.status) == \
+        (stored.id, "reply:7", "beimenxx@163.com", stored.message_id, stored.raw, "queued")
+    assert stored.to_addrs == ["BeimenXX@163.com"]

@@ -6,8 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mailbot.config import MailboxConfig
@@ -24,28 +23,33 @@ def queue_mail(session: Session, *, key: str, kind: str, mailbox: MailboxConfig,
                references: list[str] = (), auto_submitted: str = "auto-replied", reply_to: str | None = None,
                message_pk: int | None = None, from_name: str = "安溪县教育局") -> Outbox | None:
     """Queue one email unless one with this key exists already (then return None). Its `Date:` is
-    `now` with its offset: the commands' clock speaks the configured zone (+0800)."""
-    if session.scalar(select(Outbox.id).where(Outbox.key == key)) is not None:
-        log.info("outbox key %s already queued: not queued again", key)
-        return None
+    `now` with its offset: the commands' clock speaks the configured zone (+0800). The row is
+    returned as written, not attached to the session."""
     domain = mailbox.address.rpartition("@")[2] or "mailbot.invalid"
     message_id = make_message_id(domain, key, installation_id(session))
     raw = build_email(from_addr=mailbox.address, from_name=from_name, to=to, composed=composed,
                       attachments=list(attachments), in_reply_to=in_reply_to, references=list(references),
                       auto_submitted=auto_submitted, reply_to=reply_to, message_id=message_id, date=now)
-    row = Outbox(key=key, kind=kind, mailbox=mailbox.name, from_addr=mailbox.address, recipient=to[0].lower(),
-                 to_addrs=to, subject=composed.subject, message_id=message_id.strip("<>"), raw=raw,
-                 message_pk=message_pk, status=OutboxStatus.QUEUED, attempts=0, next_attempt_at=now, created_at=now)
-    try:
-        # In a savepoint: another instance sharing the database may queue the same key this very
-        # moment (the same alarm, reminder or summary); the unique key lets one win, and the
-        # loser's transaction goes on without it.
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        if session.scalar(select(Outbox.id).where(Outbox.key == key)) is None:
-            raise
-        log.info("outbox key %s was queued by another instance meanwhile: not queued again", key)
+    values = dict(key=key, kind=kind, mailbox=mailbox.name, from_addr=mailbox.address, recipient=to[0].lower(),
+                  to_addrs=to, subject=composed.subject, message_id=message_id.strip("<>"), raw=raw,
+                  message_pk=message_pk, status=OutboxStatus.QUEUED, attempts=0, next_attempt_at=now,
+                  created_at=now)
+    # The unique key decides, in the one statement: another instance sharing the database may
+    # queue the same key this very moment (the same alarm, reminder or summary), and one wins.
+    connection = session.connection()
+    pk = connection.execute(_insert_unless_queued(connection.dialect.name), values).scalar()
+    if pk is None:
+        log.info("outbox key %s already queued: not queued again", key)
         return None
-    return row
+    return Outbox(id=pk, **values)
+
+
+_OUTBOX = Outbox.__table__
+_INSERTS = {name: module.insert(_OUTBOX).on_conflict_do_nothing(index_elements=[_OUTBOX.c.key])
+            .returning(_OUTBOX.c.id) for name, module in (("sqlite", sqlite), ("postgresql", postgresql))}
+
+
+def _insert_unless_queued(dialect: str):
+    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING id: one statement instead of a look-up, a
+    savepoint and an ORM flush for each email (issue 13)."""
+    return _INSERTS[dialect]

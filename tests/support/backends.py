@@ -34,6 +34,8 @@ SQLITE_ONLY: dict[str, str] = {  # a module, or module::test
         "keeps raw messages in the database: test_db_copy.py, test_two_instances.py)",
     "test_pipeline.py::test_closing_the_pipeline_waits_for_the_archive_and_stops_its_thread": "the file "
         "archive's fsync thread",
+    "test_pipeline.py::test_another_writer_between_a_commit_groups_first_read_and_write_cannot_fail_the_message":
+        "SQLite's one write lock and its WAL snapshots (PostgreSQL locks rows)",
 }
 
 
