@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import TextClause, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from mailbot.db.models import KnownSender, Message, Outbox, Quarantine, Submission
@@ -30,10 +30,16 @@ _IN_FORCE = (select(SUBMISSIONS.c.id, SUBMISSIONS.c.received_at)
              .order_by(SUBMISSIONS.c.id.desc()).limit(1))
 
 
+def _one_of(column, values) -> TextClause:
+    """`column IN ('a', 'b')` with our own constants written into the SQL: an IN of bound values
+    is rendered again at every execution (an "expanding" parameter), 23 µs a statement (issue 13)."""
+    return text(str(column.in_(values).compile(compile_kwargs={"literal_binds": True})))
+
+
 def _twin_by(column):
     return (select(MESSAGES.c.id, MESSAGES.c.message_id, MESSAGES.c.sender)
             .where(column == bindparam("key"), MESSAGES.c.id != bindparam("exclude_pk"),
-                   MESSAGES.c.outcome.in_(sorted(PROCESSED_OUTCOMES)))
+                   _one_of(MESSAGES.c.outcome, sorted(PROCESSED_OUTCOMES)))
             .order_by(MESSAGES.c.id).limit(1))
 
 
