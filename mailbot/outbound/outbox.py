@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,6 +26,11 @@ def queue_mail(session: Session, *, key: str, kind: str, mailbox: MailboxConfig,
     """Queue one email unless one with this key exists already (then return None). Its `Date:` is
     `now` with its offset: the commands' clock speaks the configured zone (+0800). The row is
     returned as written, not attached to the session."""
+    connection = session.connection()
+    # Looked up first so that a stage or summary run again builds no email it will not queue.
+    if connection.execute(_QUEUED, {"key": key}).first() is not None:
+        log.info("outbox key %s already queued: not queued again", key)
+        return None
     domain = mailbox.address.rpartition("@")[2] or "mailbot.invalid"
     message_id = make_message_id(domain, key, installation_id(session))
     raw = build_email(from_addr=mailbox.address, from_name=from_name, to=to, composed=composed,
@@ -34,22 +40,18 @@ def queue_mail(session: Session, *, key: str, kind: str, mailbox: MailboxConfig,
                   to_addrs=to, subject=composed.subject, message_id=message_id.strip("<>"), raw=raw,
                   message_pk=message_pk, status=OutboxStatus.QUEUED, attempts=0, next_attempt_at=now,
                   created_at=now)
-    # The unique key decides, in the one statement: another instance sharing the database may
-    # queue the same key this very moment (the same alarm, reminder or summary), and one wins.
-    connection = session.connection()
-    pk = connection.execute(_insert_unless_queued(connection.dialect.name), values).scalar()
+    # The unique key decides: another instance sharing the database may queue the same key this
+    # very moment (the same alarm, reminder or summary), and one wins. ON CONFLICT DO NOTHING in
+    # one statement, not a savepoint and an ORM flush for each email (issue 13).
+    pk = connection.execute(_INSERT_UNLESS_QUEUED[connection.dialect.name], values).scalar()
     if pk is None:
-        log.info("outbox key %s already queued: not queued again", key)
+        log.info("outbox key %s was queued by another instance meanwhile: not queued again", key)
         return None
     return Outbox(id=pk, **values)
 
 
 _OUTBOX = Outbox.__table__
-_INSERTS = {name: module.insert(_OUTBOX).on_conflict_do_nothing(index_elements=[_OUTBOX.c.key])
-            .returning(_OUTBOX.c.id) for name, module in (("sqlite", sqlite), ("postgresql", postgresql))}
-
-
-def _insert_unless_queued(dialect: str):
-    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING id: one statement instead of a look-up, a
-    savepoint and an ORM flush for each email (issue 13)."""
-    return _INSERTS[dialect]
+_QUEUED = select(_OUTBOX.c.id).where(_OUTBOX.c.key == bindparam("key"))
+_INSERT_UNLESS_QUEUED = {
+    name: dialect.insert(_OUTBOX).on_conflict_do_nothing(index_elements=[_OUTBOX.c.key]).returning(_OUTBOX.c.id)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))}
