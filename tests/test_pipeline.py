@@ -349,3 +349,29 @@ def test_an_email_is_queued_once_per_key_and_returned_as_stored(world):
     assert (first.id, first.key, first.recipient, first.message_id, first.raw, first.status) == \
         (stored.id, "reply:7", "beimenxx@163.com", stored.message_id, stored.raw, "queued")
     assert stored.to_addrs == ["BeimenXX@163.com"]
+
+
+def test_a_key_queued_by_another_instance_after_the_look_up_is_not_queued_twice(world, monkeypatch):
+    """The race the look-up cannot close: another instance sharing the database queues the same key
+    between our look-up and our INSERT. Played by a look-up that finds nothing: the INSERT itself
+    must then leave the one row there is and say nothing was queued (no error, no second email)."""
+    from sqlalchemy import and_, bindparam, false, select
+
+    from mailbot.outbound import outbox
+    from mailbot.outbound.compose import Composed
+
+    mailbox = world.config.mailbox("chuyoujiao")
+    composed = Composed("回执", "您好！\n", "<p>您好！</p>")
+    with world.sessions() as session:
+        first = outbox.queue_mail(session, key="reply:8", kind="receipt", mailbox=mailbox,
+                                  to=["BeimenXX@163.com"], composed=composed, now=NOW)
+        session.commit()
+    table = outbox.Outbox.__table__
+    monkeypatch.setattr(outbox, "_QUEUED", select(table.c.id).where(and_(table.c.key == bindparam("key"), false())))
+    with world.sessions() as session:
+        late = outbox.queue_mail(session, key="reply:8", kind="receipt", mailbox=mailbox,
+                                 to=["other@163.com"], composed=composed, now=NOW)
+        session.commit()
+    (stored,) = world.outbox()
+    assert late is None
+    assert (stored.id, stored.to_addrs) == (first.id, ["BeimenXX@163.com"])
