@@ -152,6 +152,7 @@ class SmtpServer:
                 # aiosmtpd's own first connection (which makes the server build its SMTP instance) uses a
                 # client context loaded from the system CA store, about 20 ms of CPU per server and so per
                 # test, only to switch verification off: the same connection with an empty context.
+                # (`_trigger_server` is the hook aiosmtpd's BaseController leaves to its subclasses.)
                 with socket.create_connection((self.hostname, self.port), 1.0) as connection:
                     if self.ssl_context:
                         with _TRIGGER_CONTEXT.wrap_socket(connection) as tls:
