@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
 from mailbot.db.models import Message, Outbox
 from support.cli import start_process
-from support.configs import fast_config, make_config
+from support.configs import fast_config, make_config, write_config
 from support.notify import NotifyListener
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -117,6 +118,37 @@ def test_a_failing_job_is_logged_and_runs_again(tmp_path, caplog):
     assert daemon.run(install_signals=False) == 0
     assert len(calls) == 3
     assert "job poll failed after" in caplog.text and "ConnectionError: imap.163.com timed out" in caplog.text
+
+
+# What `mailbot run` does with the daemon's status (mailbot.app.commands_service.run), around a job
+# that ignores the stop, as one stuck in a server call would.
+STUCK_JOB_PROGRAM = """
+import sys, time
+from mailbot.app.daemon import Daemon, exit_leaving_jobs
+from mailbot.config import load_config
+
+def poll(should_stop):
+    daemon.request_stop()
+    time.sleep(120)
+
+daemon = Daemon(load_config(sys.argv[1]), {"poll": poll}, environ={}, stop_timeout=0.5, stop_report_after=None)
+status = daemon.run(install_signals=False)
+if status != 0:
+    exit_leaving_jobs(status)
+"""
+
+
+def test_a_job_that_outlives_the_stop_budget_does_not_hold_the_process(tmp_path):
+    """About the process (the interpreter's exit), so in one: the stop budget passes, the daemon
+    says so and the process ends with status 1, not when the job's thread ends (120 s later)."""
+    program = tmp_path / "stuck_job.py"
+    program.write_text(STUCK_JOB_PROGRAM, encoding="utf-8")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(program), str(write_config(tmp_path))], capture_output=True,
+                          text=True, timeout=110)
+    assert done.returncode == 1, done.stderr
+    assert "jobs still running after 0 s: exiting anyway" in done.stderr
+    assert time.monotonic() - started < 60  # the job alone would have held it for 120 s
 
 
 def test_a_slow_stop_writes_where_every_thread_is(tmp_path, capfd):

@@ -78,7 +78,7 @@ def run(c: Context):
     Example:
       mailbot --config /etc/mailbot/config.toml run
     """
-    from mailbot.app.daemon import Daemon
+    from mailbot.app.daemon import Daemon, exit_leaving_jobs
     from mailbot.app.jobs import DaemonJobs
     from mailbot.app.preflight import preflight
     from mailbot.db.migrate import schema_current
@@ -96,6 +96,8 @@ def run(c: Context):
         daemon = Daemon(c.config, jobs.by_name(), on_stop=abandon_reading_sessions,
                         watch=lambda wake, stop: start_watchers(c.config.mailboxes, wake, stop))
         status = daemon.run()
+        if status != 0:  # a job outlived the stop budget: not closing what it still uses
+            exit_leaving_jobs(status)
     raise SystemExit(status)
 
 
