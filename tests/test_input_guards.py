@@ -378,6 +378,10 @@ def test_a_signed_school_mail_read_by_its_header_is_not_called_forged(tmp_path, 
     assert result["outcome"] == "quarantined"
     assert [o.recipient for o in world.outbox()] == ["operator@example.test"]  # the operator's notice only
     assert "unverified sender" in caplog.text and "fail" not in caplog.text.split("unverified sender")[1]
+    (notice,) = world.outbox()
+    text = email.message_from_bytes(notice.raw, policy=email.policy.default).get_body(("plain",)).get_content()
+    assert "发件邮箱虽在学校名册中" in text and "超过系统可接收的大小，只读取了邮件头" in text
+    assert "不在学校名册中" not in text  # it was: the notice fell back to "not in the roster"
     with world.sessions() as session:
         quarantine_id = session.scalar(select(Quarantine.id))
     approved = approve(world.config, world.sessions, lambda: world.now, quarantine_id, [], False, "operator",

@@ -49,6 +49,7 @@ def test_no_authentication_is_quarantined_with_the_failed_check_for_the_operator
         held = session.scalar(select(Quarantine))
     assert held.reason.startswith("unverified sender: ")
     assert "no Authentication-Results" in notice_text(dmarc_world)
+    assert "发件邮箱虽在学校名册中，但未能确认邮件确实来自该邮箱" in notice_text(dmarc_world)
     assert [m.to_addrs for m in dmarc_world.outbox()] == [["operator@example.test"]]  # nobody else
 
 
@@ -71,4 +72,11 @@ def test_the_samples_mode_evidence_still_quarantines_evidence_of_forgery(tmp_pat
     forged = world.ingest(school_mail("dmarc").replace(
         b"From:", b"Authentication-Results: mx25; dmarc=fail header.from=163.com;\r\nFrom:", 1))
     assert (clean["outcome"], forged["outcome"]) == ("accepted", "quarantined")
+    assert "未通过的验证：DMARC failed: dmarc=fail for 163.com" in notice_text(world)
     world.engine.dispose()
+
+
+def test_a_stranger_is_told_to_the_operator_as_not_in_the_roster(dmarc_world):
+    stranger = submission("someone@qq.com", "chuyoujiao@163.com", [BEIMEN], message_id="stranger")
+    assert dmarc_world.ingest(stranger)["outcome"] == "quarantined"
+    assert "发件邮箱不在学校名册中" in notice_text(dmarc_world)

@@ -17,7 +17,7 @@ from mailbot.db.models import Message, Outbox, Quarantine
 from mailbot.rules.labels import SECTION_LABELS
 from mailbot.rules.month import month_label
 from mailbot.outbound.outbox import queue_mail
-from mailbot.rules.outcome import Decision
+from mailbot.rules.outcome import Decision, Hold, HoldCause
 from mailbot.rules.roster import Roster
 from mailbot.timeutil import deadline_of, label_date, label_datetime
 
@@ -30,20 +30,21 @@ def section_label(mailbox: MailboxConfig) -> str:
     return "、".join(SECTION_LABELS[level] for level in mailbox.levels)
 
 
-# What the operator's notice says for each reason the decision gives (those are English, for the log).
-QUARANTINE_REASONS = {
-    "sender not in the roster": "发件邮箱不在学校名册中（可能是学校老师的个人邮箱，也可能不是学校）",
-    "forged sender (SPF/DKIM fail)": "发件人未通过邮件服务器的身份验证（SPF/DKIM），可能是冒用学校邮箱发送的",
+# What the operator's notice says for each cause of a quarantine.
+HOLD_WORDS = {
+    HoldCause.UNKNOWN_SENDER: "发件邮箱不在学校名册中（可能是学校老师的个人邮箱，也可能不是学校）。",
+    HoldCause.FORGED: "发件人未通过邮件服务器的身份验证（SPF/DKIM），可能是冒用学校邮箱发送的。",
+    HoldCause.UNVERIFIED: "发件邮箱虽在学校名册中，但未能确认邮件确实来自该邮箱（可能是冒用学校邮箱发送的）。",
 }
-UNVERIFIED = "unverified sender: "  # + which check failed (mailbot.rules.sender_auth), kept for the operator
+OVERSIZED_NOTE = "该邮件超过系统可接收的大小，只读取了邮件头；批准后，学校会收到超过大小限制的退回说明。"
 
 
-def quarantine_reason(reason: str) -> str:
-    """The notice's words for the decision's reason; an unverified sender names the failed check."""
-    if reason.startswith(UNVERIFIED):
-        return ("发件邮箱虽在学校名册中，但未能确认邮件确实来自该邮箱（可能是冒用学校邮箱发送的）。"
-                f"未通过的验证：{reason[len(UNVERIFIED):]}")
-    return QUARANTINE_REASONS.get(reason, QUARANTINE_REASONS["sender not in the roster"])
+def quarantine_reason(hold: Hold) -> str:
+    """The notice's words for why the message is held; an unverified sender names the failed check."""
+    words = HOLD_WORDS[hold.cause]
+    if hold.cause == HoldCause.UNVERIFIED:
+        words += f"未通过的验证：{hold.check}。"
+    return words + OVERSIZED_NOTE if hold.oversized else words
 
 
 class Responder:
@@ -128,7 +129,7 @@ class Responder:
             return
         composed = compose("operator_quarantine", {
             "sender": msg.from_addr, "subject": msg.subject, "quarantine_id": q.id,
-            "reason": quarantine_reason(decision.reason),
+            "reason": quarantine_reason(decision.hold),
             "received_label": label_datetime(received_at, self.config.timezone),
             "candidate_schools": decision.sender_schools})
         queue_mail(session, key=f"operator-quarantine:{record.id}", kind="operator_quarantine", mailbox=mailbox,

@@ -23,7 +23,7 @@ from mailbot.rules.identify import drop_repeated_rows, identify_rows
 from mailbot.rules.labels import LEVEL_LABELS, SECTION_LABELS
 from mailbot.rules.model import ParsedMessage, RawTable, RowResult
 from mailbot.rules.month import month_of
-from mailbot.rules.outcome import Decision, Outcome, Reply, Twin
+from mailbot.rules.outcome import Decision, Hold, HoldCause, Outcome, Reply, Twin
 from mailbot.rules.reply_policy import ReplyCaps, ReplyCounts, cap_reached, reply_address
 from mailbot.rules.roster import Roster
 from mailbot.rules.sender_auth import AuthVerdict
@@ -117,11 +117,12 @@ class Facts:
         approved = self.context.trusted_schools is not None
         return bool(self.sender_schools) and (approved or self.authentic)
 
-    def why_not_authentic(self) -> str:
+    def not_authentic(self, oversized: bool = False) -> tuple[Hold, str]:
+        """Why the registered From is not believed: the hold, and the reason for the log."""
         verdict = self.context.sender_auth
         if verdict is None:
-            return "forged sender (SPF/DKIM fail)"
-        return f"unverified sender: {verdict.check}"
+            return Hold(HoldCause.FORGED, oversized=oversized), "forged sender (SPF/DKIM fail)"
+        return Hold(HoldCause.UNVERIFIED, verdict.check, oversized), f"unverified sender: {verdict.check}"
 
     @cached_property
     def tables(self) -> list[RawTable]:
@@ -165,8 +166,8 @@ def oversized(f: Facts) -> Decision | None:
     if f.context.trusted_schools is None and not f.authentic:
         # Unverified, and its body (which a DKIM check needs) was never downloaded: the operator
         # decides, as for any unverified table (approving it gives the size rejection); never silent.
-        return Decision(Outcome.QUARANTINED, reason=f"oversized message, {f.why_not_authentic()}",
-                        sender_schools=schools)
+        hold, why = f.not_authentic(oversized=True)
+        return Decision(Outcome.QUARANTINED, reason=f"oversized message, {why}", sender_schools=schools, hold=hold)
     size, limit = _shown_size(f.context.message_bytes), _shown_size(f.context.max_message_bytes)
     return Decision(Outcome.REJECTED, sender_schools=schools, reason="message over the size limit", errors=[
         f"邮件大小约 {size}，超过系统可接收的 {limit}。汇总表文件通常只有几十 KB，"
@@ -193,9 +194,12 @@ def stranger(f: Facts) -> Decision | None:
         return None
     if not any(t.rows for t in f.tables):
         return Decision(Outcome.IGNORED, reason="unknown sender, no table")
-    why = f.why_not_authentic() if f.sender_schools else "sender not in the roster"
+    if f.sender_schools:
+        hold, why = f.not_authentic()
+    else:
+        hold, why = Hold(HoldCause.UNKNOWN_SENDER), "sender not in the roster"
     candidates = sorted({r.school for r in f.rows if r.school})
-    return Decision(Outcome.QUARANTINED, rows=f.rows, reason=why, sender_schools=candidates)
+    return Decision(Outcome.QUARANTINED, rows=f.rows, reason=why, sender_schools=candidates, hold=hold)
 
 
 # Our emails that ask the school for its table: a reply to one without a table is an attempt that

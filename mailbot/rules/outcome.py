@@ -33,6 +33,24 @@ PROCESSED_OUTCOMES = FINAL_OUTCOMES - {Outcome.DUPLICATE}
 ROWS_SHOWN = frozenset({Outcome.ACCEPTED, Outcome.REJECTED, Outcome.QUARANTINED})
 
 
+class HoldCause(StrEnum):
+    """Why a message waits for the operator (SPEC 3.4). The operator's notice words each one; the
+    decision's `reason` says the same in English for the log and the quarantine list."""
+
+    UNKNOWN_SENDER = "unknown_sender"  # the From is in no school's roster entry
+    FORGED = "forged"  # the receiving server recorded spf=fail or dkim=fail for the From
+    UNVERIFIED = "unverified"  # registered, but no aligned pass (`sender_auth = "dmarc"`)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A quarantine's cause, as the notice needs it."""
+
+    cause: HoldCause
+    check: str = ""  # UNVERIFIED: which check failed (mailbot.rules.sender_auth)
+    oversized: bool = False  # read by its header only: approving it gives the size rejection
+
+
 class Twin(NamedTuple):
     """An earlier message, already processed, that this one repeats."""
 
@@ -61,6 +79,7 @@ class Decision:
     reply_cap: str | None = None  # a reply was due but this daily cap is reached: "recipient" | "sender" | "mailbox"
     wrong_mailbox_note: str = ""  # also among `warnings`; the receipt shows it on its own
     twin: Twin | None = None  # for DUPLICATE: the message it repeats
+    hold: Hold | None = None  # for QUARANTINED: why
 
     @property
     def recorded_rows(self) -> list[RowResult]:
