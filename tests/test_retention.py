@@ -35,6 +35,17 @@ def test_ignored_archives_are_deleted_after_the_retention_and_submissions_kept(t
         assert purge_ignored_archives(s, w.config, NOW + timedelta(days=40)) == 0
 
 
+def test_a_second_copy_of_ignored_mail_does_not_keep_its_archive(tmp_path):
+    w = World(tmp_path)
+    complaint = submission("parent@example.com", "chuyoujiao@163.com", None, subject="投诉")
+    assert [w.ingest(complaint)["outcome"], w.ingest(complaint)["outcome"]] == ["ignored", "duplicate"]
+    with w.sessions.begin() as s:
+        assert purge_ignored_archives(s, w.config, NOW + timedelta(days=31)) == 1
+    with w.sessions() as s:
+        paths = {m.archive_path for m in s.scalars(select(Message))}
+        assert len(paths) == 1 and not archived(s, w.config.state_dir, paths.pop())
+
+
 def test_an_archive_folder_removed_meanwhile_is_made_again(tmp_path):
     # The archive remembers the folders it made (one mkdir each, not one a message); a long-lived
     # daemon's archive still stores a message whose folder someone removed since.

@@ -199,6 +199,7 @@ def test_directory_outbox_writes_each_key_once(tmp_path):
     assert first == again and first.read_bytes() == raw_message()
     assert first.parent == tmp_path / "outbox" and first.suffix == ".eml"
     assert sorted(p.name for p in first.parent.iterdir()) == [first.name]  # no temporary leftovers
+    assert first.stat().st_mode & 0o777 == 0o600  # other users of the machine read none of it
 
 
 def test_directory_outbox_keeps_hostile_keys_inside_and_apart(tmp_path):

@@ -1,6 +1,7 @@
 """A directory as an outbox (SPEC 5): each message becomes `<key>.eml`, for the demo and tests.
 
 Writing is atomic (temporary file, fsync, rename) so a reader never sees half a message, and
+private (0600, as mkstemp makes it: a quarantine notice quotes a citizen's address and subject), and
 idempotent: the outbox key names the file, so sending the same key twice leaves the first file.
 """
 
@@ -43,7 +44,6 @@ class DirectoryOutbox:
                     tmp.write(raw)
                     tmp.flush()
                     os.fsync(tmp.fileno())
-                os.chmod(tmp_name, 0o644)
                 os.replace(tmp_name, target)
             except BaseException:
                 _remove(tmp_name)
