@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from mailbot.db.engine import make_engine, make_sessionmaker
-from mailbot.db.write_retry import in_write_transaction
+from mailbot.db.write_retry import WRITE_LOCK_KEY, in_write_transaction, is_locked
 
 
 @pytest.fixture
@@ -110,3 +110,33 @@ def test_a_lock_that_never_clears_gives_up_with_nothing_written(tmp_path):
     holder.close()
     assert names(engine) == []
     engine.dispose()
+
+
+def test_postgresql_waits_for_a_held_lock_within_the_busy_timeout_then_retries_whole(postgres):
+    """Every lock a bound: an advisory lock another instance holds (or a row it locked) is waited
+    for `busy_timeout` at most (lock_timeout, SQLSTATE 55P03), and the work is retried whole; a
+    lock that never clears gives up with nothing written, instead of waiting for ever."""
+    url, password = postgres.url(postgres.new_database("lock_timeout", template="template0")), postgres.password_file.read_text().strip()
+    engine, holder_engine = make_engine(url, password, busy_timeout=0.2), make_engine(url, password)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE item (name TEXT)")
+    holder = holder_engine.connect()
+    holder.execute(text(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"))  # another instance's work
+    attempts = []
+
+    def stage(session):
+        attempts.append(1)
+        session.execute(text("INSERT INTO item VALUES ('reminder')"))
+
+    with pytest.raises(OperationalError) as raised:
+        in_write_transaction(make_sessionmaker(engine), stage, within=0)
+    assert is_locked(raised.value) and raised.value.orig.sqlstate == "55P03" and attempts == []
+
+    def sleep(_seconds):
+        holder.rollback()  # the other instance's transaction ends while this one waits
+
+    in_write_transaction(make_sessionmaker(engine), stage, pause=0, sleep=sleep)
+    assert names(engine) == ["reminder"] and attempts == [1]
+    holder.close()
+    engine.dispose()
+    holder_engine.dispose()

@@ -18,12 +18,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_SECONDS = 30  # how long a writer waits for another's lock before "database is locked"
+# How long a writer waits for another's lock: SQLite's busy timeout ("database is locked"), and
+# PostgreSQL's lock_timeout (SQLSTATE 55P03: a row lock, an advisory lock, a table lock of a
+# migration). Both are retried whole where the work allows it (mailbot.db.write_retry).
+BUSY_TIMEOUT_SECONDS = 30
 
 
 # PostgreSQL: every call has a deadline. The connect gives up after CONNECT_TIMEOUT seconds, and
 # tcp_user_timeout drops a connection whose peer stopped acknowledging (a dead server or network)
-# instead of waiting for the kernel's 15 minutes; a long but healthy query is not cut short.
+# instead of waiting for the kernel's 15 minutes; a lock held by another session is waited for
+# `busy_timeout` at most (lock_timeout); a long but healthy query is not cut short.
 CONNECT_TIMEOUT_SECONDS = 10
 TCP_USER_TIMEOUT_MS = 60_000
 
@@ -53,7 +57,7 @@ def make_engine(url: str, password: str | None = None, busy_timeout: float = BUS
         full = full.set(password=password)
     return create_engine(full, pool_pre_ping=True, connect_args={
         "connect_timeout": CONNECT_TIMEOUT_SECONDS, "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
-        "application_name": "mailbot"})
+        "application_name": "mailbot", "options": f"-c lock_timeout={round(busy_timeout * 1000)}"})
 
 
 def engine_for(config) -> Engine:
