@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import threading
 from datetime import datetime, timedelta
 
 import pytest
@@ -12,9 +13,10 @@ from sqlalchemy import event, func, select
 from builders import submission
 from mailbot.db.models import KnownSender, Message, Quarantine, Submission
 from mailbot.ingest.isolation import InlineRunner
-from mailbot.ingest.pipeline import Inbound
+from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.ingest.quarantine import approve
 from mailbot.db.queries import load_status
+from mailbot.errors import MailbotError
 from support.pipeline_world import NOW, World
 
 BEIMEN = ["安溪县北门小学", 1, 1878, 1797, "是", "科普、美术、阅读"]
@@ -227,6 +229,67 @@ def test_a_worker_failure_during_approval_leaves_the_message_in_quarantine(world
     with world.sessions() as s:
         assert s.get(Quarantine, quarantine_id).status == "approved"
         assert s.scalar(select(func.count()).select_from(KnownSender)) == 1
+
+
+class SignallingRunner(InlineRunner):
+    """Reads the tables in-process, and says when it is done (the approval then records itself)."""
+
+    def __init__(self, limits):
+        super().__init__(limits)
+        self.done = threading.Event()
+
+    def map_ordered(self, function, args_iter, labels=None):
+        yield from super().map_ordered(function, args_iter, labels)
+        self.done.set()
+
+
+def test_two_approvals_at_once_process_the_message_once(world, monkeypatch):
+    """The CLI and the web console approve the same message at the same moment. The second reaches
+    the quarantine entry while the first is processing it (not yet committed): it must process
+    nothing. (Before, both read "pending", the second waited for the first's write lock, then
+    recorded the rows a second time.)"""
+    quarantine_id = _quarantined(world)
+    second = SignallingRunner(world.config.limits)
+    second_reached_entry, outcomes = threading.Event(), {}
+
+    def entry_statement(when):
+        def listener(_conn, _cursor, statement, *_rest):
+            verb = statement.lstrip().split()[0].upper()
+            if (second.done.is_set() and "quarantine" in statement and threading.current_thread().name == "web"
+                    and (verb == "UPDATE") == (when == "before")):  # a read once done, a write as it waits
+                second_reached_entry.set()
+        return listener
+
+    event.listen(world.engine, "after_cursor_execute", entry_statement("after"))
+    event.listen(world.engine, "before_cursor_execute", entry_statement("before"))
+
+    def web_approval():
+        try:
+            outcomes["web"] = approve(world.config, world.sessions, lambda: world.now, quarantine_id, [], False,
+                                      "web:clerk", runner=second).outcome
+        except MailbotError as exc:
+            outcomes["web"] = exc
+
+    original = Pipeline._conclude
+
+    def conclude_while_the_web_approves(self, *args, **kwargs):
+        if threading.current_thread().name != "web" and "thread" not in outcomes:
+            outcomes["thread"] = threading.Thread(target=web_approval, name="web")
+            outcomes["thread"].start()
+            assert second_reached_entry.wait(30)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "_conclude", conclude_while_the_web_approves)
+    first = approve(world.config, world.sessions, lambda: world.now, quarantine_id, [], True, "cli:operator",
+                    runner=InlineRunner(world.config.limits))
+    outcomes["thread"].join(60)
+    assert first.outcome == "accepted"
+    assert isinstance(outcomes["web"], MailbotError) and "already approved" in str(outcomes["web"])
+    with world.sessions() as s:
+        held = s.get(Quarantine, quarantine_id)
+        assert (held.status, held.decided_by) == ("approved", "cli:operator")
+        assert s.scalar(select(func.count()).select_from(Submission)) == 1
+    assert sorted(m.kind for m in world.outbox()) == ["operator_quarantine", "receipt"]
 
 
 def test_a_bug_while_processing_an_approval_commits_nothing(world, monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mailbot.config import Config
 from mailbot.db.models import KnownSender, Message, Quarantine
@@ -15,6 +15,18 @@ from mailbot.ingest.isolation import WorkerPool
 from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.rules.outcome import Result
 from mailbot.rules.roster import Roster
+
+
+def _decide(session, quarantine_id: int, **decision) -> Message:
+    """Mark the entry decided, only if it is still pending: one UPDATE that a second decision made
+    meanwhile (the web console and the CLI at once) finds nothing to match, on SQLite (the write
+    lock) as on PostgreSQL (the row lock, the condition read again). Returns its message."""
+    decided = session.execute(update(Quarantine).where(Quarantine.id == quarantine_id,
+                                                       Quarantine.status == QuarantineStatus.PENDING)
+                              .values(**decision)).rowcount
+    if decided != 1:
+        _pending(session, quarantine_id)  # raises: not found, or decided by someone else
+    return session.get(Message, session.get(Quarantine, quarantine_id).message_pk)
 
 
 def _pending(session, quarantine_id: int) -> tuple[Quarantine, Message]:
@@ -49,8 +61,8 @@ def approve(config: Config, sessions, clock, quarantine_id: int, schools: list[s
         message_pk = message.id
 
     def record_approval(session) -> None:
-        q, message = _pending(session, quarantine_id)  # again: another operator may have decided meanwhile
-        q.status, q.decided_at, q.decided_by = QuarantineStatus.APPROVED, clock(), operator
+        message = _decide(session, quarantine_id, status=QuarantineStatus.APPROVED, decided_at=clock(),
+                          decided_by=operator)
         if remember:
             existing = {(k.email, k.school) for k in session.scalars(select(KnownSender))}
             for school in chosen:
@@ -67,5 +79,5 @@ def approve(config: Config, sessions, clock, quarantine_id: int, schools: list[s
 
 def reject(sessions, clock, quarantine_id: int, reason: str, operator: str) -> None:
     with sessions.begin() as session:
-        q, message = _pending(session, quarantine_id)
-        q.status, q.decided_at, q.decided_by, q.note = QuarantineStatus.REJECTED, clock(), operator, reason or None
+        _decide(session, quarantine_id, status=QuarantineStatus.REJECTED, decided_at=clock(), decided_by=operator,
+                note=reason or None)
