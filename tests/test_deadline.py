@@ -66,7 +66,7 @@ def test_a_stop_abandons_the_reading_sessions_in_hand_and_no_send():
     # server took the message, it would be sent again).
     import threading
 
-    from mailbot.transports.deadline import abandon_reading_sessions
+    from mailbot.transports.deadline import abandon_for_stop
     with TricklingPeer(interval=0.05) as peer:
         reading, sending = Deadline(per_operation=600, abandon_on_stop=True), Deadline(per_operation=600)
         socks = [connect_tcp("127.0.0.1", peer.port, 5.0, d) for d in (reading, sending)]
@@ -82,7 +82,7 @@ def test_a_stop_abandons_the_reading_sessions_in_hand_and_no_send():
         threads = [threading.Thread(target=read, args=pair, daemon=True) for pair in zip((reading, sending), socks)]
         for thread in threads:
             thread.start()
-        assert abandon_reading_sessions() >= 1
+        assert abandon_for_stop() >= 1
         threads[0].join(10)
         assert raised == ["FETCH: abandoned, mailbot is stopping; connection dropped"]
         assert threads[1].is_alive() and not sending.expired  # the send goes on

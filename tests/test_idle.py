@@ -88,13 +88,13 @@ def test_a_session_cut_by_the_stop_is_not_logged_as_a_failure(dovecot, caplog):
 
 def test_the_daemons_stop_ends_a_long_idle_round_at_once(dovecot):
     """The IDLE round lasts minutes by default (CHECK_SECONDS); the daemon's stop does not wait for
-    it: `abandon_reading_sessions`, which `mailbot run` calls at a stop, cuts the session."""
-    from mailbot.transports.deadline import abandon_reading_sessions
+    it: `abandon_for_stop`, which `mailbot run` calls at a stop, cuts the session."""
+    from mailbot.transports.deadline import abandon_for_stop
     stop = threading.Event()
     w = IdleWatcher(dovecot.mailbox_config("chuyoujiao@example.test"), lambda name: None, stop, retry_seconds=60)
     w.start()
     assert wait_for(lambda: w.connections == 1, 20)  # its session is open: IDLE for minutes from here
     stop.set()
-    assert abandon_reading_sessions() >= 1
+    assert abandon_for_stop() >= 1
     w.join(10)
     assert not w.is_alive()

@@ -7,6 +7,7 @@ waited for ever. The deadline is 2 s; "returns within the deadline plus 10 s" is
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from builders import submission
 from mailbot.config import MailboxConfig, ServerConfig
 from mailbot.errors import TemporarySendError, TransportError
 from mailbot.transports.imap import ImapInbox
+from mailbot.transports.deadline import abandon_for_stop
 from mailbot.transports.smtp import SmtpSender
 from support.cli import Result, run_process
+from support.sending_world import World
 from support.trickle import IMAP_GREETING, SMTP_GREETING, TricklingPeer
 
 DEADLINE = 2.0
@@ -69,6 +72,35 @@ def test_smtp_send_is_cut_at_its_deadline(greeting):
                 sender.send("zjg@example.test", ["school@example.test"], b"Subject: x\r\n\r\nhello\r\n")
         assert caught.value.stalled
         assert time.monotonic() - started < BOUND
+
+
+def test_a_stop_cuts_an_smtp_connection_being_made_and_counts_no_attempt(tmp_path):
+    """What `mailbot run` does at a stop (`abandon_for_stop`), during a send job whose server
+    trickles its greeting: the job returns at once, not after the deadline (600 s here), and the
+    row is queued again as it was (nothing was sent)."""
+    with TricklingPeer(None, interval=0.2, prefix=b"220") as peer:
+        world = World(tmp_path, None)
+        for mailbox in world.config.mailboxes:
+            mailbox.smtp = server(peer.port)
+            mailbox.smtp.deadline = 600.0
+        world.queue(1)
+        stopping = threading.Event()
+
+        def stop_once_connected():
+            while peer.connections == 0 and time.monotonic() < started + 30:
+                time.sleep(0.05)
+            stopping.set()  # the daemon's flag, then its on_stop
+            abandon_for_stop()
+
+        started = time.monotonic()
+        threading.Thread(target=stop_once_connected, daemon=True).start()
+        report = world.send(should_stop=stopping.is_set)
+        took = time.monotonic() - started
+    assert peer.connections == 1 and stopping.is_set()
+    assert took < BOUND, f"the stop waited {took:.1f} s"
+    assert report.stopped and (report.sent, report.retrying, report.failed) == (0, 0, 0)
+    (row,) = world.rows()
+    assert (row.status, row.attempts, row.claimed_by, row.last_error) == ("queued", 0, None, None)
 
 
 # -- through the CLI: the other mailbox is still read, `outbox send` returns -----------------------

@@ -83,7 +83,7 @@ def run(c: Context):
     from mailbot.app.preflight import preflight
     from mailbot.db.migrate import schema_current
     from mailbot.ingest.idle import start_watchers
-    from mailbot.transports.deadline import abandon_reading_sessions
+    from mailbot.transports.deadline import abandon_for_stop
     problems = preflight(c.config)  # before READY: systemd then shows the unit failed, with the reason
     if problems:
         for problem in problems:
@@ -93,7 +93,7 @@ def run(c: Context):
     if not schema_current(c.config):
         _upgrade_apart(c)
     with DaemonJobs(c.config, c.sessions(), c.clock) as jobs:  # closed once the jobs in hand are done
-        daemon = Daemon(c.config, jobs.by_name(), on_stop=abandon_reading_sessions,
+        daemon = Daemon(c.config, jobs.by_name(), on_stop=abandon_for_stop,
                         watch=lambda wake, stop: start_watchers(c.config.mailboxes, wake, stop))
         status = daemon.run()
         if status != 0:  # a job outlived the stop budget: not closing what it still uses

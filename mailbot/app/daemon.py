@@ -16,8 +16,9 @@ the daemon is stopping), so the daemon knows nothing of IMAP or SMTP.
 Stopping: SIGTERM/SIGINT only set a flag (a signal handler must not take the scheduler's locks;
 and since Python runs handlers late when the kernel gives the signal to another thread, the flag is
 also set by a thread reading the signal wakeup fd: `_SignalWakeup`); a helper thread sees it, shuts
-the scheduler down and calls `on_stop` (`mailbot run`: the IMAP sessions in hand are abandoned at
-once, so a poll stuck on a trickling server does not hold the stop: mailbot.transports.deadline);
+the scheduler down and calls `on_stop` (`mailbot run`: the IMAP sessions in hand, and an SMTP
+connection still being made, are abandoned at once, so a poll or a send stuck on a trickling server
+does not hold the stop: mailbot.transports.deadline);
 the main thread then waits for the jobs in hand to finish (they
 check `should_stop` between their units of work: mailbot.app.jobs) and the process exits 0. A job
 still running after `stop_timeout` is left behind: `run` returns 1 and `mailbot run` leaves at once
@@ -220,7 +221,7 @@ class Daemon:
         self.config, self.jobs, self.environ, self.stop_timeout = config, dict(jobs), environ, stop_timeout
         self.stop_report_after = stop_report_after
         self.watch = watch  # starts the IDLE watchers: watch(wake_poll, stopping)
-        self.on_stop = on_stop  # at a stop, after the scheduler is told: abandons the reads in hand
+        self.on_stop = on_stop  # at a stop, after the scheduler is told: abandons the reads (and SMTP connects) in hand
         self.stopping = threading.Event()
         self.notifier = Notifier(environ)
         self._started = threading.Event()

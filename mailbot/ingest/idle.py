@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 RENEW_SECONDS = 25 * 60  # a fresh connection at least this often (RFC 2177: before 29 minutes)
 # Each IDLE ... DONE round lasts at most this. A stop does not wait for it (the daemon cuts the
-# session: mailbot.transports.deadline.abandon_reading_sessions); the round is renewed every few
+# session: mailbot.transports.deadline.abandon_for_stop); the round is renewed every few
 # minutes so that a NAT or firewall on the way keeps the quiet connection, and rarely enough to
 # cost nothing at rest (every 5 s it was ~0.2 ms of CPU a second: more than an empty poll).
 CHECK_SECONDS = 240.0

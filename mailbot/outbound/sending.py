@@ -230,7 +230,8 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
 
     A stop (SIGTERM) is noticed before each email and during the throttle pause, which comes
     before the claim: a stopping sender leaves nothing claimed, so nothing waits in `sending` and
-    nothing is sent twice; the rest goes out with the next run."""
+    nothing is sent twice; the rest goes out with the next run. A stop that cuts an SMTP connection
+    still being made gives its row back unclaimed, no attempt counted (nothing was sent)."""
     with sessions() as session:  # one indexed look; a row queued by another process is seen here
         idle = session.execute(_ANY_WORK, {"now": clock()}).first() is None
     if idle and not should_stop():
@@ -298,6 +299,9 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
                     blocked.add(row.mailbox)
                 elif outcome == "failed":
                     report.failed += 1
+                elif outcome == "stopped":
+                    report.stopped = True
+                    break
                 else:
                     blocked.add(row.mailbox)
                     report.broken_accounts[row.mailbox] = outcome
@@ -313,14 +317,18 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
 def _send_one(session: Session, config: Config, mailbox: MailboxConfig, row: Outbox, token: str,
               clock: Callable[[], datetime], transports: dict[str, Transport],
               transport_for: Callable[[MailboxConfig], Transport]) -> str:
-    """Send one claimed row and record what happened: "sent", "retrying", "failed", or the
-    error text of a broken account."""
+    """Send one claimed row and record what happened: "sent", "retrying", "stalled", "stopped",
+    "failed", or the error text of a broken account."""
     try:
         transport = transports.get(mailbox.name)
         if transport is None:
             transport = transports[mailbox.name] = transport_for(mailbox)
         refused = transport.send(row)
     except TemporarySendError as exc:
+        if getattr(exc, "stopping", False):  # cut by a stop while connecting: nothing was sent
+            log.info("outbox #%d: not sent, mailbot is stopping; queued again", row.id)
+            release(session, row.id, token, status=OutboxStatus.QUEUED)
+            return "stopped"
         attempts = row.attempts + 1
         if attempts >= config.sending.max_attempts:
             _fail(session, config, mailbox, row, token, attempts, str(exc), clock())

@@ -13,11 +13,13 @@ returns by its deadline however many commands it has left.
     with deadline.limit("LOGIN on imap.163.com"):
         client.login(...)
 
-A stop (SIGTERM to the daemon) abandons the reading sessions in hand at once: a Deadline made with
-`abandon_on_stop=True` (an IMAP session: reading is done again at the next poll, nothing is lost) is
-cut by `abandon_reading_sessions()`, so a poll stuck on a trickling server does not hold the stop
-for the rest of its poll deadline. A send is never cut that way: cut after the server took the
-message, it would be sent again (mailbot.outbound.sending).
+A stop (SIGTERM to the daemon) abandons at once what can be done again without loss: a Deadline made
+with `abandon_on_stop=True` is cut by `abandon_for_stop()`. That is an IMAP session (reading is done
+again at the next poll), so a poll stuck on a trickling server does not hold the stop for the rest of
+its poll deadline, and an SMTP connection until it is made (greeting, EHLO, STARTTLS, LOGIN: nothing
+sent yet). A send is never cut that way: cut after the server took the message, it would be sent
+again (mailbot.outbound.sending). So the SMTP sender calls `keep_on_stop()` once connected, which a
+stop arriving at the same moment cannot overtake: one of the two wins, under the Deadline's lock.
 
 The socket to cut comes from `attach` (called by the socket factories below as soon as the TCP
 connection exists, before TLS and the greeting) or from a getter (after STARTTLS wraps it anew).
@@ -41,13 +43,13 @@ from typing import Callable, Iterator
 
 from mailbot.errors import DeadlineExceeded
 
-__all__ = ["Deadline", "DeadlineExceeded", "abandon_reading_sessions", "connect_tcp"]
+__all__ = ["Deadline", "DeadlineExceeded", "abandon_for_stop", "connect_tcp"]
 
 _abandonable: "weakref.WeakSet[Deadline]" = weakref.WeakSet()  # live Deadlines a stop may cut
 _abandonable_lock = threading.Lock()
 
 
-def abandon_reading_sessions() -> int:
+def abandon_for_stop() -> int:
     """Cut every live Deadline made with `abandon_on_stop` (the daemon is stopping); their
     operations raise DeadlineExceeded at once. Returns how many were cut."""
     with _abandonable_lock:
@@ -118,14 +120,30 @@ class Deadline:
         self._lock = threading.Lock()
         self.expired = False  # once set, the connection has been cut
         self.abandoned = False  # cut because mailbot is stopping, not because time ran out
+        self._kept = False  # `keep_on_stop` was called: a stop no longer cuts it
         if abandon_on_stop:
             with _abandonable_lock:
                 _abandonable.add(self)
 
     def abandon(self) -> None:
-        """Cut the connection now (mailbot is stopping); what runs, and what comes, raises."""
-        self.abandoned = True
+        """Cut the connection now (mailbot is stopping); what runs, and what comes, raises. Nothing
+        happens once `keep_on_stop` was called."""
+        with self._lock:
+            if self._kept:
+                return
+            self.abandoned = True
         self._expire(force=True)
+
+    def keep_on_stop(self) -> bool:
+        """From now on a stop does not cut this connection (it is sending). False if a stop has
+        already cut it: the caller must not use it."""
+        with self._lock:
+            if self.abandoned:
+                return False
+            self._kept = True
+        with _abandonable_lock:
+            _abandonable.discard(self)
+        return True
 
     # -- what to cut ------------------------------------------------------------------------------
     def attach(self, sock: socket.socket) -> socket.socket:

@@ -16,7 +16,9 @@ Errors carry `.code` (the SMTP reply code, or None) and `.text` (the server's wo
 
 Connecting (greeting, EHLO, STARTTLS, LOGIN) and each send have an overall deadline besides the
 per-read socket timeout, so a trickling server is cut off (`mailbot.transports.deadline`). That is
-a `TemporarySendError` with `.stalled = True`: the outbox stops using the server for this run.
+a `TemporarySendError` with `.stalled = True`: the outbox stops using the server for this run. A
+stop cuts a connection still being made (`.stopping = True`: not the message's fault, no attempt
+counted), never a send.
 """
 
 from __future__ import annotations
@@ -94,12 +96,20 @@ class SmtpSender:
 
     def _connection(self) -> smtplib.SMTP:
         if self._smtp is None:
-            self._deadline = Deadline(self.server.deadline)  # a fresh connection, a fresh deadline
+            # A fresh connection, a fresh deadline. A stop may cut it until the connection is made
+            # (nothing is sent yet); not from then on (mailbot.transports.deadline).
+            self._deadline = Deadline(self.server.deadline, abandon_on_stop=True)
+            where = f"connecting to {self.server.host}:{self.server.port}"
             try:
-                with self._deadline.limit(f"connecting to {self.server.host}:{self.server.port}"):
+                with self._deadline.limit(where):
                     self._smtp = self._connect()
+                if not self._deadline.keep_on_stop():  # the stop came just as it was made
+                    self._drop()
+                    raise DeadlineExceeded(f"{where}: abandoned, mailbot is stopping")
             except DeadlineExceeded as exc:
-                raise _translate(exc, f"connecting to {self.server.host}:{self.server.port}") from exc
+                error = _translate(exc, where)
+                error.stopping = self._deadline.abandoned  # type: ignore[attr-defined]
+                raise error from exc
             except (TransportError, ConfigError):
                 raise
             except Exception as exc:
