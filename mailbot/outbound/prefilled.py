@@ -65,8 +65,9 @@ _CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
 _LEFT = Alignment(horizontal="left", vertical="center", wrap_text=True)
 
 
-def month_label(month: str | None) -> str | None:
-    """'2022-10' -> '2022年10月'; None for None or anything that is not a valid YYYY-MM."""
+def _label_if_valid(month: str | None) -> str | None:
+    """`Month.label` ('2022-10' -> '2022年10月'), or None for None or anything that is not a valid
+    YYYY-MM (the template is still made, without a month)."""
     valid = Month.parse_or_none(month)
     return valid.label if valid else None
 
@@ -92,7 +93,7 @@ def print_a4_landscape(ws: Worksheet, header_row: int, margin: float) -> None:
 def template_filename(school_name: str | None, month: str | None) -> str:
     """E.g. '安溪县北门小学2022年10月课后服务开展情况汇总表.xlsx'; safe as a file name on any system."""
     school = _UNSAFE_IN_FILENAME.sub("", school_name or "").strip()[:60]
-    return f"{school}{month_label(month) or ''}课后服务开展情况汇总表.xlsx"
+    return f"{school}{_label_if_valid(month) or ''}课后服务开展情况汇总表.xlsx"
 
 
 def _notes(school_given: bool, level: str | None, deadline_day: int, mailbox_address: str | None) -> list[str]:
@@ -120,7 +121,7 @@ def _notes(school_given: bool, level: str | None, deadline_day: int, mailbox_add
 def _fill_sheet(ws: Worksheet, school_name: str, level: str | None, month: str | None,
                 deadline_day: int, mailbox_address: str | None) -> None:
     width = len(COLUMNS)
-    label = month_label(month)
+    label = _label_if_valid(month)
 
     def banner(row: int, text: str, font: Font, alignment: Alignment, height: float) -> None:
         ws.cell(row=row, column=1, value=text).font = font

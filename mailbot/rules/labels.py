@@ -9,8 +9,10 @@ from __future__ import annotations
 LEVEL_LABELS = {"primary": "小学", "middle": "中学"}
 # The education bureau's section (股) that collects each level's tables (SPEC 1).
 SECTION_LABELS = {"primary": "初幼教股", "middle": "中教股"}
-# A school's state in a month (SPEC 8 `status --json`).
-STATE_LABELS = {"on_time": "按时报送", "late": "逾期报送", "missing": "未报送", "excused": "本月免报"}
+# A school's state in a month (SPEC 8 `status --json`), and the web console's word for a month
+# the school did not have to report (not a reporting month, or before it was in the roster).
+STATE_LABELS = {"on_time": "按时报送", "late": "逾期报送", "missing": "未报送", "excused": "本月免报",
+                "not_required": "无需报送"}
 # The summary's scopes: each level, and all schools together.
 SCOPE_LABELS = {**LEVEL_LABELS, "all": "全部"}
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from mailbot.rules.labels import LEVEL_LABELS, STATE_LABELS
 from mailbot.rules.month import month_label
 
-LEVEL_LABELS = {"primary": "小学", "middle": "中学"}
-STATE_LABELS = {"on_time": "按时报送", "late": "逾期报送", "missing": "未报送", "excused": "本月免报",
-                "not_required": "无需报送"}
 SUBMISSION_STATES = {"in_force": "现行", "replaced": "已被替换", "voided": "已作废"}
 OUTCOME_LABELS = {"accepted": "已登记", "rejected": "已退回", "quarantined": "待审核（隔离）",
                   "ignored": "非报送邮件（未处理）", "duplicate": "重复邮件", "failed": "处理失败",
