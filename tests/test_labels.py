@@ -10,5 +10,6 @@ def test_every_level_has_a_label_and_a_section():
 def test_labels_of_codes_and_of_unknown_codes():
     assert level_label("primary") == "小学" and level_label("middle") == "中学"
     assert level_label("kindergarten") == "kindergarten"  # shown as written rather than hidden
-    assert [state_label(s) for s in ("on_time", "late", "missing", "excused", "not_required")] == list(STATE_LABELS.values())
+    states = ("on_time", "late", "missing", "excused", "not_required")
+    assert [state_label(s) for s in states] == list(STATE_LABELS.values())
     assert state_label("odd") == "odd"
