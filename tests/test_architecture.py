@@ -125,12 +125,8 @@ def test_no_import_cycle_among_mailbot_modules():
     assert find_cycles(import_graph()) == []
 
 
-# Being split by their owners while this test lands (issue 8); remove a name once it is split.
-STILL_TO_SPLIT = {"mailbot.mail.parse"}
-
-
 def test_no_module_over_400_lines():
-    assert set(long_modules()) <= STILL_TO_SPLIT, long_modules()
+    assert long_modules() == {}
 
 
 def test_at_most_6_modules_directly_in_mailbot():
@@ -145,7 +141,6 @@ if __name__ == "__main__":
     for cycle in cycles:
         print("  " + " <-> ".join(cycle))
     long = long_modules()
-    print(f"modules over {MAX_LINES} lines: {long or 'none'}"
-          + (f" (still to split by their owners: {sorted(set(long) & STILL_TO_SPLIT)})" if long else ""))
+    print(f"modules over {MAX_LINES} lines: {long or 'none'}")
     print(f"modules directly in mailbot/: {len(top_level_modules())} {top_level_modules()}")
-    sys.exit(1 if cycles or set(long) - STILL_TO_SPLIT or len(top_level_modules()) > MAX_TOP_LEVEL_MODULES else 0)
+    sys.exit(1 if cycles or long or len(top_level_modules()) > MAX_TOP_LEVEL_MODULES else 0)
