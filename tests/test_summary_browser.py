@@ -15,7 +15,7 @@ import pytest
 from mailbot.summary.aggregate import summarise
 from support.browser import find_chromium, measure, screenshot
 from mailbot.summary.formatting import count, percent
-from mailbot.summary.render import render_summary
+from mailbot.summary.render import compose_summary, summary_context
 from support.installed import missing
 from support.summary_sample import TZ, month_sequence, sample_roster, sample_rows
 
@@ -43,7 +43,7 @@ def month():
     rows = sample_rows(schools, month_sequence("2022-10", 6), missing=0.12, late=0.12)
     summary = summarise("2022-10", schools, rows, {schools[5].name}, deadline_day=24, tz=TZ)
     assert summary.missing and summary.late
-    return summary, render_summary(summary, TZ, NOW, "汇总表.xlsx").html
+    return summary, compose_summary(summary_context(summary, TZ, NOW, "汇总表.xlsx")).html
 
 
 KPI_CARDS = '[aria-label="主要指标"]'

@@ -11,7 +11,7 @@ from mailbot.config import School
 from mailbot.summary.aggregate import StoredRow, summarise
 from mailbot.summary.charts import EMPTY, MET, NOT_MET, bar_segments, trend_columns
 from mailbot.summary.formatting import percent
-from mailbot.summary.render import render_summary, summary_context, write_summary
+from mailbot.summary.render import compose_summary, summary_context, write_summary
 from support.summary_sample import TZ, month_sequence, sample_roster, sample_rows
 
 NOW = datetime(2022, 10, 25, 10, 0, tzinfo=TZ)
@@ -27,7 +27,7 @@ def realistic():
 
 def test_subject_and_headline_kpis_with_targets_in_both_parts():
     schools, summary = realistic()
-    composed = render_summary(summary, TZ, NOW, "2022年10月城区义务教育阶段学校课后服务开展情况汇总表.xlsx")
+    composed = compose_summary(summary_context(summary, TZ, NOW, "2022年10月城区义务教育阶段学校课后服务开展情况汇总表.xlsx"))
     total = summary.scopes["all"]
 
     assert composed.subject == "【课后服务】2022年10月城区学校课后服务开展情况汇总"
@@ -46,7 +46,7 @@ def test_subject_and_headline_kpis_with_targets_in_both_parts():
 
 def test_html_has_no_images_scripts_or_external_resources():
     _, summary = realistic()
-    html = render_summary(summary, TZ, NOW).html
+    html = compose_summary(summary_context(summary, TZ, NOW)).html
     assert not re.search(r"<(img|script|link|iframe|object|style)\b", html, re.I)
     assert not re.search(r"(src|href)\s*=|url\(|@import|@font-face", html, re.I)
 
@@ -56,7 +56,7 @@ def test_school_written_text_is_escaped_in_html():
     rows = [StoredRow("<b>甲</b>小学", "2022-10", NOW, False, "a@163.com", 1, 100, 90, True, 3,
                       ("<script>alert(1)</script>", "=HYPERLINK(\"http://x\")", "阅读"))]
     summary = summarise("2022-10", schools, rows, set(), deadline_day=24, tz=TZ)
-    composed = render_summary(summary, TZ, NOW)
+    composed = compose_summary(summary_context(summary, TZ, NOW))
     assert "<script>" not in composed.html and "&lt;script&gt;" in composed.html
     assert "&lt;b&gt;甲&lt;/b&gt;小学" in composed.html
     assert "<b>甲</b>小学" in composed.text  # the plain text shows it as written
@@ -68,7 +68,7 @@ def test_the_preview_files_are_the_email():
     _, summary = realistic()
     text, html = io.StringIO(), io.StringIO()
     write_summary(summary_context(summary, TZ, NOW, "汇总表.xlsx"), text, html)
-    composed = render_summary(summary, TZ, NOW, "汇总表.xlsx")
+    composed = compose_summary(summary_context(summary, TZ, NOW, "汇总表.xlsx"))
     assert text.getvalue() == composed.text and html.getvalue() == composed.html
 
 
@@ -96,5 +96,5 @@ def test_trend_chart_shows_the_last_year_with_heights_proportional():
 
 def test_a_month_with_no_data_still_renders():
     summary = summarise("2022-10", sample_roster(3), [], set(), deadline_day=24, tz=TZ)
-    composed = render_summary(summary, TZ, NOW)
+    composed = compose_summary(summary_context(summary, TZ, NOW))
     assert "0/3所" in composed.text and "暂无数据" in composed.text

@@ -28,7 +28,7 @@ from pathlib import Path
 from sqlalchemy import JSON, MetaData, Table, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 
-from mailbot.db.models import Base, Message, RawMessage
+from mailbot.db.models import Base, Message
 from mailbot.errors import MailbotError
 
 log = logging.getLogger(__name__)
@@ -184,8 +184,3 @@ def _check_archive(target: Engine, state_dir: Path, report: CopyReport) -> None:
             if hashlib.sha256(raw).hexdigest() != digest:
                 raise MailbotError(f"message #{pk}: the archived bytes do not match its SHA-256")
             report.archive_checked += 1
-
-
-def raw_messages_rows(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return conn.scalar(select(func.count()).select_from(RawMessage)) or 0

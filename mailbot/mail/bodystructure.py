@@ -11,17 +11,14 @@ best-effort text, because the worst outcome of a wrong guess is merely downloadi
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from mailbot.mail.headers import decode_encoded_words, decode_filename_params, decode_param, header_bytes
+from mailbot.mail.headers import decode_filename_params, header_bytes
 
 # Content types that may carry a table even without a filename.
 CSV_TYPES = frozenset({"text/csv", "text/x-csv", "text/comma-separated-values"})
 MAX_DEPTH = 40  # deeper nesting is hostile; imapclient's own parser recurses as well
-
-_PARAM_KEY = re.compile(r"^([^*]+)(?:\*(\d+))?(\*)?$")
 
 
 @dataclass(frozen=True)
@@ -162,21 +159,3 @@ def raw_parameters(params: Any) -> dict[str, str]:
         data = value if isinstance(value, bytes) else header_bytes(value)
         raw.setdefault(key.strip().lower(), data.decode("utf-8", "surrogateescape"))
     return raw
-
-
-def decode_parameters(params: Any) -> dict[str, str]:
-    """Every parameter decoded, by lower-case base name (`filename*0*` counts as `filename`).
-    An RFC 2231 value wins over a plain one of the same name when it decodes as cleanly."""
-    raw = raw_parameters(params)
-    names = dict.fromkeys(match.group(1) for match in map(_PARAM_KEY.match, raw) if match)
-    decoded: dict[str, str] = {}
-    for name in names:
-        value = decode_param(raw, name)
-        decoded[name] = value[0] if value is not None else ""  # present, but blank
-    return decoded
-
-
-def decode_rfc2047(text: str) -> str:
-    """Decode `=?GBK?B?...?=` words; text outside them is kept as it is (see
-    mailbot.mail.headers: adjacent words are joined as bytes, labels widened to what clients use)."""
-    return decode_encoded_words(text)

@@ -139,11 +139,6 @@ def summary_context(summary: Summary, tz: ZoneInfo, now: datetime, attachment_na
     }
 
 
-def render_summary(summary: Summary, tz: ZoneInfo, now: datetime, attachment_name: str | None = None) -> Composed:
-    """Subject, plain text and HTML of the summary email."""
-    return compose_summary(summary_context(summary, tz, now, attachment_name))
-
-
 def compose_summary(context: dict) -> Composed:
     """The email of `summary_context`'s data."""
     return compose(KIND, context)
