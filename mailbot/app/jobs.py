@@ -115,9 +115,11 @@ class DaemonJobs:
     def close(self) -> None:
         """Close the pipeline (its archive's fsync thread) and stop the worker processes."""
         if self._pipeline is not None:
-            self._pipeline.close()
-            self._pool.close()
-            self._pipeline = self._pool = None
+            try:
+                self._pipeline.close()
+            finally:  # the workers are stopped even if the archive's close failed
+                self._pool.close()
+                self._pipeline = self._pool = None
 
     def __enter__(self) -> "DaemonJobs":
         return self

@@ -49,8 +49,11 @@ class _TlsIMAP4(_GreetingCapabilities, tls.IMAP4_TLS):
 
     def _create_socket(self, timeout=None):
         raw = connect_tcp(self.host, self.port, timeout if timeout is not None else self._timeout, self._deadline)
-        context = self.ssl_context or tls.create_default_context()
-        sock = context.wrap_socket(raw, server_hostname=self.host, do_handshake_on_connect=False)
+        # Always mailbot's own context (mailbot.transports.tls: CA file, minimum version), never
+        # imapclient's default: a client made without one is a bug, not a reason to trust less.
+        if self.ssl_context is None:
+            raise ValueError("an IMAP TLS connection needs mailbot's TLS context (transports.tls)")
+        sock = self.ssl_context.wrap_socket(raw, server_hostname=self.host, do_handshake_on_connect=False)
         self._deadline.attach(sock)  # the raw socket's descriptor now belongs to the TLS socket
         sock.do_handshake()
         return sock
