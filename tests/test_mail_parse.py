@@ -479,3 +479,23 @@ def test_header_less_parts_are_counted_as_the_parser_would_make_them(monkeypatch
     assert problem == "too_many_parts" and parsed.from_addr == "teacher@school.cn" and parsed.unread_parts == 0
     monkeypatch.setattr(parse, "parse_structure", mime.parse_structure)
     assert parse.parse_message_shaped(header_less_parts(MAX_BODY_PARTS))[1] is None  # at the limit: read
+
+
+# The IMAP triage reads the From from the header alone (remote_message) and the pipeline from the
+# whole message (parse_message): they must find the same sender, or a school's table is ignored
+# unread as "no From address" while the pipeline would have taken it.
+@pytest.mark.parametrize("from_field, address", [
+    ('"北门小学" <beimenxx@163.com>', "beimenxx@163.com"),
+    ("北门,小学 <beimenxx@163.com>", "beimenxx@163.com"),  # a bare comma in the display name
+    ("北门小学 beimenxx@163.com", "beimenxx@163.com"),  # no brackets
+    ("=?GBK?B?sbHDxdChx6c=?= <BeiMenXX@163.com>", "beimenxx@163.com"),
+    ("beimenxx@163.com (北门小学)", "beimenxx@163.com"),
+    ("MAILER-DAEMON", "mailer-daemon"),  # no domain: kept, for the automatic-mail rule
+    ("", ""),  # "no From address"
+])
+def test_the_triage_and_the_pipeline_read_the_same_sender(from_field, address):
+    from mailbot.transports.imap_responses import remote_message
+    header = f"From: {from_field}\r\nTo: chuyoujiao@163.com\r\nSubject: 汇总表\r\n\r\n".encode("utf-8")
+    triaged = remote_message(7, {b"BODY[HEADER.FIELDS (FROM TO SUBJECT)]": header, b"RFC822.SIZE": 200})
+    assert triaged.from_addr == address
+    assert parse_message(header + b"body\r\n").from_addr == address

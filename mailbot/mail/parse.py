@@ -24,7 +24,7 @@ from mailbot.mail.structure import header_block, measure
 from mailbot.rules.automatic import is_autoreply
 from mailbot.rules.model import ParsedMessage
 
-__all__ = ["MAX_DEPTH", "MAX_MESSAGE_BYTES", "MAX_PARTS", "parse_message", "parse_message_shaped"]
+__all__ = ["MAX_DEPTH", "MAX_MESSAGE_BYTES", "MAX_PARTS", "parse_message", "parse_message_shaped", "sender_address"]
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ def _parse(raw: bytes, default_tz: tzinfo, headers_only: bool) -> ParsedMessage:
         collected = collect(message)
     headers = _raw_headers(message)
 
-    from_addresses = _addresses(headers.get("from", []))
-    from_name, from_addr = from_addresses[0] if from_addresses else ("", "")
+    from_name, from_addr = sender_address(headers.get("from", []))
     html_body = "\n".join(collected.html_parts)
     text_body = "\n".join(collected.text_parts)
     links: list[str] = []
@@ -140,6 +139,26 @@ def _addresses(values: list[str]) -> list[tuple[str, str]]:
             found = re.findall(r"[^\s<>\"',;:]+@[^\s<>\"',;]+", text)
             pairs = [("", address.lower()) for address in found] or pairs
     return [(name, address) for name, address in pairs if address]
+
+
+_ADDRESS_IN_TEXT = re.compile(r"[^\s<>\"',;:()]+@[^\s<>\"',;:()]+")
+
+
+def sender_address(values: list[str]) -> tuple[str, str]:
+    """The From field's (display name, lower-case address): the first address mail can be sent
+    to; else one written without its brackets ("北门小学 beimenxx@163.com"); else the first as
+    written ("MAILER-DAEMON", for the automatic-mail rule); else ("", ""). One rule for the IMAP triage, which reads the header alone, and the
+    pipeline: a display name with a bare comma ("北门,小学 <x@163.com>") gave the triage no address
+    ("no From address": ignored unread) and the pipeline the name's first half."""
+    pairs = _addresses(values)
+    usable = [pair for pair in pairs if is_usable_address(pair[1])]
+    if usable:
+        return usable[0]
+    for value in values:
+        for found in _ADDRESS_IN_TEXT.findall(decode_raw_header(value)):
+            if is_usable_address(found.lower()):
+                return "", found.lower()
+    return pairs[0] if pairs else ("", "")
 
 
 def _reply_addresses(values: list[str]) -> list[str]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import email.utils
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Iterator
 
 from mailbot.mail import bodystructure
+from mailbot.mail.parse import sender_address
 from mailbot.mail.structure import MAX_HEADER_BYTES
 from mailbot.rules.automatic import HEADERS as AUTOMATIC_HEADERS
 from mailbot.rules.automatic import automatic_reason, header_token, is_autoreply
@@ -112,11 +112,8 @@ def _first(headers: dict[str, list[str]], name: str) -> str | None:
 
 
 def address_from(value: str | None) -> str:
-    if not value:
-        return ""
-    _name, address = email.utils.parseaddr(value)
-    address = address.strip().lower()
-    return address if "@" in address else ""
+    """The From address, by the pipeline's own rule (mailbot.mail.parse.sender_address)."""
+    return sender_address([value])[1] if value else ""
 
 
 def message_id_from(value: str | None) -> str | None:
