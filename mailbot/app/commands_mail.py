@@ -38,6 +38,7 @@ def ingest(c: Context, mailbox, as_json, school, month, received, files):
     from mailbot.ingest.isolation import start_forkserver
     start_forkserver()  # its start-up overlaps the pipeline's imports
     from mailbot.ingest.files import ingest_files
+    from mailbot.rules.outcome import Outcome
     from mailbot.timeutil import parse_local_minute
     config = c.config
     name = mailbox or config.mailboxes[0].name
@@ -57,7 +58,7 @@ def ingest(c: Context, mailbox, as_json, school, month, received, files):
     failed = False
     for result in ingest_files(config, c.sessions(), c.clock, name, [Path(f) for f in files], files,
                                school=school, month=month, received_at=received_at):
-        failed |= result.outcome == "failed"
+        failed |= result.outcome == Outcome.FAILED
         if as_json:
             echo_json(result.as_json())
         else:

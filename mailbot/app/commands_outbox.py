@@ -12,6 +12,7 @@ import click
 
 from mailbot.app.options import EXIT_FAILED, EXIT_OK, Context, cli_actor, pass_ctx
 from mailbot.app.output import echo_json, echo_people_json, sending_line
+from mailbot.db.states import OutboxStatus
 from mailbot.timeutil import people_time
 
 json_option = click.option("--json", "as_json", is_flag=True, help="JSON on stdout (times ISO-8601 with offset).")
@@ -28,7 +29,7 @@ def outbox():
 
 
 @outbox.command("list")
-@click.option("--status", "status_filter", type=click.Choice(["queued", "sending", "sent", "failed"]))
+@click.option("--status", "status_filter", type=click.Choice([status.value for status in OutboxStatus]))
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def outbox_list(c: Context, status_filter, as_json):

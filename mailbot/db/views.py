@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from mailbot.config import Config, School
 from mailbot.db.campaign import excused_schools
 from mailbot.db.models import Excuse, Message, Outbox, Quarantine, Submission, VoidLog
+from mailbot.db.states import OutboxStatus, QuarantineStatus
+from mailbot.rules.outcome import Outcome
 from mailbot.rules.status import InForce, month_status
 from mailbot.summary.aggregate import (SCOPES, TARGET_TWO_PLUS_N, TARGET_TWO_PLUS_THREE, StoredRow, figures_of,
                                        school_lines)
@@ -183,7 +185,7 @@ def school_detail(session: Session, config: Config, school: School, current: str
 def _reason(m: Message) -> str:
     """Why the message ended as it did, in the words the pipeline recorded."""
     parts = list(m.errors or [])
-    if m.outcome == "failed" and m.last_error:
+    if m.outcome == Outcome.FAILED and m.last_error:
         parts.append(m.last_error)
     if not parts and m.result:
         for row in m.result.get("rows") or []:
@@ -291,8 +293,8 @@ def list_quarantine(session: Session, *, pending_only: bool = False, limit: int 
     approving it would record."""
     query = select(Quarantine, Message).join(Message, Quarantine.message_pk == Message.id)
     if pending_only:
-        query = query.where(Quarantine.status == "pending")
-    query = query.order_by((Quarantine.status != "pending"), Quarantine.id.desc()).limit(limit)
+        query = query.where(Quarantine.status == QuarantineStatus.PENDING)
+    query = query.order_by((Quarantine.status != QuarantineStatus.PENDING), Quarantine.id.desc()).limit(limit)
     out = []
     for q, m in session.execute(query):
         out.append({"id": q.id, "status": q.status, "reason": q.reason,
@@ -312,7 +314,7 @@ def void_log(session: Session, limit: int = 50) -> list[dict]:
 def sent_since(session: Session, since: datetime) -> dict[str, int]:
     """Emails sent per mailbox since `since` (the daily cap counts these)."""
     rows = session.execute(select(Outbox.mailbox, func.count()).where(
-        Outbox.status == "sent", Outbox.sent_at >= since).group_by(Outbox.mailbox))
+        Outbox.status == OutboxStatus.SENT, Outbox.sent_at >= since).group_by(Outbox.mailbox))
     return {mailbox: count_ for mailbox, count_ in rows}
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from mailbot.config import is_month
 from mailbot.db import audit, views
 from mailbot.db.models import MailboxState
+from mailbot.db.states import OutboxStatus
 from mailbot.errors import ConfigError
 from mailbot.timeutil import start_of_day
 from mailbot.web.auth import actor
@@ -117,7 +118,7 @@ def system():
                           "last_attempt_at": state.last_attempt_at if state else None,
                           "last_error": state.last_error if state else None,
                           "alarm_open": bool(state and state.alarm_sent_at)})
-    failed = views.list_outbox(db(), status="failed", limit=1)["total"]
+    failed = views.list_outbox(db(), status=OutboxStatus.FAILED, limit=1)["total"]
     return render_template("system.html", mailboxes=mailboxes, alarms=views.recent_alarms(db(), now),
                            failed=failed, audit=audit.recent(db()), version=current_app.config["MAILBOT_VERSION"],
                            now=now)

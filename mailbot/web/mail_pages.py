@@ -10,6 +10,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from mailbot.db import audit, views
 from mailbot.errors import MailbotError
 from mailbot.ingest.archive import read_archived
+from mailbot.rules.outcome import Outcome
 from mailbot.web.mime import attachments_of, body_of, headers_of
 from mailbot.web.auth import actor, is_clerk
 from mailbot.web.context import db, services
@@ -151,9 +152,9 @@ def quarantine_approve(quarantine_id: int):
     with svc.sessions.begin() as session:
         audit.quarantine_approved(session, actor=actor(), quarantine_id=quarantine_id, schools=[school],
                                   remember=remember, outcome=result.outcome.value, now=svc.clock())
-    if result.outcome == "accepted":
+    if result.outcome == Outcome.ACCEPTED:
         flash(f"已批准，{school}的报送已登记" + ("，并已记住该发件地址。" if remember else "。"), "ok")
-    elif result.outcome == "failed":  # nothing was committed: the message is still pending
+    elif result.outcome == Outcome.FAILED:  # nothing was committed: the message is still pending
         flash("系统处理这封邮件时出错，尚未批准，邮件仍在待审核列表中，请稍后重试。", "error")
     else:
         flash(f"已批准，但表格未能登记（结果：{OUTCOME_LABELS.get(result.outcome, result.outcome)}）。"
