@@ -6,10 +6,9 @@ What happens to each message, in this order, and where:
     parse + extract  an isolated worker: MIME parsing and table reading touch the untrusted bytes
                      (`mailbot.ingest.analysis.analyse`; the worker reads the archived file itself)
     gather           main process: the database facts the decision needs (`_context`)
-    decide           pure, from data (`mailbot.rules.decide.OUTCOME_RULES`, first match wins):
-                     duplicate → automatic mail → size → stranger without attachments → stranger
-                     → a thank-you for our mail → other business → submission (month, schools,
-                     rows, outcome); then reply or not, the daily caps included (`with_reply`)
+    decide           pure (`mailbot.rules.decide.OUTCOME_RULES`, first match wins): duplicate → automatic
+                     mail → size → stranger without attachments → stranger → thanks for our mail →
+                     other business → submission; then reply or not, caps included (`with_reply`)
     store + respond  rows recorded, the answer rendered and queued, the result saved (`_store_and_respond`)
 
 The workers run ahead on the next messages while one is decided and stored. Outcomes are decided
