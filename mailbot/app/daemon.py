@@ -221,7 +221,7 @@ class Daemon:
         self.config, self.jobs, self.environ, self.stop_timeout = config, dict(jobs), environ, stop_timeout
         self.stop_report_after = stop_report_after
         self.watch = watch  # starts the IDLE watchers: watch(wake_poll, stopping)
-        self.on_stop = on_stop  # at a stop, after the scheduler is told: abandons the reads (and SMTP connects) in hand
+        self.on_stop = on_stop  # at a stop, once the scheduler is told: cuts the reads and SMTP connects in hand
         self.stopping = threading.Event()
         self.notifier = Notifier(environ)
         self._started = threading.Event()

@@ -147,9 +147,10 @@ _ADDRESS_IN_TEXT = re.compile(r"[^\s<>\"',;:()]+@[^\s<>\"',;:()]+")
 def sender_address(values: list[str]) -> tuple[str, str]:
     """The From field's (display name, lower-case address): the first address mail can be sent
     to; else one written without its brackets ("北门小学 beimenxx@163.com"); else the first as
-    written ("MAILER-DAEMON", for the automatic-mail rule); else ("", ""). One rule for the IMAP triage, which reads the header alone, and the
-    pipeline: a display name with a bare comma ("北门,小学 <x@163.com>") gave the triage no address
-    ("no From address": ignored unread) and the pipeline the name's first half."""
+    written ("MAILER-DAEMON", for the automatic-mail rule); else ("", ""). One rule for the IMAP
+    triage, which reads the header alone, and the pipeline: a display name with a bare comma
+    ("北门,小学 <x@163.com>") gave the triage no address ("no From address": ignored unread) and
+    the pipeline the name's first half."""
     pairs = _addresses(values)
     usable = [pair for pair in pairs if is_usable_address(pair[1])]
     if usable:
