@@ -25,7 +25,8 @@ def _decide(session, quarantine_id: int, **decision) -> Message:
                                                        Quarantine.status == QuarantineStatus.PENDING)
                               .values(**decision)).rowcount
     if decided != 1:
-        _pending(session, quarantine_id)  # raises: not found, or decided by someone else
+        _pending(session, quarantine_id)  # says why: not found, or decided by someone else
+        raise MailbotError(f"quarantine {quarantine_id} could not be marked decided")
     return session.get(Message, session.get(Quarantine, quarantine_id).message_pk)
 
 

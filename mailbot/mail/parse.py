@@ -121,6 +121,10 @@ def _first(headers: dict[str, list[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
+# Something that looks like an address, in text that getaddresses could not split.
+_ADDRESS_IN_TEXT = re.compile(r"[^\s<>\"',;:]+@[^\s<>\"',;]+")
+
+
 def _addresses(values: list[str]) -> list[tuple[str, str]]:
     """(decoded display name, lower-case address) pairs; "" for what cannot be read."""
     pairs: list[tuple[str, str]] = []
@@ -136,12 +140,9 @@ def _addresses(values: list[str]) -> list[tuple[str, str]]:
                 pairs.append((decode_header_text(name), address))
         if not any(address for _, address in pairs):
             # getaddresses gives up on some broken lists: fall back to anything that looks like one.
-            found = re.findall(r"[^\s<>\"',;:]+@[^\s<>\"',;]+", text)
+            found = _ADDRESS_IN_TEXT.findall(text)
             pairs = [("", address.lower()) for address in found] or pairs
     return [(name, address) for name, address in pairs if address]
-
-
-_ADDRESS_IN_TEXT = re.compile(r"[^\s<>\"',;:()]+@[^\s<>\"',;:()]+")
 
 
 def sender_address(values: list[str]) -> tuple[str, str]:
