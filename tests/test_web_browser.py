@@ -8,7 +8,7 @@ from mailbot.db.models import AuditEntry
 from mailbot.db.campaign import excused_schools
 from mailbot.db.models import Outbox, Quarantine, Submission
 from mailbot.outbound.sending import send_outbox
-from support.web import login, served
+from support.web import follow, login, served
 
 QUARANTINED_SCHOOL = "安溪县宝华中学"  # sample 009: its table came from an unregistered QQ address
 MISSING_SCHOOL = "安溪县第六实验小学"
@@ -33,33 +33,33 @@ def test_clerk_approves_excuses_voids_and_sees_it_on_the_overview(console, brows
         assert page.locator("[data-kpi=reporting] .kpi-value").inner_text() == "9/20所"
 
         # Approve the quarantined message for its school: the school becomes on time.
-        page.click("nav >> text=隔离区")
+        follow(page, "nav >> text=隔离区")
         card = page.locator("section.quarantine.pending")
         assert card.count() == 1 and "1566283019@qq.com" in card.inner_text()
         assert QUARANTINED_SCHOOL in card.locator("table").inner_text()  # the rows it would record
         card.locator("select[name=school]").select_option(QUARANTINED_SCHOOL)
         card.locator("input[name=remember]").check()
-        card.locator("button:text('批准并登记')").click()
+        follow(page, card.locator("button:text('批准并登记')"))
         assert "已批准" in page.locator(".flash").inner_text()
-        page.click("nav >> text=本月概览")
+        follow(page, "nav >> text=本月概览")
         assert state_of(page, QUARANTINED_SCHOOL) == "按时报送"
         assert page.locator("[data-kpi=reporting] .kpi-value").inner_text() == "10/20所"
 
         # Excuse a missing school for the month, with a reason.
-        page.click(f"#schools a:text-is('{MISSING_SCHOOL}')")
+        follow(page, f"#schools a:text-is('{MISSING_SCHOOL}')")
         month = page.locator("#month-2022-10")
         month.locator("input[name=reason]").fill("学校并入城南实验小学，本月不单独报送")
-        month.locator("button:text('设为本月免报')").click()
+        follow(page, month.locator("button:text('设为本月免报')"))
         assert "设为免报" in page.locator(".flash").inner_text()
         assert page.locator("#month-2022-10 .badge").first.inner_text() == "本月免报"
         page.goto(f"{base}/?month=2022-10")
         assert state_of(page, MISSING_SCHOOL) == "本月免报"
 
         # Void the submission just approved: the school is missing again.
-        page.click(f"#schools a:text-is('{QUARANTINED_SCHOOL}')")
+        follow(page, f"#schools a:text-is('{QUARANTINED_SCHOOL}')")
         month = page.locator("#month-2022-10")
         month.locator("form.action input[name=reason]").first.fill("发件人并非该校人员")
-        month.locator("button:text('作废这条报送')").first.click()
+        follow(page, month.locator("button:text('作废这条报送')").first)
         assert "已作废" in page.locator(".flash").inner_text()
         page.goto(f"{base}/?month=2022-10")
         assert state_of(page, QUARANTINED_SCHOOL) == "未报送"
@@ -92,13 +92,13 @@ def test_clerk_retries_a_failed_email_to_a_corrected_address(console, smtp_serve
     with served(console.app) as base:
         page = browser.new_page(viewport={"width": 375, "height": 800})
         login(page, base, "clerk")
-        page.click("nav >> text=发件箱")
+        follow(page, "nav >> text=发件箱")
         page.select_option("select[name=status]", "failed")
-        page.click("button:text('筛选')")
-        page.click("tr.out-failed a >> nth=0")
+        follow(page, "button:text('筛选')")
+        follow(page, "tr.out-failed a >> nth=0")
         assert "User unknown" in page.inner_text("dl.facts")
         page.fill("input[name=to]", "corrected@example.test")
-        page.click("button:text('重新发送')")
+        follow(page, "button:text('重新发送')")
         assert "已重新排队发送" in page.locator(".flash").inner_text()
         assert "corrected@example.test" in page.inner_text("dl.facts")
     send_outbox(console.config, console.sessions, console.clock)

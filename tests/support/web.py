@@ -133,6 +133,20 @@ def chromium():
             browser.close()
 
 
+def follow(page, target) -> None:
+    """Click a link or a form's button and return once the page it leads to has loaded.
+
+    Playwright's click waits at most for the next page to start arriving, not for it to be
+    there: a locator's count() read right after it (count() does not wait) could see a page not
+    yet parsed, which is how a busy CI machine once found no card on the quarantine page. This
+    waits for the page's load event. `target` is a selector or a locator."""
+    with page.expect_navigation():
+        if isinstance(target, str):
+            page.click(target)
+        else:
+            target.click()
+
+
 def login(page, base: str, role: str) -> None:
     page.goto(f"{base}/login")
     page.fill("input[name=name]", role)
