@@ -73,6 +73,12 @@ class Instance:
         self.proc.kill_group(signal.SIGKILL)
         self.proc.wait(60)
 
+    def pause(self) -> None:
+        self.proc.kill_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.kill_group(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.kill_group(signal.SIGTERM):
             try:
@@ -142,11 +148,19 @@ def test_two_instances_share_the_work_while_one_is_killed_again_and_again(tmp_pa
                     pending = pending[10:]
                 if time.monotonic() >= next_kill and len(kills) < 4 * (phase + 1):
                     pid = killed.proc.pid
-                    killed.kill()
-                    kills.append(len(smtp_server.received))
-                    with sessions() as session:  # the killed instance's emails in the window: claimed, not recorded
-                        in_flight.update(session.scalars(select(Outbox.message_id).where(
-                            Outbox.status == "sending", Outbox.claimed_by.like(f"%:{pid}:%"))))
+                    # The other instance is paused while the kill's window is read: once the killed
+                    # process is reaped it would queue its claims again at once and send them, and the
+                    # rows would no longer say they were the killed instance's (a busy machine once
+                    # let it, and a copy sent in the window was reported as sent twice outside it).
+                    b_instance.pause()
+                    try:
+                        killed.kill()
+                        kills.append(len(smtp_server.received))
+                        with sessions() as session:  # the killed one's emails in the window: claimed, not recorded
+                            in_flight.update(session.scalars(select(Outbox.message_id).where(
+                                Outbox.status == "sending", Outbox.claimed_by.like(f"%:{pid}:%"))))
+                    finally:
+                        b_instance.resume()
                     killed.start(now)
                     next_kill = time.monotonic() + rng.uniform(0.5, 3.0)
                 time.sleep(0.3)
