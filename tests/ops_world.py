@@ -13,7 +13,7 @@ from sqlalchemy import select
 from mailbot.config import load_config
 from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
-from mailbot.db.models import Message, Outbox, Submission
+from mailbot.db.models import AuditEntry, Message, Outbox, Submission
 
 
 class Database:
@@ -41,6 +41,10 @@ class Database:
     def submissions(self) -> list[Submission]:
         with self.sessions() as session:
             return list(session.scalars(select(Submission).order_by(Submission.id)))
+
+    def audit_trail(self) -> list[AuditEntry]:
+        with self.sessions() as session:
+            return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
 
 
 def parsed(raw: bytes) -> email.message.EmailMessage:

@@ -93,3 +93,37 @@ def test_cli_quarantine_reject_is_in_the_trail(state):
 
     assert trail(console) == [("cli:clerk", "quarantine_reject", f"quarantine {pending['id']}",
                                {"reason": "非学校邮箱"})]
+
+
+def unwritable_trail(*args, **kwargs):
+    raise RuntimeError("the audit trail cannot be written")
+
+
+def test_an_approval_the_trail_cannot_record_is_not_made(state, monkeypatch):
+    # The decision, the rows and the receipt it causes, and its audit entry are one transaction:
+    # an approval that reached the database without its entry would be an action nobody can trace.
+    config, console = state
+    (pending,) = cli(config, "quarantine", "list", "--json").json()
+    before = cli(config, "submissions", "list", "--month", "2022-10", "--json").json()
+    monkeypatch.setattr("mailbot.db.audit.quarantine_approved", unwritable_trail)
+    with pytest.raises(RuntimeError, match="audit trail"):
+        cli(config, "quarantine", "approve", str(pending["id"]))
+    monkeypatch.undo()
+
+    assert cli(config, "quarantine", "list", "--json").json() == [pending]  # still pending, as it was
+    assert cli(config, "submissions", "list", "--month", "2022-10", "--json").json() == before
+    assert trail(console) == []
+    approved = cli(config, "quarantine", "approve", str(pending["id"]), "--json").json()  # and can be approved
+    assert approved["outcome"] == "accepted" and [entry[1] for entry in trail(console)] == ["quarantine_approve"]
+
+
+def test_a_rejection_the_trail_cannot_record_is_not_made(state, monkeypatch):
+    config, console = state
+    (pending,) = cli(config, "quarantine", "list", "--json").json()
+    monkeypatch.setattr("mailbot.db.audit.quarantine_rejected", unwritable_trail)
+    with pytest.raises(RuntimeError, match="audit trail"):
+        cli(config, "quarantine", "reject", str(pending["id"]))
+    monkeypatch.undo()
+
+    assert cli(config, "quarantine", "list", "--json").json() == [pending]
+    assert trail(console) == []

@@ -134,6 +134,9 @@ def test_outbox_retry_sends_a_failed_email_to_the_corrected_address(tmp_path, do
     assert to_schools == [["beimen_new@163.com"]]  # (the operator was told of the failure)
     shown = mb_json(config, "outbox", "show", str(failed.id))
     assert [r["id"] for r in shown["retries"]] == [retried["id"]]
+    (entry,) = Database(config).audit_trail()  # the same entry the web console writes for a retry
+    assert (entry.action, entry.target, entry.detail) == (
+        "outbox_retry", f"outbox {failed.id}", {"new_outbox": retried["id"], "to": ["beimen_new@163.com"]})
     assert mb(config, "outbox", "retry", str(retried["id"]), check=False).exit_code == 2  # sent: not failed
 
 

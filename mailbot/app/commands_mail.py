@@ -172,13 +172,9 @@ def quarantine_approve(c: Context, quarantine_id, remember, schools, as_json):
     Example:
       mailbot quarantine approve 3 --remember
     """
-    from mailbot.db import audit
     from mailbot.ingest.quarantine import approve
-    result = approve(c.config, c.sessions(), c.clock, quarantine_id, list(schools), remember, operator())
-    chosen = list(schools) or [row.school for row in result.rows if row.ok and row.school]
-    with c.sessions().begin() as session:
-        audit.quarantine_approved(session, actor=cli_actor(), quarantine_id=quarantine_id, schools=chosen,
-                                  remember=remember, outcome=result.outcome.value, now=c.clock())
+    result = approve(c.config, c.sessions(), c.clock, quarantine_id, list(schools), remember, operator(),
+                     actor=cli_actor())
     if as_json:
         echo_json(result.as_json())
     else:
@@ -196,11 +192,8 @@ def quarantine_reject(c: Context, quarantine_id, reason):
     Example:
       mailbot quarantine reject 3 --reason "not a school address"
     """
-    from mailbot.db import audit
     from mailbot.ingest.quarantine import reject
-    reject(c.sessions(), c.clock, quarantine_id, reason, operator())
-    with c.sessions().begin() as session:
-        audit.quarantine_rejected(session, actor=cli_actor(), quarantine_id=quarantine_id, reason=reason, now=c.clock())
+    reject(c.sessions(), c.clock, quarantine_id, reason, operator(), actor=cli_actor())
     click.echo(f"quarantine {quarantine_id} rejected")
 
 

@@ -149,8 +149,8 @@ def outbox_retry(c: Context, outbox_id, to, as_json):
             row = retry_failed(session, outbox_id, now, list(to) or None)
         except RetryError as exc:
             raise click.BadParameter(str(exc), param_hint="OUTBOX_ID") from exc
-        audit.record(session, actor=cli_actor(), action="outbox_retry", target=f"outbox {outbox_id}", now=now,
-                     retry_id=row.id, to=list(row.to_addrs))
+        audit.outbox_retried(session, actor=cli_actor(), outbox_id=outbox_id, retry_id=row.id,
+                             to=list(row.to_addrs), now=now)
         session.commit()
         result = {"id": row.id, "retry_of": outbox_id, "kind": row.kind, "to": list(row.to_addrs),
                   "status": row.status}

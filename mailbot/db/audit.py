@@ -55,6 +55,12 @@ def quarantine_rejected(session: Session, *, actor: str, quarantine_id: int, rea
                   reason=reason)
 
 
+def outbox_retried(session: Session, *, actor: str, outbox_id: int, retry_id: int, to: list[str],
+                   now: datetime) -> AuditEntry:
+    return record(session, actor=actor, action="outbox_retry", target=f"outbox {outbox_id}", now=now,
+                  new_outbox=retry_id, to=to)
+
+
 def sender_exempted(session: Session, *, actor: str, email: str, schools: list[str], now: datetime) -> AuditEntry:
     return record(session, actor=actor, action="sender_trust_unauthenticated", target=email, now=now,
                   school="、".join(schools))

@@ -178,18 +178,17 @@ class Pipeline:
             session.close()
 
     def reprocess(self, inbound: Inbound, record_pk: int, trusted_schools: list[str],
-                  within: Callable[[Session], None] | None = None) -> Result:
+                  within: Callable[[Session], None], concluded: Callable[[Session, Result], None]) -> Result:
         """Run an archived message again as if these schools had sent it (an approved quarantine).
 
-        `within(session)` (the approval itself) is part of the same transaction: when the worker
-        fails or the processing breaks, nothing is committed, so the message stays as it was and
-        can be tried again. Errors raised by `within` propagate, and nothing is committed."""
+        `within(session)` (the approval) before the processing and `concluded(session, result)` (its
+        audit entry) after it share its transaction: when the worker fails or the processing breaks,
+        or either raises (that propagates), nothing is committed and the message stays as it was."""
         (analysis,) = self.runner.map_ordered(analyse_archived, [self._job(inbound)])
         self._forget_transaction()
         with self.sessions() as session:
             if not isinstance(analysis, WorkerFailure):
-                if within is not None:
-                    within(session)
+                within(session)
                 try:
                     store.take_write_lock(session)
                     with session.begin_nested():
@@ -199,6 +198,7 @@ class Pipeline:
                 except Exception as exc:  # noqa: BLE001 - reported, and nothing is kept
                     analysis = exc
                 else:
+                    concluded(session, result)
                     self._commit(session)
                     return result
             session.rollback()

@@ -7,6 +7,7 @@ import contextlib
 from sqlalchemy import select, update
 
 from mailbot.config import Config
+from mailbot.db import audit
 from mailbot.db.models import KnownSender, Message, Quarantine
 from mailbot.db.states import QuarantineStatus
 from mailbot.errors import MailbotError
@@ -40,12 +41,13 @@ def _pending(session, quarantine_id: int) -> tuple[Quarantine, Message]:
 
 
 def approve(config: Config, sessions, clock, quarantine_id: int, schools: list[str], remember: bool,
-            operator: str, *, runner=None) -> Result:
+            operator: str, *, actor: str | None = None, runner=None) -> Result:
     """Process the message as if the school had sent it: rows recorded, receipt to the sender.
 
-    The approval, the remembered sender and the processing are one transaction: if the worker
+    The approval, the remembered sender, the processing and its audit entry (under `actor`, the
+    door's name for the operator; `operator` when not given) are one transaction: if the worker
     fails or processing breaks, the message is still pending in quarantine and can be approved
-    again (the result is `failed`)."""
+    again (the result is `failed`, and the attempt alone is in the audit trail)."""
     roster = Roster(config.schools)
     with sessions() as session:  # read only: check before the workers start
         q, message = _pending(session, quarantine_id)
@@ -71,14 +73,31 @@ def approve(config: Config, sessions, clock, quarantine_id: int, schools: list[s
                     session.add(KnownSender(email=message.sender, school=school, created_at=clock(),
                                             created_by=operator))
 
+    audited = []
+
+    def record_in_trail(session, result: Result) -> None:
+        # The schools named, else those the table's recorded rows are for.
+        named = schools or [row.school for row in result.rows if row.ok and row.school]
+        audit.quarantine_approved(session, actor=actor or operator, quarantine_id=quarantine_id, schools=named,
+                                  remember=remember, outcome=result.outcome.value, now=clock())
+        audited.append(result)
+
     with contextlib.ExitStack() as stack:
         if runner is None:
             runner = stack.enter_context(WorkerPool(config.limits))
         pipeline = stack.enter_context(Pipeline(config, sessions, runner, clock))
-        return pipeline.reprocess(inbound, message_pk, chosen, within=record_approval)
+        result = pipeline.reprocess(inbound, message_pk, chosen, within=record_approval, concluded=record_in_trail)
+    if not audited:  # nothing was committed: the failed attempt alone is recorded
+        with sessions.begin() as session:
+            record_in_trail(session, result)
+    return result
 
 
-def reject(sessions, clock, quarantine_id: int, reason: str, operator: str) -> None:
+def reject(sessions, clock, quarantine_id: int, reason: str, operator: str, *, actor: str | None = None) -> None:
+    """Reject the message: nothing recorded, nobody answered; the decision and its audit entry
+    are one transaction."""
     with sessions.begin() as session:
         _decide(session, quarantine_id, status=QuarantineStatus.REJECTED, decided_at=clock(), decided_by=operator,
                 note=reason or None)
+        audit.quarantine_rejected(session, actor=actor or operator, quarantine_id=quarantine_id, reason=reason,
+                                  now=clock())

@@ -117,8 +117,8 @@ def outbox_retry(outbox_id: int):
     try:
         with svc.sessions.begin() as session:
             row = retry_failed(session, outbox_id, now, corrected or None)
-            audit.record(session, actor=actor(), action="outbox_retry", target=f"outbox {outbox_id}", now=now,
-                         new_outbox=row.id, to=list(row.to_addrs))
+            audit.outbox_retried(session, actor=actor(), outbox_id=outbox_id, retry_id=row.id, to=list(row.to_addrs),
+                                 now=now)
             new_id = row.id
     except RetryError as exc:
         log.info("retry of outbox %d refused: %s", outbox_id, exc)
@@ -149,9 +149,6 @@ def quarantine_approve(quarantine_id: int):
         log.info("approval of quarantine %d refused: %s", quarantine_id, exc)
         flash("这封邮件已经处理过，或找不到。", "error")
         return redirect(url_for("mail.quarantine"))
-    with svc.sessions.begin() as session:
-        audit.quarantine_approved(session, actor=actor(), quarantine_id=quarantine_id, schools=[school],
-                                  remember=remember, outcome=result.outcome.value, now=svc.clock())
     if result.outcome == Outcome.ACCEPTED:
         flash(f"已批准，{school}的报送已登记" + ("，并已记住该发件地址。" if remember else "。"), "ok")
     elif result.outcome == Outcome.FAILED:  # nothing was committed: the message is still pending
@@ -172,7 +169,5 @@ def quarantine_reject(quarantine_id: int):
     except MailbotError:
         flash("这封邮件已经处理过，或找不到。", "error")
         return redirect(url_for("mail.quarantine"))
-    with svc.sessions.begin() as session:
-        audit.quarantine_rejected(session, actor=actor(), quarantine_id=quarantine_id, reason=reason, now=svc.clock())
     flash("已拒绝这封邮件：不登记，也不回复发件人。", "ok")
     return redirect(url_for("mail.quarantine"))
