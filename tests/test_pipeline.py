@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from builders import submission
-from mailbot.db.models import KnownSender, Message, Quarantine, Submission
+from mailbot.db.models import AuditEntry, KnownSender, Message, Quarantine, Submission
 from mailbot.ingest.isolation import InlineRunner
 from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.ingest.quarantine import approve
@@ -229,6 +229,9 @@ def test_a_worker_failure_during_approval_leaves_the_message_in_quarantine(world
     with world.sessions() as s:
         assert s.get(Quarantine, quarantine_id).status == "approved"
         assert s.scalar(select(func.count()).select_from(KnownSender)) == 1
+        # The trail has both: the attempt that changed nothing, and the approval.
+        trail = [(e.action, e.detail["outcome"]) for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+    assert trail == [("quarantine_approve", "failed"), ("quarantine_approve", "accepted")]
 
 
 class SignallingRunner(InlineRunner):
