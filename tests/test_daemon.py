@@ -269,6 +269,54 @@ def test_new_mail_announced_by_idle_runs_the_poll_at_once(tmp_path):
     assert polls[1] - woken[0] < 20  # at once, with room for a busy machine
 
 
+@pytest.mark.parametrize("poll_length", ["real", "instant"])
+def test_new_mail_announced_as_a_poll_is_being_released_is_not_lost(tmp_path, monkeypatch, poll_length):
+    # The poll job has returned, and APScheduler has not yet released its instance: a wake asking
+    # the scheduler for a poll now would be skipped as a second instance ("maximum number of running
+    # instances reached") and the mail would wait for the next interval. The release is held here
+    # until the wake has been given, so the moment cannot be missed on any machine. A real poll
+    # ends after APScheduler added its callback (the release then runs in the pool's thread); an
+    # instant one usually before (then in the scheduler's own thread, in the middle of its bookkeeping).
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED
+    from apscheduler.executors.base import BaseExecutor
+    config = fast_config(tmp_path)
+    config.schedule.poll_interval_minutes = 60.0  # only the start-up poll and the wake's
+    polls, submitted, in_gap, woken, skipped, second_poll = [], *(threading.Event() for _ in range(5))
+    release = BaseExecutor._run_job_success
+
+    def held_release(executor, job_id, events):
+        if job_id == "poll" and not in_gap.is_set():
+            in_gap.set()
+            woken.wait(30)
+            skipped.wait(2)  # the scheduler's turn to skip a run it was asked for (none now)
+        release(executor, job_id, events)
+    monkeypatch.setattr(BaseExecutor, "_run_job_success", held_release)
+
+    def poll(should_stop):
+        polls.append(time.monotonic())
+        if len(polls) == 1:
+            if poll_length == "real":
+                submitted.wait(30)
+        else:
+            second_poll.set()
+
+    def watch(wake, stopping):
+        daemon.scheduler.add_listener(lambda _event: submitted.set(), EVENT_JOB_SUBMITTED)
+        daemon.scheduler.add_listener(lambda _event: skipped.set(), EVENT_JOB_MAX_INSTANCES)
+
+        def announce():
+            in_gap.wait(30)
+            wake("chuyoujiao")
+            woken.set()
+            second_poll.wait(30)
+            daemon.request_stop()
+        threading.Thread(target=announce, daemon=True).start()
+
+    daemon = Daemon(config, {"poll": poll}, environ={}, watch=watch)
+    assert daemon.run(install_signals=False) == 0
+    assert len(polls) == 2 and not skipped.is_set()
+
+
 # -- the jobs -------------------------------------------------------------------------------------
 OCTOBER = Schedule(summary_day=25, summary_at=clock_time(10, 0))
 

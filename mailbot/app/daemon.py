@@ -227,8 +227,10 @@ class Daemon:
         self._started = threading.Event()
         self._busy = threading.Condition()
         self._running_jobs = 0
-        self._running: set[str] = set()  # names of the jobs running now
-        self._poll_again = False  # IDLE announced mail while a poll was running
+        # A poll runs, or has returned and APScheduler has not yet released its instance: a wake then
+        # would be skipped as a second instance, so it is kept for the release (_after_job).
+        self._poll_held = False
+        self._poll_again = False  # IDLE announced mail while a poll was held
         self._job_started: dict[str, float] = {}  # running job -> when it started (monotonic)
         self.hung_after = hung_after if hung_after is not None else hung_after_seconds(config)
         self._monotonic = monotonic
@@ -264,7 +266,8 @@ class Daemon:
                 return
             with self._busy:
                 self._running_jobs += 1
-                self._running.add(name)
+                if name == "poll":
+                    self._poll_held = True
                 self._job_started[name] = self._monotonic()
             started = clock.monotonic()
             try:
@@ -278,7 +281,6 @@ class Daemon:
             finally:
                 with self._busy:
                     self._running_jobs -= 1
-                    self._running.discard(name)
                     self._job_started.pop(name, None)
                     self._busy.notify_all()
         job.__name__ = f"mailbot_{name}"
@@ -335,11 +337,12 @@ class Daemon:
         return True
 
     def wake_poll(self, reason: str = "") -> None:
-        """Run the poll job now (new mail announced by IDLE). While a poll is running it runs once
-        more when that one is done (the new mail may have come after its search); asking the
-        scheduler to start a second one would only log a WARNING about max_instances."""
+        """Run the poll job now (new mail announced by IDLE). While a poll is held it runs once
+        more when that one is released (the new mail may have come after its search); asking the
+        scheduler for a second one then would have it skipped ("maximum number of running
+        instances reached"), and the mail would wait for the next interval."""
         with self._busy:
-            if "poll" in self._running:
+            if self._poll_held:
                 self._poll_again = True
                 log.debug("new mail (%s) while polling: polling again afterwards", reason)
                 return
@@ -350,9 +353,14 @@ class Daemon:
         if event.job_id != "poll":
             return
         with self._busy:
+            self._poll_held = False
             again, self._poll_again = self._poll_again, False
         if again:
-            self._run_poll_now("mail announced during the last poll")
+            # From a thread of its own: this listener can run in the scheduler's thread (a job over
+            # before APScheduler added its callback), whose bookkeeping would then overwrite the new
+            # run time with the interval's; another thread's modify_job waits for that to finish.
+            threading.Thread(target=self._run_poll_now, args=("mail announced during the last poll",),
+                             name="mailbot-wake", daemon=True).start()
 
     def _run_poll_now(self, reason: str) -> None:
         if self.scheduler is not None and not self.stopping.is_set():
