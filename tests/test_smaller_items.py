@@ -8,7 +8,6 @@ import json
 import logging
 import re
 import threading
-import time
 import unicodedata
 from pathlib import Path
 
@@ -60,18 +59,23 @@ def test_the_quarantine_notice_to_the_operator_is_all_chinese(tmp_path):
 def test_idle_waking_a_running_poll_logs_no_warning(tmp_path, caplog):
     config = fast_config(tmp_path)
     config.schedule.poll_interval_minutes = 60.0
-    running = threading.Event()
+    running, woken, second = threading.Event(), threading.Event(), threading.Event()
+    polls = []
 
     def poll(should_stop):
-        running.set()
-        time.sleep(1.0)
-        return None
+        polls.append(1)
+        if len(polls) == 1:
+            running.set()
+            woken.wait(30)  # the start-up poll is still running when the mail is announced
+        else:
+            second.set()
 
     def watch(wake, stopping):
         def announce():
-            running.wait(10)
-            wake("chuyoujiao")  # new mail while the start-up poll is still running
-            time.sleep(1.5)
+            running.wait(30)
+            wake("chuyoujiao")
+            woken.set()
+            second.wait(30)  # the poll for the announced mail, however long a busy machine takes
             daemon.request_stop()
         threading.Thread(target=announce, daemon=True).start()
 
