@@ -33,11 +33,12 @@ signal.set_wakeup_fd(wake_w)
 signal.signal(signal.SIGCHLD, lambda *_: None)
 reports.write(json.dumps({"ready": os.getpid()}) + "\n"); reports.flush()
 
-def child(request):
+def child(request, in_session):
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.close(wake_r); os.close(wake_w)
     os.setsid()
+    os.close(in_session)  # the zygote reports the pid only now: its process group exists to be signalled
     for fd, name in ((0, os.devnull), (1, request["stdout"]), (2, request["stderr"])):
         target = os.open(name, os.O_RDWR if fd == 0 else os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(target, fd); os.close(target)
@@ -86,9 +87,14 @@ while True:
         while b"\n" in buffered:
             line, buffered = buffered.split(b"\n", 1)
             request = json.loads(line)
+            session_r, session_w = os.pipe()
             pid = os.fork()
             if pid == 0:
-                child(request)
+                os.close(session_r)
+                child(request, session_w)
+            os.close(session_w)
+            os.read(session_r, 1)  # end of file once the child is in its own session (or has died)
+            os.close(session_r)
             reports.write(json.dumps({"started": request["id"], "pid": pid}) + "\n"); reports.flush()
     reap()
 """
