@@ -221,8 +221,14 @@ def test_mailbot_run_exits_0_promptly_on_sigterm(config_path, listener, tmp_path
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
+    # Read the socket all along, as systemd does: the pings of a busy start would fill it (10
+    # datagrams), then each one, STOPPING=1 too, waits a second in sd_notify, inside the stop below.
+    pings = listener.drain_in_background()
     try:
-        assert "READY=1" in listener.drain(until="READY=1", timeout=30), "".join(lines)
+        deadline = time.monotonic() + 30
+        while "READY=1" not in listener.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "READY=1" in listener.messages, "".join(lines)
         deadline = time.monotonic() + 30  # let the start-up reminder check finish first
         while not any("job remind" in line for line in lines) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -232,6 +238,8 @@ def test_mailbot_run_exits_0_promptly_on_sigterm(config_path, listener, tmp_path
         reader.join(timeout=5)
     finally:
         proc.kill() if proc.poll() is None else None
+        listener.done.set()
+    pings.join(5)
     stderr = "".join(lines)
     assert proc.returncode == 0, stderr
     assert time.monotonic() - started < 10

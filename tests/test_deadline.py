@@ -70,18 +70,21 @@ def test_a_stop_abandons_the_reading_sessions_in_hand_and_no_send():
     with TricklingPeer(interval=0.05) as peer:
         reading, sending = Deadline(per_operation=600, abandon_on_stop=True), Deadline(per_operation=600)
         socks = [connect_tcp("127.0.0.1", peer.port, 5.0, d) for d in (reading, sending)]
-        raised = []
+        raised, entered = [], [threading.Event(), threading.Event()]
 
-        def read(deadline, sock):
+        def read(deadline, sock, inside):
             try:
                 with deadline.limit("FETCH"):
+                    inside.set()
                     read_line(sock)
             except DeadlineExceeded as exc:
                 raised.append(str(exc))
 
-        threads = [threading.Thread(target=read, args=pair, daemon=True) for pair in zip((reading, sending), socks)]
+        threads = [threading.Thread(target=read, args=args, daemon=True)
+                   for args in zip((reading, sending), socks, entered)]
         for thread in threads:
             thread.start()
+        assert all(inside.wait(30) for inside in entered)  # the stop comes in the middle of both reads
         assert abandon_for_stop() >= 1
         threads[0].join(10)
         assert raised == ["FETCH: abandoned, mailbot is stopping; connection dropped"]

@@ -153,7 +153,7 @@ class SmtpServer:
                 # client context loaded from the system CA store, about 20 ms of CPU per server and so per
                 # test, only to switch verification off: the same connection with an empty context.
                 # (`_trigger_server` is the hook aiosmtpd's BaseController leaves to its subclasses.)
-                with socket.create_connection((self.hostname, self.port), 1.0) as connection:
+                with socket.create_connection((self.hostname, self.port), 30.0) as connection:
                     if self.ssl_context:
                         with _TRIGGER_CONTEXT.wrap_socket(connection) as tls:
                             tls.recv(1024)
@@ -169,7 +169,9 @@ class SmtpServer:
         handler = _RecordingHandler(self)
         server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_ctx.load_cert_chain(str(self.certs.cert_file), str(self.certs.key_file))
-        common = dict(hostname=HOST, authenticator=_authenticate, auth_required=True)
+        # ready_timeout: aiosmtpd's 5 s for its thread to start and answer is an error a busy machine
+        # can reach, and costs nothing when it is not.
+        common = dict(hostname=HOST, authenticator=_authenticate, auth_required=True, ready_timeout=60.0)
         # One listener each; aiosmtpd only counts STARTTLS as TLS: implicit TLS needs auth_require_tls=False.
         self._listeners = {
             "ssl": lambda port: CountingController(handler, port=port, ssl_context=server_ctx, auth_require_tls=False,
