@@ -13,6 +13,8 @@ from datetime import datetime, time as clock_time
 from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED
+from apscheduler.executors.base import BaseExecutor
 from sqlalchemy import func, select
 
 from mailbot.app.daemon import Daemon, Notifier, job_triggers, sd_notify, watchdog_seconds
@@ -285,8 +287,6 @@ def test_new_mail_announced_as_a_poll_is_being_released_is_not_lost(tmp_path, mo
     # until the wake has been given, so the moment cannot be missed on any machine. A real poll
     # ends after APScheduler added its callback (the release then runs in the pool's thread); an
     # instant one usually before (then in the scheduler's own thread, in the middle of its bookkeeping).
-    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED
-    from apscheduler.executors.base import BaseExecutor
     config = fast_config(tmp_path)
     config.schedule.poll_interval_minutes = 60.0  # only the start-up poll and the wake's
     polls, submitted, in_gap, woken, skipped, second_poll = [], *(threading.Event() for _ in range(5))
