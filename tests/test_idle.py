@@ -8,6 +8,7 @@ import time
 
 from mailbot.errors import TransportError
 from mailbot.ingest.idle import IdleWatcher
+from mailbot.transports.deadline import abandon_for_stop
 
 MESSAGE = b"From: school@example.test\r\nTo: chuyoujiao@example.test\r\nSubject: hi\r\n\r\nbody\r\n"
 
@@ -89,7 +90,6 @@ def test_a_session_cut_by_the_stop_is_not_logged_as_a_failure(dovecot, caplog):
 def test_the_daemons_stop_ends_a_long_idle_round_at_once(dovecot):
     """The IDLE round lasts minutes by default (CHECK_SECONDS); the daemon's stop does not wait for
     it: `abandon_for_stop`, which `mailbot run` calls at a stop, cuts the session."""
-    from mailbot.transports.deadline import abandon_for_stop
     stop = threading.Event()
     w = IdleWatcher(dovecot.mailbox_config("chuyoujiao@example.test"), lambda name: None, stop, retry_seconds=60)
     w.start()
@@ -98,3 +98,22 @@ def test_the_daemons_stop_ends_a_long_idle_round_at_once(dovecot):
     assert abandon_for_stop() >= 1
     w.join(10)
     assert not w.is_alive()
+
+
+def test_a_connection_the_server_closes_during_idle_is_noticed_at_once(dovecot):
+    """imapclient's idle_check swallows the end of the stream and returns nothing, at once, every
+    time: the watcher spun a core until its round's end (4 minutes by default) before DONE failed
+    and it connected again. Here the round is 10 minutes: the new connection must come long before."""
+    stop = threading.Event()
+    w = IdleWatcher(dovecot.mailbox_config("chuyoujiao@example.test"), lambda name: None, stop,
+                    check_seconds=600, retry_seconds=0.2)
+    w.start()
+    try:
+        assert wait_for(lambda: w.connections == 1)
+        dovecot.kill()  # the server closes its end of the IDLE session
+        dovecot.start()
+        assert wait_for(lambda: w.connections >= 2, 60), "still in the closed session's round"
+    finally:
+        stop.set()
+        abandon_for_stop()  # (ends the new session's round)
+        w.join(10)

@@ -252,6 +252,12 @@ class ImapSession:
             responses = self._call("IDLE wait", lambda: self._client.idle_check(timeout=remaining),
                                    seconds=remaining + self.server.deadline)
             arrived = any(is_exists(response) for response in responses)
+            if not responses and deadline - time.monotonic() > 1.0:
+                # Nothing, well before the timeout: the socket was readable without a whole line.
+                # That is the end of the stream (imapclient swallows the EOF and would return at once
+                # again and again, a core spinning until the round's end) or, rarely, a line split
+                # across packets. DONE tells them apart: it fails on a closed connection.
+                break
         done = self._call("DONE", self._client.idle_done)
         # Responses that arrived between the last check and DONE count as well.
         return arrived or any(is_exists(response) for response in (at(done, 1) or ()))
