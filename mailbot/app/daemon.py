@@ -227,10 +227,9 @@ class Daemon:
         self._started = threading.Event()
         self._busy = threading.Condition()
         self._running_jobs = 0
-        # A poll runs, or has returned and APScheduler has not yet released its instance: a wake then
-        # would be skipped as a second instance, so it is kept for the release (_after_job).
-        self._poll_held = False
-        self._poll_again = False  # IDLE announced mail while a poll was held
+        # Poll runs started and released: while more have started, a wake would be skipped as a second
+        # instance, so it is kept (_poll_again) for the release (_after_job, which may come late).
+        self._polls_started, self._polls_released, self._poll_again = 0, 0, False
         self._job_started: dict[str, float] = {}  # running job -> when it started (monotonic)
         self.hung_after = hung_after if hung_after is not None else hung_after_seconds(config)
         self._monotonic = monotonic
@@ -262,12 +261,12 @@ class Daemon:
     def _guarded(self, name: str, func: Job) -> Callable[[], None]:
         """One log line per run; an exception is logged, never kills the scheduler."""
         def job() -> None:
-            if self.stopping.is_set():
-                return
             with self._busy:
+                if name == "poll":  # each run is released once (_after_job), one the stop skips too
+                    self._polls_started += 1
+                if self.stopping.is_set():
+                    return
                 self._running_jobs += 1
-                if name == "poll":
-                    self._poll_held = True
                 self._job_started[name] = self._monotonic()
             started = clock.monotonic()
             try:
@@ -337,12 +336,11 @@ class Daemon:
         return True
 
     def wake_poll(self, reason: str = "") -> None:
-        """Run the poll job now (new mail announced by IDLE). While a poll is held it runs once
-        more when that one is released (the new mail may have come after its search); asking the
-        scheduler for a second one then would have it skipped ("maximum number of running
-        instances reached"), and the mail would wait for the next interval."""
+        """Run the poll job now (new mail announced by IDLE). While a poll is held it runs once more
+        when that one is released (the mail may have come after its search): asked for now, it would
+        be skipped ("maximum number of running instances") and the mail wait for the next interval."""
         with self._busy:
-            if self._poll_held:
+            if self._polls_started > self._polls_released:
                 self._poll_again = True
                 log.debug("new mail (%s) while polling: polling again afterwards", reason)
                 return
@@ -353,7 +351,9 @@ class Daemon:
         if event.job_id != "poll":
             return
         with self._busy:
-            self._poll_held = False
+            self._polls_released += 1
+            if self._polls_started > self._polls_released:  # a later run holds it: its release looks
+                return
             again, self._poll_again = self._poll_again, False
         if again:
             # From a thread of its own: this listener can run in the scheduler's thread (a job over
