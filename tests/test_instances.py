@@ -194,3 +194,29 @@ def test_a_deadlock_or_serialization_failure_is_retried_like_a_locked_sqlite():
     assert is_locked(OperationalError("UPDATE", {}, Orig("40P01")))
     assert is_locked(OperationalError("UPDATE", {}, Orig("40001")))
     assert not is_locked(OperationalError("UPDATE", {}, Orig("28P01")))  # a wrong password is not retried
+
+
+def test_a_renewal_that_fails_with_any_error_is_tried_again_and_the_lease_lost_past_its_expiry(tmp_path, postgres):
+    # Only OperationalError was caught: an InterfaceError (or a pool's TimeoutError) ended the
+    # renewal thread with `lost` still false, and the work went on while the lease ran out.
+    from sqlalchemy.exc import InterfaceError
+    _config, engine, sessions = shared(tmp_path, postgres)
+    now = [T0]
+    keeper = LeaseKeeper(sessions, "poll:zjg", "host:1:r", timedelta(seconds=0.3), clock=lambda: now[0])
+    assert keeper.acquire()
+    failures = []
+
+    def broken_sessions():
+        failures.append(now[0])
+        now[0] += timedelta(seconds=0.2)  # each failed try takes the clock past part of the lease
+        raise InterfaceError("SELECT 1", {}, Exception("connection already closed"))
+    keeper.sessions = broken_sessions
+    deadline = time.monotonic() + 30
+    while not keeper.lost and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert keeper.lost and len(failures) >= 2  # tried again, then given up once past the expiry
+    keeper.sessions = sessions
+    keeper.release()
+    with sessions() as session:  # lost: not released by us (it expires, or another holds it)
+        assert session.scalar(select(func.count()).select_from(Lease)) == 1
+    engine.dispose()

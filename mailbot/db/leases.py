@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.db.models import Lease
@@ -145,8 +145,10 @@ class LeaseKeeper:
             try:
                 with self.sessions() as session:
                     kept = renew(session, self.name, self.holder, self.clock(), self.ttl)
-            except OperationalError as exc:  # the database is briefly unreachable: try again
-                log.warning("could not renew lease %s: %s", self.name, exc)
+            except Exception as exc:  # noqa: BLE001 - unreachable, failed over, a pool timeout: try again
+                # Any error, not only OperationalError: a thread ended by another one (InterfaceError,
+                # a pool's TimeoutError) left `lost` false while the lease ran out under the work.
+                log.warning("could not renew lease %s: %s: %s", self.name, type(exc).__name__, exc)
                 kept = self.clock() - renewed < self.ttl  # past the expiry another may hold it
             else:
                 renewed = self.clock()
@@ -158,7 +160,10 @@ class LeaseKeeper:
     def release(self) -> None:
         self._done.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(self.ttl.total_seconds())  # a renewal's statements are bounded; so is this
+            if self._thread.is_alive():
+                log.error("lease %s: its renewal did not end; left to expire", self.name)
+                self.lost = True
         if not self.lost:
             with self.sessions() as session:
                 release(session, self.name, self.holder)
