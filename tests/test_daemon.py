@@ -378,6 +378,24 @@ def test_jobs_stop_between_units_and_close_what_they_share(tmp_path):
     engine.dispose()
 
 
+def test_the_summary_job_sends_the_summary_alone(tmp_path):
+    # The poll job sends everything else; two sends at once in one process (the summary job's
+    # hourly run beside the poll's) counted the daily cap and kept the throttle each on its own.
+    config = make_config(tmp_path)
+    config.sending.throttle_seconds = 0.0
+    config.summary_recipients = ["leader@example.test"]
+    engine = prepare_database(config)
+    sessions = make_sessionmaker(engine)
+    with DaemonJobs(config, sessions, lambda: datetime(2022, 10, 20, 9, 30, tzinfo=TZ)) as jobs:
+        assert jobs.remind(lambda: False) == 5  # five reminders queued, for the poll's send
+    with DaemonJobs(config, sessions, lambda: datetime(2022, 10, 25, 10, 30, tzinfo=TZ)) as jobs:
+        assert jobs.summary(lambda: False) == 1
+    with sessions() as session:
+        states = sorted((row.kind, row.status) for row in session.scalars(select(Outbox)))
+    assert states == [("reminder_upcoming", "queued")] * 5 + [("summary", "sent")]
+    engine.dispose()
+
+
 def test_sigterm_given_to_another_thread_stops_the_daemon_at_once(tmp_path):
     # The kernel hands a process's SIGTERM to any of its threads that does not block it. Python
     # runs the handler in the main thread only, when that thread next runs Python code, and the

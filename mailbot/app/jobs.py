@@ -103,13 +103,13 @@ class DaemonJobs:
             return 0
         # Imported only when due: openpyxl, lxml and Pillow cost the idle daemon ~12 MB.
         from mailbot.outbound.sending import send_outbox
-        from mailbot.summary.send import build_package, queue_summary
+        from mailbot.summary.send import KIND, build_package, queue_summary
         from mailbot.timeutil import current_month
         month = current_month(now, self.config.timezone)
         with self.sessions.begin() as session:
             queued = queue_summary(session, self.config, build_package(session, self.config, month, now), now)
-        if not should_stop():
-            send_outbox(self.config, self.sessions, self.clock, should_stop=should_stop)
+        if not should_stop():  # the summary alone: the rest is the poll's, whose sending may run now
+            send_outbox(self.config, self.sessions, self.clock, kinds={KIND}, should_stop=should_stop)
         return 1 if queued is not None else 0
 
     def close(self) -> None:

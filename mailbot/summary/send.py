@@ -20,6 +20,7 @@ from mailbot.summary.load import rows_in_force, trend_totals
 from mailbot.summary.render import compose_summary, summary_context, write_summary
 from mailbot.summary.workbook import attachment_name, build_summary_workbook
 
+KIND = "summary"  # its outbox rows
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PREVIEW_HTML = "summary.html"
 PREVIEW_TEXT = "summary.txt"
@@ -88,7 +89,7 @@ def queue_summary(session: Session, config: Config, package: SummaryPackage, now
     key = summary_key(package.summary.month)
     if force:
         key = f"{key}:resend:{now.isoformat()}"
-    return queue_mail(session, key=key, kind="summary", mailbox=config.mailboxes[0], to=list(config.summary_recipients),
+    return queue_mail(session, key=key, kind=KIND, mailbox=config.mailboxes[0], to=list(config.summary_recipients),
                       composed=package.composed, now=now,
                       attachments=[(package.attachment_name, package.xlsx, XLSX_TYPE)],
                       auto_submitted="auto-generated")
