@@ -18,8 +18,9 @@ from sqlalchemy import update
 
 from mailbot.outbound import alarms
 from mailbot.outbound.compose import compose
-from mailbot.db.engine import engine_for, make_sessionmaker
+from mailbot.db.engine import engine_for, make_engine, make_sessionmaker
 from mailbot.db.models import Outbox
+from mailbot.outbound.accounts import open_transport
 from mailbot.outbound.sending import backoff, claim_is_abandoned, send_outbox
 from support.sending_world import NOW, SCHOOL, World
 from support.smtp_server import DROP
@@ -65,6 +66,43 @@ def test_a_row_queued_by_another_process_after_an_empty_run_goes_out_with_the_ne
 
     assert report.sent == 1 and [r.status for r in world.rows()] == ["sent"]
     assert [m.mail_from for m in world.smtp.received] == ["zjg23236764@163.com"]
+
+
+def test_a_sent_email_whose_record_meets_a_locked_database_is_recorded_when_it_clears(world):
+    # The server said 250; recording `sent` then waited past the busy timeout for another writer.
+    # The error used to leave the row in `sending` under this live process, so the email went out
+    # again after the next restart. Now the record is tried again.
+    (row_id,) = world.queue(1, "chuyoujiao")
+    password = world.config.database_password() if world.config.database_backend == "postgresql" else None
+    impatient = make_sessionmaker(make_engine(world.config.database_url, password, busy_timeout=0.2))
+    other_writer = world.sessions()
+    retried = []
+
+    class LockedAfterSending:
+        """The real SMTP transport; another writer takes the row's lock just after the 250."""
+
+        def __init__(self, mailbox):
+            self.real = open_transport(mailbox)
+
+        def send(self, row):
+            refused = self.real.send(row)
+            other_writer.execute(update(Outbox).where(Outbox.id == row_id).values(attempts=Outbox.attempts))
+            return refused
+
+        def close(self):
+            self.real.close()
+
+    def sleep(seconds):  # the pause before trying the record again: the other writer commits
+        retried.append(seconds)
+        other_writer.commit()
+
+    report = send_outbox(world.config, impatient, world.clock, transport_for=LockedAfterSending, sleep=sleep)
+    other_writer.close()
+    impatient.kw["bind"].dispose()
+
+    assert report.sent == 1 and retried == [1.0]
+    assert [(r.status, r.claimed_by) for r in world.rows()] == [("sent", None)]
+    assert world.received_subjects() == ["回执 1"]
 
 
 def test_throttle_sleeps_between_sends_not_before_the_first(tmp_path, smtp_server):

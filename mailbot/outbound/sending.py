@@ -12,7 +12,7 @@ Claim, send, record:
    daemon and `outbox send` running together never send the same row twice.
 2. Send it through the account.
 3. Record `sent` in its own commit the moment the server said 250, before anything else (no
-   throttle sleep, no other row in between).
+   throttle sleep, no other row in between); a database error there is tried again for minutes.
 
 **The send window.** Between the server's 250 (step 2) and the commit of `sent` (step 3) lies a
 few milliseconds that no protocol closes: SMTP has no way to ask "did you get this one?". A
@@ -44,6 +44,7 @@ the claim's own transaction, so together they stay within it. Alarms themselves 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.outbound import alarms
@@ -67,6 +69,7 @@ log = logging.getLogger(__name__)
 
 CLAIM_LEASE = timedelta(minutes=30)  # a claim from another host older than this is abandoned
 MAX_BACKOFF = timedelta(hours=12)
+RECORD_SENT_WITHIN = 15 * 60.0  # seconds: how long a sent email's record is tried (see _record_sent_once_sent)
 
 
 @dataclass
@@ -287,7 +290,8 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
                         after_id = row.id - 1  # look at it again: capped now, or taken by another
                     continue  # another process took it
                 first = False
-                outcome = _send_one(session, config, mailbox, row, token, clock, transports, transport_for)
+                outcome = _send_one(session, config, mailbox, row, token, clock, transports, transport_for,
+                                    should_stop, sleep)
                 if outcome == "sent":
                     report.sent += 1
                     counts[row.mailbox] += 1
@@ -316,7 +320,8 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
 
 def _send_one(session: Session, config: Config, mailbox: MailboxConfig, row: Outbox, token: str,
               clock: Callable[[], datetime], transports: dict[str, Transport],
-              transport_for: Callable[[MailboxConfig], Transport]) -> str:
+              transport_for: Callable[[MailboxConfig], Transport], should_stop: Callable[[], bool],
+              sleep: Callable[[float], None]) -> str:
     """Send one claimed row and record what happened: "sent", "retrying", "stalled", "stopped",
     "failed", or the error text of a broken account."""
     try:
@@ -358,9 +363,29 @@ def _send_one(session: Session, config: Config, mailbox: MailboxConfig, row: Out
         # knowingly; give it back rather than leave it in `sending`.
         release(session, row.id, token, status=OutboxStatus.QUEUED)
         raise
-    record_sent(session, row.id, token, clock(), refused)
+    _record_sent_once_sent(session, row.id, token, clock, refused, should_stop, sleep)
     log.info("sent outbox #%d %s to %s via %s", row.id, row.kind, ", ".join(row.to_addrs), mailbox.name)
     return "sent"
+
+
+def _record_sent_once_sent(session: Session, row_id: int, token: str, clock: Callable[[], datetime], refused: dict,
+                           should_stop: Callable[[], bool], sleep: Callable[[float], None]) -> None:
+    """record_sent, tried again on a database error (a long write's lock, a dropped connection) for
+    up to RECORD_SENT_WITHIN: the server has the email, and a row left in `sending` is sent again
+    after a restart. Given up only at a stop or after that (the send window then lasts till exit)."""
+    give_up = time.monotonic() + RECORD_SENT_WITHIN
+    for attempt in itertools.count(1):
+        try:
+            return record_sent(session, row_id, token, clock(), refused)
+        except OperationalError as exc:
+            session.rollback()
+            if should_stop() or time.monotonic() >= give_up:
+                log.error("outbox #%d was sent but could not be recorded: it stays in `sending` and is sent "
+                          "again after a restart: %s", row_id, exc)
+                raise
+            log.warning("outbox #%d was sent; recording it failed (attempt %d), trying again: %s", row_id,
+                        attempt, exc)
+            sleep(min(float(attempt), 10.0))
 
 
 def _fail(session: Session, config: Config, mailbox: MailboxConfig, row: Outbox, token: str, attempts: int,
