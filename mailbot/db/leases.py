@@ -41,9 +41,23 @@ def host_name() -> str:
 
 
 def claim_token() -> str:
-    """host:pid:run, the holder of a claim or lease: the pid tells whether the holder still lives,
-    the run tells two runs apart."""
-    return f"{host_name()}:{os.getpid()}:{secrets.token_hex(4)}"
+    """host:pid:run:birth, the holder of a claim or lease: the pid tells whether the holder still
+    lives, the run tells two runs apart, the birth whether a live pid is still that process."""
+    return f"{host_name()}:{os.getpid()}:{secrets.token_hex(4)}:{process_birth(os.getpid()) or ''}"
+
+
+def process_birth(pid: int) -> str | None:
+    """Which process a pid is: the boot and its start time since then (Linux), or None. A pid is
+    used again, after a reboot above all (systemd starts the services in much the same order), and a
+    claim left by a process killed in its send window must not pass for the new process's."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            boot_id = boot.read().strip()[:8]
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            started = stat.read().rpartition(")")[2].split()[19]  # field 22: starttime, after the comm
+    except (OSError, IndexError):
+        return None
+    return f"{boot_id}-{started}"
 
 
 def process_alive(pid: int) -> bool:
@@ -56,12 +70,17 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def holder_gone(holder: str, this_host: str, pid_alive: Callable[[int], bool] = process_alive) -> bool | None:
-    """Whether the holder (host:pid:run) is certainly gone: True or False for a process of this
-    host, None for another host's (only time tells: its claim or lease expires)."""
-    host, pid, _run = (holder.split(":") + ["", ""])[:3]
+def holder_gone(holder: str, this_host: str, pid_alive: Callable[[int], bool] = process_alive,
+                birth_of: Callable[[int], str | None] = process_birth) -> bool | None:
+    """Whether the holder (host:pid:run:birth) is certainly gone: True or False for a process of
+    this host (its pid dead, or alive but born since), None for another host's (only time tells:
+    its claim or lease expires)."""
+    host, pid, _run, birth = (holder.split(":") + ["", "", ""])[:4]
     if host == this_host and pid.isdigit():
-        return not pid_alive(int(pid))
+        if not pid_alive(int(pid)):
+            return True
+        now_born = birth_of(int(pid)) if birth else None
+        return bool(now_born) and now_born != birth
     return None
 
 

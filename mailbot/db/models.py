@@ -308,7 +308,7 @@ class Lease(Base):
     __tablename__ = "leases"
 
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(255))  # host:pid:run (mailbot.outbound.sending.claim_token)
+    holder: Mapped[str] = mapped_column(String(255))  # host:pid:run:birth (mailbot.db.leases.claim_token)
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
