@@ -7,7 +7,7 @@ reply to a primary school comes from chuyoujiao. Rows go in order (by id), `thro
 apart, because 163.com takes bursts for spam.
 
 Claim, send, record:
-1. Claim: `UPDATE outbox SET status='sending', claimed_by=<host:pid:run> WHERE id=? AND
+1. Claim: `UPDATE outbox SET status='sending', claimed_by=<host:pid:run:birth> WHERE id=? AND
    status='queued'`, committed at once. Only one process can win it: a second `poll`, the
    daemon and `outbox send` running together never send the same row twice.
 2. Send it through the account.
