@@ -149,8 +149,9 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Who is sending it right now (status "sending"): "host:pid:run:birth" (mailbot.db.leases.claim_token), and since when. A row left in
-    # "sending" by a process that died is recognised by them and queued again (mailbot.outbound.sending).
+    # Who is sending it right now (status "sending"): "host:pid:run:birth" (mailbot.db.leases
+    # .claim_token), and since when. A row left in "sending" by a process that died is recognised
+    # by them and queued again (mailbot.outbound.sending).
     claimed_by: Mapped[str | None] = mapped_column(String(255))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
