@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import smtplib
 import socket
 import threading
 import time
@@ -229,3 +231,24 @@ def test_safe_keys_are_plain_file_names_and_distinct(one, other):
         assert name == os.path.basename(name)
     if one != other:
         assert safe_key(one) != safe_key(other)
+
+
+def test_a_send_the_server_took_just_as_its_deadline_passed_counts_as_sent(smtp_server, monkeypatch):
+    # sendmail returned (the server said 250) and the deadline's timer fired before the block ended:
+    # that was reported as a stalled send, so the row was queued again and the school got it twice.
+    sender = SmtpSender(dataclasses.replace(smtp_server.smtp_config(SENDER, "plain"), deadline=1.0))
+    real_sendmail = smtplib.SMTP.sendmail
+
+    def taken_then_the_deadline_passes(self, *args, **kwargs):
+        refused = real_sendmail(self, *args, **kwargs)
+        give_up = time.monotonic() + 30
+        while not sender._deadline.expired and time.monotonic() < give_up:
+            time.sleep(0.01)
+        return refused
+    monkeypatch.setattr(smtplib.SMTP, "sendmail", taken_then_the_deadline_passes)
+    assert sender.send(SENDER, [SCHOOL], raw_message()) == {}
+    assert sender._deadline.expired and len(smtp_server.received) == 1
+    monkeypatch.undo()
+    assert sender.send(SENDER, [SCHOOL], raw_message("再一封")) == {}  # on a new connection: the cut one is dropped
+    assert len(smtp_server.received) == 2
+    sender.close()

@@ -168,9 +168,10 @@ class Deadline:
 
     # -- one operation ------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def limit(self, what: str, seconds: float | None = None) -> Iterator[None]:
+    def limit(self, what: str, seconds: float | None = None, finished_counts: bool = False) -> Iterator[None]:
         """Run the block as one operation; `seconds` for one that may legitimately take longer
-        than `per_operation` (an IDLE wait)."""
+        than `per_operation` (an IDLE wait). `finished_counts`: a block that returned stands even
+        if the timer cut the connection just after (a send whose 250 is in); check `expired`."""
         seconds = self.remaining(seconds)
         if self.expired or seconds <= 0:
             self._expire(force=True)
@@ -195,7 +196,7 @@ class Deadline:
         _WATCHDOG.cancel(timer)
         if self.abandoned:
             raise DeadlineExceeded(f"{what}: abandoned, mailbot is stopping; connection dropped")
-        if self.expired:  # the timer won the race just as the answer arrived: the socket is cut
+        if self.expired and not finished_counts:  # the timer won just as the answer came: the socket is cut
             raise DeadlineExceeded(
                 f"{what}: finished just as its deadline of {seconds:g} s passed; connection dropped")
 

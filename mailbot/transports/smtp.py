@@ -72,7 +72,10 @@ class SmtpSender:
         if not message.isascii() and smtp.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
         try:
-            with self._deadline.limit(f"sending to {', '.join(recipients)} via {self.server.host}"):
+            # finished_counts: sendmail returned, so the server took the message; a deadline that
+            # passed at that moment must not call it a failure, or it would be sent again.
+            with self._deadline.limit(f"sending to {', '.join(recipients)} via {self.server.host}",
+                                      finished_counts=True):
                 refused = smtp.sendmail(from_addr, recipients, message, mail_options=options)
         except Exception as exc:
             self._drop()  # after any failure the session state is unknown: start afresh next time
@@ -80,6 +83,8 @@ class SmtpSender:
         except BaseException:
             self._drop()
             raise
+        if self._deadline.expired:  # the message stands; the connection, cut, does not
+            self._drop()
         return {address: (code, _text(reply)) for address, (code, reply) in refused.items()}
 
     def close(self) -> None:
