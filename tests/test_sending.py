@@ -21,7 +21,7 @@ from mailbot.outbound.compose import compose
 from mailbot.db.engine import engine_for, make_engine, make_sessionmaker
 from mailbot.db.models import Outbox
 from mailbot.outbound.accounts import open_transport
-from mailbot.db.leases import claim_token, process_alive
+from mailbot.db.leases import claim_token, host_name, process_alive
 from mailbot.outbound.sending import backoff, claim_is_abandoned, send_outbox
 from support.sending_world import NOW, SCHOOL, World
 from support.smtp_server import DROP
@@ -279,13 +279,34 @@ def _dead_pid() -> int:
     return int(proc.stdout)
 
 
-def test_a_row_left_sending_by_a_dead_process_is_sent_again(world):
-    import socket
+def left_sending(world, claimed_by: str) -> None:
+    """One queued row, left in `sending` under this claim (as a process killed in its send window leaves it)."""
     (row_id,) = world.queue(1)
     with world.sessions() as session:
         session.execute(update(Outbox).where(Outbox.id == row_id).values(
-            status="sending", claimed_by=f"{socket.gethostname()}:{_dead_pid()}:abcd", claimed_at=NOW))
+            status="sending", claimed_by=claimed_by, claimed_at=NOW))
         session.commit()
+
+
+def test_a_row_left_sending_by_a_dead_process_is_sent_again(world):
+    left_sending(world, f"{host_name()}:{_dead_pid()}:abcd")
+
+    report = world.send()
+
+    assert report.requeued_abandoned == 1 and report.sent == 1
+    assert world.rows()[0].status == "sent"
+
+
+def test_a_claim_whose_pid_now_belongs_to_a_newer_process_is_queued_again(world):
+    # A sender killed in its send window; after a reboot (systemd starts the services in much the
+    # same order) its pid is a live process again, here this test's own. Judged by the pid alone the
+    # claim looked held for ever: the row stayed in `sending` and the reply never went out.
+    host, pid, run, birth = claim_token().split(":")
+    boot, started = birth.split("-")
+    for stale in (f"{host}:{pid}:{run}:{boot}-1", f"{host}:{pid}:{run}:00000000-{started}"):  # earlier; another boot
+        assert claim_is_abandoned(stale, NOW, NOW, this_host=host, pid_alive=process_alive)
+    assert not claim_is_abandoned(claim_token(), NOW, NOW, this_host=host, pid_alive=process_alive)  # held
+    left_sending(world, f"{host}:{pid}:{run}:{boot}-1")
 
     report = world.send()
 
@@ -294,12 +315,7 @@ def test_a_row_left_sending_by_a_dead_process_is_sent_again(world):
 
 
 def test_a_row_another_live_process_is_sending_is_left_alone(world):
-    import socket
-    (row_id,) = world.queue(1)
-    with world.sessions() as session:
-        session.execute(update(Outbox).where(Outbox.id == row_id).values(
-            status="sending", claimed_by=f"{socket.gethostname()}:{os.getppid()}:abcd", claimed_at=NOW))
-        session.commit()
+    left_sending(world, f"{host_name()}:{os.getppid()}:abcd")
 
     report = world.send()
 
@@ -342,27 +358,6 @@ def test_a_claim_on_this_host_is_abandoned_exactly_when_its_process_is_gone(pid,
     now = NOW + timedelta(minutes=minutes)
     assert claim_is_abandoned(f"here:{pid}:ab", NOW, now, this_host="here",
                               pid_alive=lambda p: alive if p == pid else not alive) is (not alive)
-
-
-def test_a_claim_whose_pid_now_belongs_to_a_newer_process_is_queued_again(world):
-    # A sender killed in its send window; after a reboot (systemd starts the services in much the
-    # same order) its pid is a live process again, here this test's own. Judged by the pid alone the
-    # claim looked held for ever: the row stayed in `sending` and the reply never went out.
-    (row_id,) = world.queue(1, "chuyoujiao")
-    host, pid, run, birth = claim_token().split(":")
-    boot, _started = birth.split("-")
-    for stale in (f"{host}:{pid}:{run}:{boot}-1", f"{host}:{pid}:{run}:00000000-{_started}"):  # earlier; another boot
-        assert claim_is_abandoned(stale, NOW, NOW, this_host=host, pid_alive=process_alive)
-    assert not claim_is_abandoned(claim_token(), NOW, NOW, this_host=host, pid_alive=process_alive)  # held
-    with world.sessions() as session:
-        session.execute(update(Outbox).where(Outbox.id == row_id).values(
-            status="sending", claimed_by=f"{host}:{pid}:{run}:{boot}-1", claimed_at=NOW))
-        session.commit()
-
-    report = world.send()
-
-    assert report.requeued_abandoned == 1 and report.sent == 1
-    assert [r.status for r in world.rows()] == ["sent"]
 
 
 def test_a_claim_from_another_host_is_abandoned_only_after_the_lease():
