@@ -12,7 +12,7 @@ Claim, send, record:
    daemon and `outbox send` running together never send the same row twice.
 2. Send it through the account.
 3. Record `sent` in its own commit the moment the server said 250, before anything else (no
-   throttle sleep, no other row in between); a database error there is tried again for minutes.
+   throttle sleep, no other row in between); a database locked by another writer is waited for.
 
 **The send window.** Between the server's 250 (step 2) and the commit of `sent` (step 3) lies a
 few milliseconds that no protocol closes: SMTP has no way to ask "did you get this one?". A
@@ -44,7 +44,6 @@ the claim's own transaction, so together they stay within it. Alarms themselves 
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -62,6 +61,7 @@ from mailbot.config import Config, MailboxConfig
 from mailbot.db.leases import claim_token, holder_gone, host_name, process_alive  # noqa: F401 - used here and by tests
 from mailbot.db.models import Outbox
 from mailbot.db.states import OutboxStatus
+from mailbot.db.write_retry import in_write_transaction
 from mailbot.errors import ConfigError, PermanentSendError, TemporarySendError, TransportError
 from mailbot.timeutil import start_of_day
 
@@ -69,7 +69,6 @@ log = logging.getLogger(__name__)
 
 CLAIM_LEASE = timedelta(minutes=30)  # a claim from another host older than this is abandoned
 MAX_BACKOFF = timedelta(hours=12)
-RECORD_SENT_WITHIN = 15 * 60.0  # seconds: how long a sent email's record is tried (see _record_sent_once_sent)
 
 
 @dataclass
@@ -194,7 +193,6 @@ def record_sent(session: Session, row_id: int, token: str, now: datetime, refuse
     done = session.execute(update(Outbox).where(Outbox.id == row_id, Outbox.claimed_by == token)
                            .values(status=OutboxStatus.SENT, sent_at=now, claimed_by=None, claimed_at=None,
                                    last_error=f"some recipients refused: {note}" if note else None))
-    session.commit()
     if done.rowcount != 1:
         log.error("outbox #%d was sent but its claim had been taken over meanwhile", row_id)
     if note:
@@ -249,6 +247,18 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
     after_id = 0
     first = True
     shared = session_backend(sessions) == "postgresql"  # several instances may send at once
+
+    def record_sent_as_sent(row_id: int, refused: dict) -> None:
+        # Its own write transaction, tried again while another writer holds the database (up to 15
+        # minutes, not after a stop): the server has the email, and a row left in `sending` by a
+        # living process would be sent again after the next restart.
+        try:
+            in_write_transaction(sessions, lambda s: record_sent(s, row_id, token, clock(), refused),
+                                 should_stop=should_stop, sleep=sleep)
+        except OperationalError as exc:
+            log.error("outbox #%d was sent but could not be recorded: it stays in `sending` and is sent again "
+                      "after a restart: %s", row_id, exc)
+            raise
     try:
         with sessions() as session:
             day_start = start_of_day(clock(), config.timezone)
@@ -291,7 +301,7 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
                     continue  # another process took it
                 first = False
                 outcome = _send_one(session, config, mailbox, row, token, clock, transports, transport_for,
-                                    should_stop, sleep)
+                                    record_sent_as_sent)
                 if outcome == "sent":
                     report.sent += 1
                     counts[row.mailbox] += 1
@@ -320,8 +330,7 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
 
 def _send_one(session: Session, config: Config, mailbox: MailboxConfig, row: Outbox, token: str,
               clock: Callable[[], datetime], transports: dict[str, Transport],
-              transport_for: Callable[[MailboxConfig], Transport], should_stop: Callable[[], bool],
-              sleep: Callable[[float], None]) -> str:
+              transport_for: Callable[[MailboxConfig], Transport], record: Callable[[int, dict], None]) -> str:
     """Send one claimed row and record what happened: "sent", "retrying", "stalled", "stopped",
     "failed", or the error text of a broken account."""
     try:
@@ -363,29 +372,9 @@ def _send_one(session: Session, config: Config, mailbox: MailboxConfig, row: Out
         # knowingly; give it back rather than leave it in `sending`.
         release(session, row.id, token, status=OutboxStatus.QUEUED)
         raise
-    _record_sent_once_sent(session, row.id, token, clock, refused, should_stop, sleep)
+    record(row.id, refused)
     log.info("sent outbox #%d %s to %s via %s", row.id, row.kind, ", ".join(row.to_addrs), mailbox.name)
     return "sent"
-
-
-def _record_sent_once_sent(session: Session, row_id: int, token: str, clock: Callable[[], datetime], refused: dict,
-                           should_stop: Callable[[], bool], sleep: Callable[[float], None]) -> None:
-    """record_sent, tried again on a database error (a long write's lock, a dropped connection) for
-    up to RECORD_SENT_WITHIN: the server has the email, and a row left in `sending` is sent again
-    after a restart. Given up only at a stop or after that (the send window then lasts till exit)."""
-    give_up = time.monotonic() + RECORD_SENT_WITHIN
-    for attempt in itertools.count(1):
-        try:
-            return record_sent(session, row_id, token, clock(), refused)
-        except OperationalError as exc:
-            session.rollback()
-            if should_stop() or time.monotonic() >= give_up:
-                log.error("outbox #%d was sent but could not be recorded: it stays in `sending` and is sent "
-                          "again after a restart: %s", row_id, exc)
-                raise
-            log.warning("outbox #%d was sent; recording it failed (attempt %d), trying again: %s", row_id,
-                        attempt, exc)
-            sleep(min(float(attempt), 10.0))
 
 
 def _fail(session: Session, config: Config, mailbox: MailboxConfig, row: Outbox, token: str, attempts: int,
