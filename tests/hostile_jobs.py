@@ -35,3 +35,8 @@ def crash(data):
 
 def bug(data):
     return 1 / 0
+
+
+def never_finishes(*args):
+    """Whatever it is given, it keeps the worker busy (a reader stuck on a hostile table)."""
+    time.sleep(3600)

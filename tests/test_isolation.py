@@ -113,3 +113,22 @@ def test_a_caller_that_stops_early_leaves_no_busy_worker():
         assert not any(p.is_alive() for p in busy if p not in [w.process for w in pool._idle])
         (ok,) = pool.extract_many([Attachment("t.xlsx", "application/octet-stream", xlsx_bytes())])
         assert isinstance(ok, Extracted) and ok.tables
+
+
+def test_a_stop_abandons_the_running_jobs_at_once_and_the_pool_goes_on():
+    """A slow table may keep a worker busy for `worker_timeout_seconds`; a stop must not wait for it.
+    The old pool returned each job's WorkerFailure only at its deadline (here 60 s)."""
+    limits = dataclasses.replace(Limits(), worker_timeout_seconds=60.0)
+    with WorkerPool(limits, size=2) as pool:
+        stop = False
+
+        def inputs():
+            nonlocal stop
+            yield (None,)
+            stop = True  # asked while the first worker is busy and the second is given its job
+            yield (None,)
+
+        results = list(pool.map_ordered(hostile_jobs.never_finishes, inputs(), should_stop=lambda: stop))
+        assert results == []  # nothing made up for the abandoned jobs: the caller does them again
+        assert not [p for p in pool._ctx.active_children() if p not in [w.process for w in pool._idle]]
+        assert list(pool.map_ordered(hostile_jobs.square, [(3,)], should_stop=lambda: False)) == [9]

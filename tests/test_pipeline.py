@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import event, func, select
 
+import hostile_jobs
 from builders import submission
 from mailbot.db.models import AuditEntry, KnownSender, Message, Quarantine, Submission
-from mailbot.ingest.isolation import InlineRunner
+from mailbot.ingest.isolation import InlineRunner, WorkerPool
 from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.ingest.quarantine import approve
 from mailbot.db.queries import load_status
@@ -126,7 +127,7 @@ def test_late_first_submission_is_late(world):
 class BrokenRunner(InlineRunner):
     """As if a reader had a bug: the worker reports an exception."""
 
-    def map_ordered(self, function, args_iter, labels=None):
+    def map_ordered(self, function, args_iter, labels=None, should_stop=None):
         def broken(*args):
             raise RuntimeError("a bug in a reader")
         return super().map_ordered(broken, args_iter, labels)
@@ -241,7 +242,7 @@ class SignallingRunner(InlineRunner):
         super().__init__(limits)
         self.done = threading.Event()
 
-    def map_ordered(self, function, args_iter, labels=None):
+    def map_ordered(self, function, args_iter, labels=None, should_stop=None):
         yield from super().map_ordered(function, args_iter, labels)
         self.done.set()
 
@@ -335,7 +336,7 @@ class ReadAheadRunner(InlineRunner):
     """As the worker pool does: every message is archived before the first is decided, so the
     second is decided in a commit group that has not written yet."""
 
-    def map_ordered(self, function, args_iter, labels=None):
+    def map_ordered(self, function, args_iter, labels=None, should_stop=None):
         return super().map_ordered(function, list(args_iter), labels)
 
 
@@ -441,3 +442,44 @@ def test_a_key_queued_by_another_instance_after_the_look_up_is_not_queued_twice(
     (stored,) = world.outbox()
     assert late is None
     assert (stored.id, stored.to_addrs) == (first.id, ["BeimenXX@163.com"])
+
+
+class NeverFinishingPool(WorkerPool):
+    """Real workers whose analysis never ends: a table that keeps its reader busy."""
+
+    def map_ordered(self, function, args_iter, labels=None, should_stop=None):
+        return super().map_ordered(hostile_jobs.never_finishes, args_iter, labels, should_stop)
+
+
+def test_a_stop_while_a_worker_parses_ends_the_stream_and_the_message_waits_for_the_next_poll(tmp_path):
+    """The stop is not held up by the parse (before, the stream waited for the worker's deadline,
+    here 60 s, and then called the message failed); the message stays archived and unsettled, the
+    abandoned try is not counted against it, and the next poll processes it."""
+    world = World(tmp_path, "[limits]\nworker_timeout_seconds = 60.0\n")
+    raw = submission("beimenxx@163.com", "chuyoujiao@163.com", [BEIMEN], message_id="slow")
+    where = dict(mailbox="chuyoujiao", source="imap", folder="INBOX", uidvalidity=7, uid="41")
+    stop = threading.Event()
+
+    def inbounds():
+        yield Inbound(raw=raw, **where)
+        stop.set()  # the worker has the message: SIGTERM arrives now
+
+    try:
+        with NeverFinishingPool(world.config.limits) as pool:
+            stuck = Pipeline(world.config, world.sessions, pool, lambda: world.now)
+            try:
+                assert list(stuck.process_stream(inbounds(), stop.is_set)) == []
+            finally:
+                stuck.close()
+        with world.sessions() as s:
+            (row,) = s.scalars(select(Message))
+            assert (row.uid, row.outcome, row.attempts) == ("41", None, 0)
+            assert (world.config.state_dir / row.archive_path).read_bytes() == raw
+        again = world.pipeline.process(Inbound(raw=raw, **where))
+        assert again.outcome == "accepted"
+        with world.sessions() as s:
+            (row,) = s.scalars(select(Message))
+            assert (row.outcome, row.attempts) == ("accepted", 1)
+    finally:
+        world.pipeline.close()
+        world.engine.dispose()

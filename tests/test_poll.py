@@ -271,7 +271,7 @@ def test_dovecot_killed_mid_poll_then_restarted_loses_and_doubles_nothing(world,
 class FlakyRunner(InlineRunner):
     """The table reader breaking on one message (a bug of ours, not the school's)."""
 
-    def map_ordered(self, function, args_iter, labels=None):
+    def map_ordered(self, function, args_iter, labels=None, should_stop=None):
         for args in args_iter:
             # The job names the archived file (or, from a database archive, carries the bytes).
             if args is not None and b"POISON" in (args[0] if isinstance(args[0], bytes) else Path(args[0]).read_bytes()):

@@ -81,6 +81,13 @@ def count_attempt(session: Session, pk: int, **values) -> None:
     session.execute(update(MESSAGES).where(MESSAGES.c.id == pk).values(attempts=MESSAGES.c.attempts + 1, **values))
 
 
+def uncount_attempts(session: Session, pks: list[int]) -> None:
+    """Take back the attempt counted for messages whose processing was abandoned at a stop: a stop
+    is not an attempt (a crash is: a message that kills the process must not loop for ever)."""
+    if pks:
+        session.execute(update(MESSAGES).where(MESSAGES.c.id.in_(pks)).values(attempts=MESSAGES.c.attempts - 1))
+
+
 def message_sha256(session: Session, pk: int) -> str:
     return session.scalar(select(MESSAGES.c.sha256).where(MESSAGES.c.id == pk))
 

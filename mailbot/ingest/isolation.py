@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 # Measured on 2 cores over 1,000 messages (bench/README.md, "Ingest", third round): 2 workers
 # 249 messages/s; 2 niced 252/s; 3 workers 255/s; 3 niced 282/s.
 WORKER_NICENESS = 5
+# How often a caller that can be stopped looks at its stop while the workers parse: a slow table
+# may take `worker_timeout_seconds` (30 s), and a stop must not wait for it.
+STOP_CHECK_SECONDS = 0.2
 
 
 @dataclass
@@ -171,17 +174,19 @@ class WorkerPool:
         worker.kill()  # after a MemoryError or a bug, start clean
         return WorkerFailure(f"{job.label}: {payload}")
 
-    def map_ordered(self, function: Callable, args_iter: Iterable[tuple], labels: Iterable[str] | None = None
-                    ) -> Iterator[object]:
+    def map_ordered(self, function: Callable, args_iter: Iterable[tuple], labels: Iterable[str] | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> Iterator[object]:
         """function(*args) for each args, results (or WorkerFailure) in input order; None args
         give None. Up to `size` jobs run at once, and the next inputs are taken from `args_iter`
-        only as workers free up and results are consumed."""
+        only as workers free up and results are consumed. Once `should_stop()` says so, the
+        results stop at once: the jobs still running are abandoned (their workers killed), so the
+        caller must be able to do them again later (the pipeline's are archived and unsettled)."""
         args_iter = iter(args_iter)
         labels = iter(labels) if labels is not None else None
         running: deque[_Job] = deque()
         done: dict[int, object] = {}
         try:
-            yield from self._ordered(function, args_iter, labels, running, done)
+            yield from self._ordered(function, args_iter, labels, running, done, should_stop)
         finally:
             # The caller stopped early (an error, a shutdown): jobs still running would leave
             # their workers busy forever, so they are killed and replaced when next needed.
@@ -189,7 +194,7 @@ class WorkerPool:
                 job.worker.kill()
             running.clear()
 
-    def _ordered(self, function, args_iter, labels, running, done) -> Iterator[object]:
+    def _ordered(self, function, args_iter, labels, running, done, should_stop) -> Iterator[object]:
         next_index = next_yield = 0
         exhausted = False
         while True:
@@ -218,7 +223,12 @@ class WorkerPool:
                     return
                 continue
             timeout = max(0.0, min(job.deadline for job in running) - time.monotonic())
+            if should_stop is not None:
+                timeout = min(timeout, STOP_CHECK_SECONDS)
             ready = set(wait([job.worker.conn for job in running], timeout=timeout))
+            if should_stop is not None and should_stop():
+                log.info("stop asked: %d job(s) still running abandoned, to be done again", len(running))
+                return
             now = time.monotonic()
             for job in list(running):
                 if job.worker.conn in ready or now >= job.deadline:
@@ -254,8 +264,11 @@ class InlineRunner:
     def __init__(self, limits: Limits):
         self.limits = limits
 
-    def map_ordered(self, function: Callable, args_iter: Iterable[tuple], labels=None) -> Iterator[object]:
+    def map_ordered(self, function: Callable, args_iter: Iterable[tuple], labels=None,
+                    should_stop: Callable[[], bool] | None = None) -> Iterator[object]:
         for args in args_iter:
+            if should_stop is not None and should_stop():
+                return
             if args is None:
                 yield None
                 continue

@@ -132,14 +132,15 @@ class Pipeline:
         timeout gives the outcome `failed` (retried a bounded number of times)."""
         return next(self.process_stream([inbound]))
 
-    def process_stream(self, inbounds: Iterable[Inbound]) -> Iterator[Result]:
+    def process_stream(self, inbounds: Iterable[Inbound], should_stop: Callable[[], bool] | None = None
+                       ) -> Iterator[Result]:
         """Process messages in order, one result each. Each is archived before the workers parse
-        it; the workers run ahead on the next messages while this one is stored.
-
-        Results are yielded only once committed. Commits are grouped (up to `batch_size` messages
+        it; the workers run ahead on the next messages while this one is stored. Results are
+        yielded only once committed. Commits are grouped (up to `batch_size` messages
         or `batch_seconds`): a crash before a commit loses nothing, since an uncommitted message
         is simply processed again, and each message has its own savepoint so one that breaks
-        cannot undo the others."""
+        cannot undo the others. A stop (`should_stop`) ends the stream at once, even mid-parse: what
+        is decided is committed, the rest stays archived and unsettled for the next poll."""
         archived: deque[tuple[Inbound, MessageRow, Result | None, datetime]] = deque()
         session = self.sessions()
         self._forget_transaction()
@@ -154,7 +155,7 @@ class Pipeline:
         done: list[Result] = []
         last_commit = time.monotonic()
         try:
-            for analysis in self.runner.map_ordered(analyse_archived, jobs()):
+            for analysis in self.runner.map_ordered(analyse_archived, jobs(), should_stop=should_stop):
                 inbound, record, duplicate, now = archived.popleft()
                 if duplicate is not None:
                     done.append(duplicate)
@@ -172,6 +173,7 @@ class Pipeline:
                     last_commit = time.monotonic()
                     yield from done
                     done.clear()
+            store.uncount_attempts(session, [row.id for _i, row, twin, _t in archived if twin is None])  # a stop
             self._commit(session)
             yield from done
         finally:
@@ -207,8 +209,7 @@ class Pipeline:
             return result
 
     def _job(self, inbound: Inbound, archive_path: str = "") -> tuple:
-        """What the worker is sent. A message archived in a file is read there by the worker (its
-        path, not its bytes, goes down the pipe: issue 13); one in the database goes as bytes."""
+        """What the worker is sent: a file's path (the worker reads it), or bytes (a database archive)."""
         source = inbound.raw
         if archive_path and isinstance(self.archive, Archive):
             source = str(self.config.state_dir / archive_path)
@@ -327,8 +328,7 @@ class Pipeline:
         if mode != "off" and self._exempt is None:
             self._exempt = unauthenticated_exempt(session)
         if mode != "off" and self._exempt(msg.from_addr):
-            log.info("sender %s is exempted from sender authentication (message %s)", msg.from_addr,
-                     msg.message_id)
+            log.info("sender %s is exempted from sender authentication (message %s)", msg.from_addr, msg.message_id)
             return AuthVerdict(True, "exempted by the operator (senders trust --unauthenticated)")
 
         def own_dkim():

@@ -121,7 +121,8 @@ def download_and_process(pipeline: Pipeline, inbox: Inbox, session: InboxSession
                          fetch_batch_bytes: int, arrivals: Arrivals | None = None,
                          should_stop: ShouldStop = _never) -> Iterator[tuple[object, Result]]:
     """(key, committed result) for each message downloaded: the step IMAP and Maildir share.
-    A stop is noticed between messages: what was fed in is finished and committed, the rest waits.
+    A stop is noticed between messages and while the workers parse: what is decided is committed,
+    the rest waits for the next poll.
     Nothing to download: the pipeline is not touched (the daemon's is made on first use)."""
     if not keys:
         return
@@ -144,10 +145,12 @@ def download_and_process(pipeline: Pipeline, inbox: Inbox, session: InboxSession
                           arrived_at=None if key in arrivals.exempt else arrivals.at.get(key),
                           answer=key not in arrivals.unanswered, size=None if fetched.whole else fetched.size)
 
-    for result in pipeline.process_stream(inbounds()):
+    for result in pipeline.process_stream(inbounds(), should_stop):
         key = in_flight.popleft()
         _note_old_mail(pipeline, report, result, arrivals.at.get(key), key in arrivals.unanswered | arrivals.exempt)
         yield key, result
+    if in_flight:  # a stop came while the workers parsed these: they wait, unsettled, for the next poll
+        report.stopped = True
 
 
 def _note_old_mail(pipeline: Pipeline, report: MailboxPoll, result, arrived_at, on_purpose: bool) -> None:
@@ -300,8 +303,8 @@ class PipelineWhenNeeded:
             self._pipeline = self._make()
         return self._pipeline
 
-    def process_stream(self, inbounds):
-        return self._made().process_stream(inbounds)
+    def process_stream(self, inbounds, should_stop=None):
+        return self._made().process_stream(inbounds, should_stop)
 
     @property
     def disk_full(self):
