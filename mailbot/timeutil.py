@@ -1,4 +1,5 @@
-"""Time helpers. The clock is always passed in; nothing here reads it.
+"""Time helpers. The clock is always passed in; nothing here reads it (`pause` waits on the
+`sleep` it is given).
 
 The month rules (deadline, late, current month) live in `mailbot.rules.month.Month`; the
 functions here take and give months as the "YYYY-MM" text the database stores.
@@ -6,7 +7,10 @@ functions here take and give months as the "YYYY-MM" text the database stores.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+import time
+from datetime import datetime
+from datetime import time as time_of_day
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 from mailbot.rules.month import Month
@@ -24,7 +28,7 @@ def is_late(received_at: datetime, month: str, deadline_day: int, tz: ZoneInfo) 
 
 def start_of_day(moment: datetime, tz: ZoneInfo) -> datetime:
     local = moment.astimezone(tz)
-    return datetime.combine(local.date(), time(0), tzinfo=tz)
+    return datetime.combine(local.date(), time_of_day(0), tzinfo=tz)
 
 
 def label_datetime(moment: datetime, tz: ZoneInfo) -> str:
@@ -65,3 +69,17 @@ def parse_local_minute(text: str, tz: ZoneInfo) -> datetime:
     except ValueError as exc:
         raise ValueError(f"{text!r} is not a time like 2022-10-23 16:30 (YYYY-MM-DD HH:MM)") from exc
     return naive.replace(tzinfo=tz)
+
+
+def pause(seconds: float, should_stop: Callable[[], bool], sleep: Callable[[float], None] = time.sleep,
+          step: float = 0.1) -> bool:
+    """Wait `seconds` in short steps; False as soon as a stop is asked (the wait is cut short).
+    Counts what it asked `sleep` for, so an injected sleep (tests) is honoured exactly."""
+    waited = 0.0
+    while waited < seconds:
+        if should_stop():
+            return False
+        chunk = min(step, seconds - waited)
+        sleep(chunk)
+        waited += chunk
+    return not should_stop()

@@ -84,7 +84,7 @@ def test_work_is_retried_whole_once_the_lock_clears(tmp_path):
         if len(waits) == 2:
             holder.commit()  # the poll finishes while the stage waits
 
-    result = in_write_transaction(make_sessionmaker(engine), stage, pause=0, sleep=sleep)
+    result = in_write_transaction(make_sessionmaker(engine), stage, pause=0.2, sleep=sleep)  # 2 steps of 0.1 s
     holder.close()
     assert result == "queued" and len(waits) == 2
     assert names(engine) == ["a", "b", "c"]  # whole, once
@@ -112,6 +112,31 @@ def test_a_lock_that_never_clears_gives_up_with_nothing_written(tmp_path):
     engine.dispose()
 
 
+def test_a_stop_cuts_the_pause_between_tries_short(tmp_path):
+    """Every lock a bound, and a stop honoured within seconds: the pause before the next try (up to
+    10 s) ends as soon as the stop is asked, and nothing is written. It used to be one sleep of its
+    whole length, the stop looked at only after it."""
+    path = tmp_path / "db.sqlite3"
+    engine = make_engine(f"sqlite:///{path}", busy_timeout=0.05)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE item (name TEXT)")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a poll holding the lock
+    asked: list[float] = []
+
+    def sleep(seconds):
+        asked.append(seconds)
+
+    with pytest.raises(OperationalError, match="locked"):
+        in_write_transaction(make_sessionmaker(engine), lambda s: s.execute(text("INSERT INTO item VALUES ('x')")),
+                             pause=10.0, should_stop=lambda: len(asked) >= 3, sleep=sleep)
+    holder.rollback()
+    holder.close()
+    assert sum(asked) == pytest.approx(0.3)  # three steps of the first 10 s pause, then the stop
+    assert names(engine) == []
+    engine.dispose()
+
+
 def test_postgresql_waits_for_a_held_lock_within_the_busy_timeout_then_retries_whole(postgres):
     """Every lock a bound: an advisory lock another instance holds (or a row it locked) is waited
     for `busy_timeout` at most (lock_timeout, SQLSTATE 55P03), and the work is retried whole; a
@@ -135,8 +160,30 @@ def test_postgresql_waits_for_a_held_lock_within_the_busy_timeout_then_retries_w
     def sleep(_seconds):
         holder.rollback()  # the other instance's transaction ends while this one waits
 
-    in_write_transaction(make_sessionmaker(engine), stage, pause=0, sleep=sleep)
+    in_write_transaction(make_sessionmaker(engine), stage, pause=0.1, sleep=sleep)
     assert names(engine) == ["reminder"] and attempts == [1]
     holder.close()
     engine.dispose()
     holder_engine.dispose()
+
+
+def test_postgresql_work_whose_connection_drops_is_retried_whole_on_a_new_one(postgres):
+    """A sent email's record (or a reminder stage) must survive a moment's outage: the server
+    ends the connection under the work (as at a restart), and the work is done again, whole, on a
+    new connection. It used to be raised: a sent email stayed `sending` and went out again later."""
+    url, password = postgres.url(postgres.new_database("dropped", template="template0")), postgres.password_file.read_text().strip()
+    engine = make_engine(url, password)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE item (name TEXT)")
+    backends = []
+
+    def record(session):
+        backends.append(session.scalar(text("SELECT pg_backend_pid()")))
+        session.execute(text("INSERT INTO item VALUES ('sent')"))
+        if len(backends) == 1:
+            session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))  # the server goes away
+
+    in_write_transaction(make_sessionmaker(engine), record, pause=0.1, sleep=lambda _s: None)
+    assert len(backends) == 2 and backends[0] != backends[1]
+    assert names(engine) == ["sent"]  # the first try's insert died with its connection
+    engine.dispose()

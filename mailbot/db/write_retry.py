@@ -11,7 +11,9 @@ PostgreSQL: other instances write at the same time (row locks, not a database lo
 a transaction-scoped advisory lock first, so two instances doing the same work (both queueing a
 reminder stage at 09:00) do it one after the other: the second reads what the first committed and
 queues nothing twice (the outbox key is the final guard). A deadlock or serialization failure
-(SQLSTATE 40P01, 40001) or a lock not available (55P03) is retried whole, like SQLite's "locked".
+(SQLSTATE 40P01, 40001) or a lock not available (55P03) is retried whole, like SQLite's "locked",
+and so is a connection that drops under the work (the server restarted, a network cut): a sent
+email's record is then not lost to a moment's outage (it would be sent again after a restart).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import time
 from typing import Callable, TypeVar
 
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.timeutil import pause as wait
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +44,23 @@ def is_locked(exc: BaseException) -> bool:
     return "database is locked" in str(exc.orig or exc) or getattr(exc.orig, "sqlstate", None) in RETRIED_SQLSTATES
 
 
+def is_dropped(exc: BaseException) -> bool:
+    """The connection broke under the transaction (a PostgreSQL server restarted, a network cut):
+    SQLAlchemy has thrown that connection away, and the next try gets a new one."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 def in_write_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T], *,
                          within: float = DEFAULT_WITHIN_SECONDS, pause: float = 1.0,
                          should_stop: Callable[[], bool] = lambda: False,
                          clock: Callable[[], float] = time.monotonic,
                          sleep: Callable[[float], None] = time.sleep) -> T:
-    """`work(session)` in one transaction, committed; retried whole on "database is locked" for up to
-    `within` seconds (not after a stop is asked). Any other error, or the lock still held at the end,
-    is raised with nothing written."""
+    """`work(session)` in one transaction, committed; retried whole on "database is locked", or on a
+    connection dropped under it, for up to `within` seconds (not after a stop is asked: the pause
+    between tries is cut short by it). Any other error, or the lock still held at the end, is raised
+    with nothing written. A connection can drop during COMMIT, after the server committed: `work`
+    must therefore be safe to run again over its own result (every caller's is: the outbox keys,
+    a `sent` recorded for the claim's token only)."""
     give_up = clock() + within
     attempt = 0
     while True:
@@ -60,8 +73,10 @@ def in_write_transaction(sessions: sessionmaker[Session], work: Callable[[Sessio
                 elif dialect == "postgresql":
                     session.execute(text(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"))
                 return work(session)
-        except OperationalError as exc:
-            if not is_locked(exc) or clock() >= give_up or should_stop():
+        except DBAPIError as exc:
+            if not (is_locked(exc) or is_dropped(exc)) or clock() >= give_up or should_stop():
                 raise
-            log.warning("database locked by another writer (attempt %d); retrying the whole transaction", attempt)
-        sleep(min(pause * attempt, 10.0))
+            log.warning("%s (attempt %d); retrying the whole transaction", "database connection dropped"
+                        if is_dropped(exc) else "database locked by another writer", attempt)
+            if not wait(min(pause * attempt, 10.0), should_stop, sleep):
+                raise

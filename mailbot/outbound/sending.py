@@ -12,7 +12,8 @@ Claim, send, record:
    daemon and `outbox send` running together never send the same row twice.
 2. Send it through the account.
 3. Record `sent` in its own commit the moment the server said 250, before anything else (no
-   throttle sleep, no other row in between); a database locked by another writer is waited for.
+   throttle sleep, no other row in between); a database locked by another writer is waited for,
+   a dropped connection replaced.
 
 **The send window.** Between the server's 250 (step 2) and the commit of `sent` (step 3) lies a
 few milliseconds that no protocol closes: SMTP has no way to ask "did you get this one?". A
@@ -63,7 +64,7 @@ from mailbot.db.models import Outbox
 from mailbot.db.states import OutboxStatus
 from mailbot.db.write_retry import in_write_transaction
 from mailbot.errors import ConfigError, PermanentSendError, TemporarySendError, TransportError
-from mailbot.timeutil import start_of_day
+from mailbot.timeutil import pause, start_of_day
 
 log = logging.getLogger(__name__)
 
@@ -208,20 +209,6 @@ def release(session: Session, row_id: int, token: str, **values) -> None:
 # -- the run -------------------------------------------------------------------------------------
 
 
-def pause(seconds: float, should_stop: Callable[[], bool], sleep: Callable[[float], None] = time.sleep,
-          step: float = 0.1) -> bool:
-    """Wait `seconds` in short steps; False as soon as a stop is asked (the wait is cut short).
-    Counts what it asked `sleep` for, so an injected sleep (tests) is honoured exactly."""
-    waited = 0.0
-    while waited < seconds:
-        if should_stop():
-            return False
-        chunk = min(step, seconds - waited)
-        sleep(chunk)
-        waited += chunk
-    return not should_stop()
-
-
 def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable[[], datetime], *,
                 transport_for: Callable[[MailboxConfig], Transport] = open_transport,
                 sleep: Callable[[float], None] = time.sleep, limit: int | None = None,
@@ -249,9 +236,9 @@ def send_outbox(config: Config, sessions: sessionmaker[Session], clock: Callable
     shared = session_backend(sessions) == "postgresql"  # several instances may send at once
 
     def record_sent_as_sent(row_id: int, refused: dict) -> None:
-        # Its own write transaction, tried again while another writer holds the database (up to 15
-        # minutes, not after a stop): the server has the email, and a row left in `sending` by a
-        # living process would be sent again after the next restart.
+        # Its own write transaction, tried again while another writer holds the database or after
+        # its connection dropped (up to 15 minutes, not after a stop): the server has the email,
+        # and a row left in `sending` by a living process would be sent again after the next restart.
         try:
             in_write_transaction(sessions, lambda s: record_sent(s, row_id, token, clock(), refused),
                                  should_stop=should_stop, sleep=sleep)
