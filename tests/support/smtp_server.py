@@ -148,7 +148,19 @@ class SmtpServer:
             def factory(self):
                 return counting_smtp(self.handler, **self.SMTP_kwargs)
 
+            def _run(self, ready_event):
+                try:
+                    super()._run(ready_event)
+                finally:
+                    # A failed bind (a port another worker took meanwhile) ends this thread at once, but
+                    # aiosmtpd's start() would go on waiting its whole ready_timeout (60 s) before saying
+                    # so; waking it here makes `_trigger_server` raise the bind error at once.
+                    if self._thread_exception is not None:
+                        ready_event.set()
+
             def _trigger_server(self):
+                if self._thread_exception is not None:
+                    raise self._thread_exception
                 # aiosmtpd's own first connection (which makes the server build its SMTP instance) uses a
                 # client context loaded from the system CA store, about 20 ms of CPU per server and so per
                 # test, only to switch verification off: the same connection with an empty context.
