@@ -13,6 +13,7 @@ from sqlalchemy import event, func, select
 import hostile_jobs
 from builders import submission
 from mailbot.db.models import AuditEntry, KnownSender, Message, Quarantine, Submission
+from mailbot.ingest.archive import read_archived
 from mailbot.ingest.isolation import InlineRunner, WorkerPool
 from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.ingest.quarantine import approve
@@ -474,7 +475,7 @@ def test_a_stop_while_a_worker_parses_ends_the_stream_and_the_message_waits_for_
         with world.sessions() as s:
             (row,) = s.scalars(select(Message))
             assert (row.uid, row.outcome, row.attempts) == ("41", None, 0)
-            assert (world.config.state_dir / row.archive_path).read_bytes() == raw
+            assert read_archived(s, world.config.state_dir, row.archive_path) == raw
         again = world.pipeline.process(Inbound(raw=raw, **where))
         assert again.outcome == "accepted"
         with world.sessions() as s:
