@@ -8,6 +8,7 @@ import contextlib
 import re
 import dataclasses
 import json
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,13 +17,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+import hostile_jobs
 from builders import submission
 from mailbot.config import load_config
 from mailbot.db.engine import make_sessionmaker
 from mailbot.db.migrate import prepare_database
 from mailbot.db.models import MailboxState, Message, Outbox, Submission
 from mailbot.errors import WorkerFailure
-from mailbot.ingest.isolation import InlineRunner
+from mailbot.ingest.isolation import InlineRunner, WorkerPool
 from mailbot.ingest.pipeline import Inbound, Pipeline
 from mailbot.ingest.poll import poll_mailboxes
 from mailbot.ingest.poll_plan import advance_mark, triage
@@ -291,6 +293,41 @@ def test_a_failed_message_is_retried_a_bounded_number_of_times(world, dovecot):
     poisoned = [m for m in world.messages() if m.outcome == "failed"]
     assert len(poisoned) == 1 and poisoned[0].attempts == world.config.limits.max_attempts
     assert world.count(Outbox, Outbox.kind == "operator_failure") == 1
+
+
+class StuckPool(WorkerPool):
+    """Real workers stuck on every table; `given` is set once a worker has its first job."""
+
+    def __init__(self, limits, given):
+        super().__init__(dataclasses.replace(limits, worker_timeout_seconds=60.0))
+        self.given = given
+
+    def map_ordered(self, function, args_iter, labels=None, should_stop=None):
+        return super().map_ordered(hostile_jobs.never_finishes, args_iter, labels, should_stop)
+
+    def _start(self, function, args):
+        worker = super()._start(function, args)
+        self.given.set()
+        return worker
+
+
+def test_a_stop_while_a_worker_parses_ends_the_poll_and_the_next_poll_takes_the_message(world, dovecot):
+    """SIGTERM while a worker is stuck on a table: the poll returns at once, stopped, instead of
+    after the worker's deadline (60 s here) with the message failed; the message is left to the
+    next poll, which answers it once."""
+    given = threading.Event()
+    dovecot.append(USERS["chuyoujiao"], school_mail(1))
+    with StuckPool(world.config.limits, given) as pool:
+        world.pipeline.runner = pool
+        results, reports = world.poll(should_stop=given.is_set)
+    assert results == [] and reports[0].stopped
+    (row,) = [m for m in world.messages() if m.outcome != "baseline"]
+    assert (row.outcome, row.attempts) == (None, 0)
+
+    world.pipeline.runner = world.runner
+    results, reports = world.poll()
+    assert [r["outcome"] for r in results] == ["accepted"] and all(r.ok for r in reports)
+    assert world.count(Outbox, Outbox.kind == "receipt") == 1
 
 
 def test_the_retry_read_finds_its_rows_by_the_unsettled_index_not_the_folders_whole_ledger():
